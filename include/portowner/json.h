@@ -1,0 +1,32 @@
+/*
+ * portowner: JSON through yajl.
+ *
+ * Contract: 0 or a negative errno value; nothing logs.
+ */
+#ifndef PORTOWNER_JSON_H
+#define PORTOWNER_JSON_H
+
+#include <stddef.h>
+
+#include "portowner/snapshot.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Writes the snapshot as a JSON array with one object per listening socket:
+ * protocol ("tcp"/"udp"), family ("inet"/"inet6"), v6only (true, false or
+ * null), address, port, inode, netns, accept_queue and accept_queue_max
+ * (TCP; null when unknown), and owners: [{pid, fd, comm, exe, uid, user}].
+ * *out is malloc'd and NUL-terminated; the caller frees it.
+ * Returns 0, -ENOMEM.
+ */
+int po_json_snapshot(const struct po_snapshot *s, int pretty, char **out,
+                     size_t *len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PORTOWNER_JSON_H */

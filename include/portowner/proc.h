@@ -1,0 +1,45 @@
+/*
+ * portowner: details of an owner process (comm, exe, uid, user name), read
+ * lazily: only for processes that own a wanted socket, once per process.
+ *
+ * Contract: 0 or a negative errno value. Nothing here logs or keeps globals.
+ */
+#ifndef PORTOWNER_PROC_H
+#define PORTOWNER_PROC_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PO_UID_UNKNOWN UINT32_MAX
+
+struct po_proc {
+  pid_t pid;
+  uint32_t uid;   /* effective uid (status "Uid:" 2nd field), or
+                     PO_UID_UNKNOWN */
+  char comm[64];  /* contents of /proc/PID/comm without the newline; raw
+                     bytes, may be any byte but NUL; "" when unreadable */
+  char *exe;      /* target of /proc/PID/exe (malloc'd), NULL when it cannot
+                     be read (no privilege, kernel thread, process gone) */
+  char user[64];  /* user name of uid, the number when it has no name, ""
+                     when the uid is unknown */
+};
+
+/*
+ * Reads the details of process pid under proc_root into *p (which it
+ * initialises). Missing parts are left empty as documented above.
+ * Returns 0, -ENOENT / -ESRCH when the process is gone, -ENOMEM.
+ */
+int po_proc_read(const char *proc_root, pid_t pid, struct po_proc *p);
+
+/* Frees what po_proc_read() allocated. */
+void po_proc_release(struct po_proc *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PORTOWNER_PROC_H */

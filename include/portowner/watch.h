@@ -1,0 +1,3 @@
+#ifndef PORTOWNER_WATCH_H
+#define PORTOWNER_WATCH_H
+#endif
