@@ -1,1 +1,174 @@
-/* placeholder */
+/*
+ * portowner: JSON output through yajl.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "portowner/json.h"
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n) {
+  size_t len;
+  unsigned cp;
+
+  if (s[0] < 0x80)
+    return 1;
+  if (s[0] >= 0xc2 && s[0] <= 0xdf)
+    len = 2, cp = s[0] & 0x1f;
+  else if (s[0] >= 0xe0 && s[0] <= 0xef)
+    len = 3, cp = s[0] & 0x0f;
+  else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+    len = 4, cp = s[0] & 0x07;
+  else
+    return 0;
+  if (len > n)
+    return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xc0) != 0x80)
+      return 0;
+    cp = (cp << 6) | (s[i] & 0x3f);
+  }
+  /* Overlong forms, surrogates and code points past U+10FFFF. */
+  if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+      (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+    return 0;
+  return len;
+}
+
+yajl_gen_status po_json_string(yajl_gen g, const char *s, size_t len) {
+  static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
+  const unsigned char *u = (const unsigned char *)s;
+  char stackbuf[256] = "";
+  char *buf = stackbuf;
+  size_t w = 0, cap = sizeof stackbuf;
+  yajl_gen_status st;
+
+  if (len == 0)
+    return yajl_gen_string(g, (const unsigned char *)"", 0);
+  /* Worst case every byte becomes three. */
+  if (len * 3 > cap) {
+    cap = len * 3;
+    buf = malloc(cap);
+    if (!buf)
+      return yajl_gen_generation_complete; /* any error status */
+  }
+  for (size_t i = 0; i < len;) {
+    size_t n = utf8_len(u + i, len - i);
+
+    if (n == 0) {
+      memcpy(buf + w, replacement, 3);
+      w += 3;
+      i++;
+    } else {
+      memcpy(buf + w, u + i, n);
+      w += n;
+      i += n;
+    }
+  }
+  st = yajl_gen_string(g, (const unsigned char *)buf, w);
+  if (buf != stackbuf)
+    free(buf);
+  return st;
+}
+
+static yajl_gen_status key(yajl_gen g, const char *k) {
+  return yajl_gen_string(g, (const unsigned char *)k, strlen(k));
+}
+
+static yajl_gen_status str(yajl_gen g, const char *s) {
+  return po_json_string(g, s, strlen(s));
+}
+
+static yajl_gen_status queue(yajl_gen g, const struct po_socket *s,
+                             uint32_t v) {
+  if (s->proto != IPPROTO_TCP || v == PO_QUEUE_UNKNOWN)
+    return yajl_gen_null(g);
+  return yajl_gen_integer(g, v);
+}
+
+static int gen_owner(yajl_gen g, const struct po_snapshot *s,
+                     const struct po_owner *o) {
+  const struct po_proc *p = s->nprocs ? &s->procs[o->proc] : NULL;
+  int bad = 0;
+
+  bad |= yajl_gen_map_open(g);
+  bad |= key(g, "pid") | yajl_gen_integer(g, o->pid);
+  bad |= key(g, "fd") | yajl_gen_integer(g, o->fd);
+  bad |= key(g, "comm") | (p ? str(g, p->comm) : yajl_gen_null(g));
+  bad |= key(g, "exe") |
+         (p && p->exe ? str(g, p->exe) : yajl_gen_null(g));
+  bad |= key(g, "uid") | (p && p->uid != PO_UID_UNKNOWN
+                              ? yajl_gen_integer(g, p->uid)
+                              : yajl_gen_null(g));
+  bad |= key(g, "user") | (p && p->user[0] ? str(g, p->user)
+                                           : yajl_gen_null(g));
+  bad |= yajl_gen_map_close(g);
+  return bad;
+}
+
+static int gen_socket(yajl_gen g, const struct po_snapshot *s,
+                      const struct po_socket *sk) {
+  char addr[INET6_ADDRSTRLEN] = "";
+  int bad = 0;
+
+  inet_ntop(sk->family, sk->addr, addr, sizeof addr);
+  bad |= yajl_gen_map_open(g);
+  bad |= key(g, "protocol") |
+         str(g, sk->proto == IPPROTO_TCP ? "tcp" : "udp");
+  bad |= key(g, "family") | str(g, sk->family == AF_INET ? "inet" : "inet6");
+  bad |= key(g, "v6only");
+  if (sk->family == AF_INET6 && sk->v6only >= 0)
+    bad |= yajl_gen_bool(g, sk->v6only);
+  else if (sk->family == AF_INET)
+    bad |= yajl_gen_bool(g, 0);
+  else
+    bad |= yajl_gen_null(g);
+  bad |= key(g, "address") | str(g, addr);
+  bad |= key(g, "port") | yajl_gen_integer(g, sk->port);
+  bad |= key(g, "inode") | yajl_gen_integer(g, (long long)sk->inode);
+  bad |= key(g, "netns") | yajl_gen_integer(g, (long long)sk->netns);
+  bad |= key(g, "uid") | yajl_gen_integer(g, sk->uid);
+  bad |= key(g, "accept_queue") | queue(g, sk, sk->rqueue);
+  bad |= key(g, "accept_queue_max") | queue(g, sk, sk->wqueue);
+  bad |= key(g, "owners") | yajl_gen_array_open(g);
+  for (size_t i = 0; i < sk->owner_count; i++)
+    bad |= gen_owner(g, s, &s->owners[sk->owner_first + i]);
+  bad |= yajl_gen_array_close(g);
+  bad |= yajl_gen_map_close(g);
+  return bad;
+}
+
+int po_json_snapshot(const struct po_snapshot *s, int pretty, char **out,
+                     size_t *len) {
+  yajl_gen g = yajl_gen_alloc(NULL);
+  const unsigned char *buf;
+  size_t blen;
+  int bad = 0;
+
+  if (!g)
+    return -ENOMEM;
+  yajl_gen_config(g, yajl_gen_beautify, pretty ? 1 : 0);
+  bad |= yajl_gen_array_open(g);
+  for (size_t i = 0; i < s->socks.len; i++)
+    bad |= gen_socket(g, s, &s->socks.v[i]);
+  bad |= yajl_gen_array_close(g);
+  if (bad || yajl_gen_get_buf(g, &buf, &blen) != yajl_gen_status_ok) {
+    yajl_gen_free(g);
+    return -ENOMEM;
+  }
+  *out = malloc(blen + 1);
+  if (!*out) {
+    yajl_gen_free(g);
+    return -ENOMEM;
+  }
+  memcpy(*out, buf, blen);
+  (*out)[blen] = '\0';
+  if (len)
+    *len = blen;
+  yajl_gen_free(g);
+  return 0;
+}

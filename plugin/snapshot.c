@@ -1,1 +1,426 @@
-/* placeholder */
+/*
+ * portowner: a snapshot of the listening sockets that match a query, with all
+ * of their owners and the owners' process details.
+ *
+ * Order of work, cheapest first: the listener table of each network
+ * namespace (netlink, or /proc/net), the port and protocol filter, one fd walk
+ * for the inodes left, and process details only for the owners found.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+
+#include "portowner/snapshot.h"
+
+struct po_ctx {
+  char *proc_root;
+  int nl_fd;              /* NETLINK_SOCK_DIAG socket of our own netns */
+  int nl_unavailable;     /* netlink refused once: do not retry every read */
+  struct po_resolver *resolver;
+  struct po_table scratch; /* one namespace's table before filtering */
+};
+
+struct ns_entry {
+  uint64_t netns;
+  pid_t pid; /* a process inside it */
+};
+
+struct po_ctx *po_ctx_new(const char *proc_root) {
+  struct po_ctx *ctx = calloc(1, sizeof *ctx);
+
+  if (!ctx)
+    return NULL;
+  ctx->nl_fd = -1;
+  ctx->proc_root = strdup(proc_root ? proc_root : "/proc");
+  ctx->resolver = po_resolver_new();
+  if (!ctx->proc_root || !ctx->resolver) {
+    po_ctx_free(ctx);
+    errno = ENOMEM;
+    return NULL;
+  }
+  return ctx;
+}
+
+void po_ctx_free(struct po_ctx *ctx) {
+  if (!ctx)
+    return;
+  if (ctx->nl_fd >= 0)
+    close(ctx->nl_fd);
+  po_resolver_free(ctx->resolver);
+  po_table_free(&ctx->scratch);
+  free(ctx->proc_root);
+  free(ctx);
+}
+
+const char *po_ctx_proc_root(const struct po_ctx *ctx) {
+  return ctx->proc_root;
+}
+
+int po_ranges_match(const struct po_range *r, size_t n, uint16_t port) {
+  if (n == 0)
+    return 1;
+  for (size_t i = 0; i < n; i++)
+    if (port >= r[i].lo && port <= r[i].hi)
+      return 1;
+  return 0;
+}
+
+unsigned po_socket_bit(const struct po_socket *s) {
+  if (s->proto == IPPROTO_TCP)
+    return s->family == AF_INET ? PO_TCP4 : PO_TCP6;
+  return s->family == AF_INET ? PO_UDP4 : PO_UDP6;
+}
+
+/* "net:[4026531840]" -> 4026531840. Returns 0 when it is not one. */
+static uint64_t netns_link_parse(const char *link, ssize_t len) {
+  uint64_t v = 0;
+  ssize_t i = 5;
+
+  if (len < 7 || memcmp(link, "net:[", 5) != 0 || link[len - 1] != ']')
+    return 0;
+  for (; i < len - 1; i++) {
+    if (link[i] < '0' || link[i] > '9' || v > (UINT64_MAX - 9) / 10)
+      return 0;
+    v = v * 10 + (uint64_t)(link[i] - '0');
+  }
+  return v;
+}
+
+static uint64_t netns_of(const char *path) {
+  char link[64];
+  ssize_t len = readlink(path, link, sizeof link);
+
+  return len > 0 ? netns_link_parse(link, len) : 0;
+}
+
+/* Our own network namespace: the thread's, as netlink sees it. */
+static uint64_t own_netns(const struct po_ctx *ctx) {
+  char path[PATH_MAX];
+  uint64_t ns;
+
+  snprintf(path, sizeof path, "%s/thread-self/ns/net", ctx->proc_root);
+  ns = netns_of(path);
+  if (!ns) {
+    snprintf(path, sizeof path, "%s/self/ns/net", ctx->proc_root);
+    ns = netns_of(path);
+  }
+  return ns;
+}
+
+static int netlink_unavailable(int err) {
+  return err == -EPROTONOSUPPORT || err == -EOPNOTSUPP ||
+         err == -EAFNOSUPPORT || err == -EACCES || err == -EPERM ||
+         err == -ENOENT;
+}
+
+static int netlink_open(void) {
+  int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+
+  return fd < 0 ? -errno : fd;
+}
+
+/* Appends the sockets of t that match q to out. */
+static int table_filter(struct po_table *out, const struct po_table *t,
+                        const struct po_query *q, unsigned mask) {
+  for (size_t i = 0; i < t->len; i++) {
+    const struct po_socket *s = &t->v[i];
+    int err;
+
+    if (!(po_socket_bit(s) & mask) ||
+        !po_ranges_match(q->ports, q->nports, s->port))
+      continue;
+    err = po_table_push(out, s);
+    if (err)
+      return err;
+  }
+  return 0;
+}
+
+/* Reads the caller's own namespace into ctx->scratch. */
+static int read_own(struct po_ctx *ctx, const struct po_query *q,
+                    unsigned mask, uint64_t netns, struct po_snapshot *s) {
+  int err = -EPROTONOSUPPORT;
+
+  if (q->source != PO_SOURCE_PROC && !ctx->nl_unavailable) {
+    if (ctx->nl_fd < 0)
+      ctx->nl_fd = netlink_open();
+    err = ctx->nl_fd < 0 ? ctx->nl_fd
+                         : po_table_dump_netlink(
+                               &ctx->scratch, ctx->nl_fd, mask, netns,
+                               &s->stats.malformed, &s->stats.retries);
+    if (ctx->nl_fd < 0)
+      ctx->nl_fd = -1;
+    if (!err) {
+      s->stats.source_used = PO_SOURCE_NETLINK;
+      return 0;
+    }
+    if (q->source == PO_SOURCE_NETLINK || !netlink_unavailable(err))
+      return err;
+    /* AUTO: remember that netlink is not there and read /proc/net. */
+    ctx->nl_unavailable = 1;
+    po_table_clear(&ctx->scratch);
+  }
+  if (q->source == PO_SOURCE_NETLINK)
+    return err;
+  {
+    char dir[PATH_MAX];
+
+    snprintf(dir, sizeof dir, "%s/net", ctx->proc_root);
+    err = po_table_read_proc(&ctx->scratch, dir, mask, netns,
+                             &s->stats.malformed);
+  }
+  if (!err)
+    s->stats.source_used = PO_SOURCE_PROC;
+  return err;
+}
+
+/*
+ * Reads another namespace's table through netlink opened inside it (setns on
+ * this thread and back), or through /proc/PID/net of a process inside it.
+ */
+static int read_other(struct po_ctx *ctx, const struct po_query *q,
+                      unsigned mask, const struct ns_entry *ns,
+                      struct po_snapshot *s) {
+  char path[PATH_MAX];
+  int err;
+
+  if (q->source != PO_SOURCE_PROC && s->stats.source_used ==
+                                         PO_SOURCE_NETLINK) {
+    int self_fd, target_fd, nl = -1;
+
+    snprintf(path, sizeof path, "%s/%d/ns/net", ctx->proc_root, (int)ns->pid);
+    target_fd = open(path, O_RDONLY | O_CLOEXEC);
+    self_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (target_fd >= 0 && self_fd >= 0 && setns(target_fd, CLONE_NEWNET) == 0) {
+      nl = netlink_open();
+      if (setns(self_fd, CLONE_NEWNET) != 0) {
+        /* Cannot go home: never leave this thread in another netns. */
+        abort();
+      }
+    }
+    if (target_fd >= 0)
+      close(target_fd);
+    if (self_fd >= 0)
+      close(self_fd);
+    if (nl >= 0) {
+      err = po_table_dump_netlink(&ctx->scratch, nl, mask, ns->netns,
+                                  &s->stats.malformed, &s->stats.retries);
+      close(nl);
+      if (!err)
+        return 0;
+      po_table_clear(&ctx->scratch);
+    }
+    if (q->source == PO_SOURCE_NETLINK && nl >= 0)
+      return err;
+  }
+  snprintf(path, sizeof path, "%s/%d/net", ctx->proc_root, (int)ns->pid);
+  return po_table_read_proc(&ctx->scratch, path, mask, ns->netns,
+                            &s->stats.malformed);
+}
+
+static int ns_cmp(const void *a, const void *b) {
+  const struct ns_entry *x = a, *y = b;
+
+  if (x->netns != y->netns)
+    return x->netns < y->netns ? -1 : 1;
+  return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+/* Every network namespace other than own that a process of proc_root is in,
+ * each with the lowest pid inside it. */
+static int list_namespaces(const struct po_ctx *ctx, uint64_t own,
+                           struct ns_entry **out, size_t *n) {
+  struct ns_entry *v = NULL;
+  size_t len = 0, cap = 0, w = 0;
+  DIR *d = opendir(ctx->proc_root);
+  struct dirent *de;
+
+  if (!d)
+    return -errno;
+  while ((de = readdir(d)) != NULL) {
+    char path[PATH_MAX];
+    char *end;
+    long pid = strtol(de->d_name, &end, 10);
+    uint64_t ns;
+
+    if (*end || pid <= 0 || de->d_name[0] < '0' || de->d_name[0] > '9')
+      continue;
+    snprintf(path, sizeof path, "%s/%s/ns/net", ctx->proc_root, de->d_name);
+    ns = netns_of(path);
+    if (!ns || ns == own)
+      continue;
+    if (len == cap) {
+      size_t ncap = cap ? 2 * cap : 16;
+      struct ns_entry *nv = realloc(v, ncap * sizeof *v);
+
+      if (!nv) {
+        free(v);
+        closedir(d);
+        return -ENOMEM;
+      }
+      v = nv;
+      cap = ncap;
+    }
+    v[len].netns = ns;
+    v[len].pid = (pid_t)pid;
+    len++;
+  }
+  closedir(d);
+  if (len)
+    qsort(v, len, sizeof *v, ns_cmp);
+  for (size_t i = 0; i < len; i++)
+    if (w == 0 || v[w - 1].netns != v[i].netns)
+      v[w++] = v[i];
+  *out = v;
+  *n = w;
+  return 0;
+}
+
+static int owner_cmp(const void *a, const void *b) {
+  const struct po_owner *x = a, *y = b;
+
+  if (x->sock != y->sock)
+    return x->sock < y->sock ? -1 : 1;
+  if (x->pid != y->pid)
+    return x->pid < y->pid ? -1 : 1;
+  return (x->fd > y->fd) - (x->fd < y->fd);
+}
+
+static int pid_cmp(const void *a, const void *b) {
+  pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+  return (x > y) - (x < y);
+}
+
+static int proc_cmp(const void *a, const void *b) {
+  const struct po_proc *x = a, *y = b;
+
+  return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+/* One po_proc per distinct owner pid; links owners to them. */
+static int load_procs(const struct po_ctx *ctx, struct po_snapshot *s) {
+  pid_t *pids;
+  size_t n = 0;
+
+  if (s->nowners == 0)
+    return 0;
+  pids = malloc(s->nowners * sizeof *pids);
+  if (!pids)
+    return -ENOMEM;
+  for (size_t i = 0; i < s->nowners; i++)
+    pids[i] = s->owners[i].pid;
+  qsort(pids, s->nowners, sizeof *pids, pid_cmp);
+  for (size_t i = 0; i < s->nowners; i++)
+    if (n == 0 || pids[n - 1] != pids[i])
+      pids[n++] = pids[i];
+  s->procs = calloc(n, sizeof *s->procs);
+  if (!s->procs) {
+    free(pids);
+    return -ENOMEM;
+  }
+  for (size_t i = 0; i < n; i++) {
+    int err = po_proc_read(ctx->proc_root, pids[i], &s->procs[i]);
+
+    if (err == -ENOMEM) {
+      s->nprocs = i;
+      free(pids);
+      return err;
+    }
+    /* A process that exited since the walk keeps its pid, details empty. */
+    s->procs[i].pid = pids[i];
+  }
+  s->nprocs = n;
+  free(pids);
+  for (size_t i = 0; i < s->nowners; i++) {
+    struct po_proc key = {.pid = s->owners[i].pid};
+    struct po_proc *p =
+        bsearch(&key, s->procs, s->nprocs, sizeof key, proc_cmp);
+
+    s->owners[i].proc = (size_t)(p - s->procs);
+  }
+  return 0;
+}
+
+int po_snapshot_take(struct po_ctx *ctx, const struct po_query *q,
+                     struct po_snapshot *s) {
+  unsigned mask = q->mask ? q->mask & PO_PROTO_ALL : PO_PROTO_ALL;
+  struct po_owners owners = {0};
+  uint64_t own;
+  int err;
+
+  memset(s, 0, sizeof *s);
+  own = own_netns(ctx);
+
+  po_table_clear(&ctx->scratch);
+  err = read_own(ctx, q, mask, own, s);
+  if (!err)
+    err = table_filter(&s->socks, &ctx->scratch, q, mask);
+  if (err)
+    return err;
+  s->stats.namespaces = 1;
+
+  if (q->all_namespaces) {
+    struct ns_entry *ns = NULL;
+    size_t nns = 0;
+
+    err = list_namespaces(ctx, own, &ns, &nns);
+    if (err)
+      return err;
+    for (size_t i = 0; i < nns && !err; i++) {
+      po_table_clear(&ctx->scratch);
+      if (read_other(ctx, q, mask, &ns[i], s) != 0) {
+        s->stats.ns_failed++;
+        continue;
+      }
+      s->stats.namespaces++;
+      err = table_filter(&s->socks, &ctx->scratch, q, mask);
+    }
+    free(ns);
+    if (err)
+      return err;
+  }
+  po_table_sort(&s->socks);
+
+  if (s->socks.len == 0)
+    return 0;
+  err = po_resolver_walk(ctx->resolver, ctx->proc_root, &s->socks, &owners,
+                         &s->stats.walk);
+  if (err) {
+    po_owners_free(&owners);
+    return err;
+  }
+  if (owners.len)
+    qsort(owners.v, owners.len, sizeof *owners.v, owner_cmp);
+  s->owners = owners.v;
+  s->nowners = owners.len;
+  for (size_t i = 0; i < s->nowners; i++) {
+    struct po_socket *sk = &s->socks.v[s->owners[i].sock];
+
+    if (sk->owner_count++ == 0)
+      sk->owner_first = i;
+  }
+  return load_procs(ctx, s);
+}
+
+void po_snapshot_free(struct po_snapshot *s) {
+  if (!s)
+    return;
+  po_table_free(&s->socks);
+  free(s->owners);
+  for (size_t i = 0; i < s->nprocs; i++)
+    po_proc_release(&s->procs[i]);
+  free(s->procs);
+  memset(s, 0, sizeof *s);
+}

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Every test of portowner, from a clean clone on Debian 12:
+#   installs what is missing (apt-get), builds, runs the unit tests under
+#   valgrind (make check), the live tests against ss and the real collectd
+#   daemon (pytest), and make distcheck; ends with "N passed, N failed".
+# Live tests that need root (network namespaces, exec as nobody) run as root.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+top=$(pwd)
+
+packages=(build-essential autoconf automake libtool pkg-config
+  collectd-core collectd-dev collectd-utils libyajl-dev libcmocka-dev
+  valgrind iproute2 lsof netbase procps python3 python3-pytest clang-format)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+    missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "== installing: ${missing[*]}"
+  $sudo apt-get update -qq || exit 1
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+    --no-install-recommends "${missing[@]}" >/dev/null || exit 1
+fi
+
+log=$(mktemp -d /tmp/portowner-tests.XXXXXX)
+passed=0
+failed=0
+step() { # name, command...: one counted step whose output is kept
+  local name=$1
+  shift
+  echo "== $name"
+  if "$@"; then
+    echo "== $name: ok"
+    return 0
+  fi
+  echo "== $name: FAILED"
+  return 1
+}
+
+step build bash -c 'autoreconf -fi >/dev/null 2>&1 && ./configure -q &&
+  make -j"$(nproc)" >/dev/null' || {
+  echo "0 passed, 1 failed"
+  exit 1
+}
+
+# Unit tests: each cmocka case counts once.
+step "make check (unit tests under valgrind)" make -j"$(nproc)" check \
+  >"$log/check.out" 2>&1
+check_rc=$?
+grep -E '^(PASS|FAIL|ERROR):' "$log/check.out"
+for f in tests/test_*.log; do
+  [ -f "$f" ] || continue
+  p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\./\1/p' "$f" | tail -n 1)
+  q=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test(s), listed below:/\1/p' "$f" |
+    tail -n 1)
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + ${q:-0}))
+done
+if [ $check_rc -ne 0 ]; then
+  cat tests/test-suite.log 2>/dev/null | tail -n 80
+  # A crash or valgrind error fails a binary without a cmocka count.
+  failed=$((failed + $(grep -cE '^(FAIL|ERROR):' "$log/check.out")))
+fi
+
+# Live tests: real listeners, ss, and the real collectd daemon.
+export PO_BUILDDIR=$top
+step "pytest (live tests)" python3 -m pytest -p no:cacheprovider -rs \
+  tests/live tests/daemon 2>&1 | tee "$log/pytest.out"
+summary=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' \
+  "$log/pytest.out" | tail -n 1)
+p=$(echo "$summary" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+')
+q=$(echo "$summary" | grep -oE '[0-9]+ (failed|errors?)' |
+  awk '{ s += $1 } END { print s + 0 }')
+[ -n "$summary" ] || q=1 # pytest did not finish
+passed=$((passed + ${p:-0}))
+failed=$((failed + ${q:-0}))
+
+# The release tarball builds and passes its own make check.
+if step "make distcheck" bash -c "make -j$(nproc) distcheck >'$log/distcheck.out' 2>&1"; then
+  passed=$((passed + 1))
+else
+  tail -n 40 "$log/distcheck.out"
+  failed=$((failed + 1))
+fi
+
+echo "logs: $log"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

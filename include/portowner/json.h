@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include <yajl/yajl_gen.h>
+
 #include "portowner/snapshot.h"
 
 #ifdef __cplusplus
@@ -24,6 +26,13 @@ extern "C" {
  */
 int po_json_snapshot(const struct po_snapshot *s, int pretty, char **out,
                      size_t *len);
+
+/*
+ * Writes the len bytes at s as a JSON string through g. Bytes that are not
+ * valid UTF-8 (process names are arbitrary bytes) are each written as U+FFFD;
+ * control characters, quotes and backslashes are escaped by yajl.
+ */
+yajl_gen_status po_json_string(yajl_gen g, const char *s, size_t len);
 
 #ifdef __cplusplus
 }

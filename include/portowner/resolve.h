@@ -1,7 +1,7 @@
 /*
  * portowner: the owner resolver.
  *
- * Walks <proc_root>/[0-9]*/fd with one readlinkat() per fd on the directory's
+ * Walks <proc_root>/<pid>/fd with one readlinkat() per fd on the directory's
  * descriptor (d_type from readdir, never stat; never /proc/PID/task) and
  * matches "socket:[INODE]" links against a hash set of the wanted inodes
  * only. Every owner of a socket is kept: forked workers share one socket and

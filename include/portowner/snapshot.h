@@ -33,7 +33,7 @@ struct po_query {
   size_t nports;
   enum po_source source;        /* where the listener table comes from */
   int all_namespaces;           /* also every other network namespace found
-                                   in <proc_root>/[0-9]*/ns/net */
+                                   in <proc_root>/<pid>/ns/net */
 };
 
 struct po_stats {

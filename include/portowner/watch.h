@@ -1,3 +1,310 @@
+/*
+ * portowner: the watch model, one watch per <Port> block of the collectd
+ * config, and its state machine.
+ *
+ * A watch selects listening sockets (ports, protocols, optional bind
+ * addresses, optionally every network namespace) and says what it expects of
+ * their owners. po_watchset_eval() turns one snapshot into per-watch values
+ * and into events: each condition is reported once when it begins and once
+ * when it ends, never every interval. The state behind that can be kept in a
+ * StateFile across restarts (po_state_save(), po_state_load()).
+ *
+ * Contract: functions return 0 (or a count where stated) on success and a
+ * negative errno value on failure. Nothing here logs or keeps globals; the
+ * collectd glue (plugin/portowner.c) turns results into log lines, values and
+ * notifications.
+ */
 #ifndef PORTOWNER_WATCH_H
 #define PORTOWNER_WATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "portowner/snapshot.h"
+
+#ifdef __cplusplus
+extern "C" {
 #endif
+
+/* Longest watch name with its NUL: collectd's DATA_MAX_NAME_LEN, as the name
+ * is the plugin instance. */
+#define PO_WATCH_NAME_MAX 128
+/* Longest event message with its NUL: collectd's NOTIF_MAX_MSG_LEN. */
+#define PO_MESSAGE_MAX 256
+/* Most owners listed in an event's owners / previous_owners JSON. */
+#define PO_OWNERS_MAX 16
+/* Largest Hits value. */
+#define PO_HITS_MAX 1000000u
+
+/* Same values as collectd's NOTIF_FAILURE, NOTIF_WARNING, NOTIF_OKAY. */
+enum po_severity {
+  PO_SEVERITY_FAILURE = 1,
+  PO_SEVERITY_WARNING = 2,
+  PO_SEVERITY_OKAY = 4,
+};
+
+enum po_event_type {
+  PO_EVENT_LISTENER_LOST,    /* FAILURE: no listener for Hits reads */
+  PO_EVENT_MISSING_AT_START, /* FAILURE: no listener at the first read */
+  PO_EVENT_LISTENER_BACK,    /* OKAY: ends LOST / MISSING_AT_START */
+  PO_EVENT_OWNER_CHANGED,    /* WARNING: other programs, or every pid new */
+  PO_EVENT_UNEXPECTED_OWNER, /* FAILURE: an owner fails ExpectProcess/User */
+  PO_EVENT_EXPECTED_OWNER,   /* OKAY: ends UNEXPECTED_OWNER */
+};
+
+/* "listener_lost", "missing_at_start", "listener_back", "owner_changed",
+ * "unexpected_owner", "expected_owner"; NULL for an unknown type. */
+const char *po_event_type_name(enum po_event_type t);
+
+/*
+ * The condition an event belongs to, which the glue uses as the
+ * notification's type instance so that a FAILURE and the OKAY that ends it
+ * share one identifier: "listener" (LOST, MISSING_AT_START, BACK),
+ * "owner_change" (OWNER_CHANGED) and "unexpected_owner" (UNEXPECTED_OWNER,
+ * EXPECTED_OWNER).
+ */
+const char *po_event_condition(enum po_event_type t);
+
+struct po_watch;
+
+/*
+ * One event of one watch. message is at most PO_MESSAGE_MAX - 1 bytes of
+ * valid UTF-8 without control characters, e.g.
+ * "tcp/80 (web) lost its listener; last held by nginx[1311] www-data".
+ * owners is a JSON array (malloc'd, never NULL) of at most PO_OWNERS_MAX
+ * objects {pid, comm, exe, user} (comm, exe and user null when unknown),
+ * lowest pids first, of the owners_total distinct owner processes now;
+ * previous_owners (NULL unless LOST or OWNER_CHANGED) is the same for the
+ * last owners known before. Never command lines.
+ */
+struct po_event {
+  enum po_event_type type;
+  enum po_severity severity;
+  const struct po_watch *watch; /* valid as long as the watch */
+  char message[PO_MESSAGE_MAX];
+  uint64_t sockets;      /* matching listening sockets now */
+  uint64_t processes;    /* distinct owner processes now */
+  uint64_t owners_total; /* == processes */
+  char *owners;
+  char *previous_owners;
+};
+
+/* A growable array of events. Zero-initialise before first use. */
+struct po_events {
+  struct po_event *v;
+  size_t len;
+  size_t cap;
+};
+
+/* Frees the events' contents and empties the array, keeping its memory. */
+void po_events_clear(struct po_events *e);
+/* Frees everything and zeroes the array. */
+void po_events_free(struct po_events *e);
+
+/* The values of one watch for one snapshot. */
+struct po_watch_values {
+  uint64_t sockets;    /* matching listening sockets */
+  uint64_t processes;  /* distinct processes owning one of them */
+  uint64_t unowned;    /* matching sockets with no owner found */
+  uint64_t accept;     /* TCP: accept queues now, summed */
+  uint64_t accept_max; /* TCP: accept queue limits, summed; a limit the
+                          source cannot tell (PO_QUEUE_UNKNOWN, /proc/net)
+                          counts as 0 */
+};
+
+/* ---- config values, usable without a watch ---------------------------- */
+
+/*
+ * A port given as a number (collectd passes numbers as doubles): accepts
+ * only integers 1..65535. Returns 0, -ERANGE (out of range), -EINVAL (not an
+ * integer, NaN).
+ */
+int po_config_port_number(double v, struct po_range *r);
+
+/* Hits as a number: an integer 1..PO_HITS_MAX. Returns 0, -ERANGE, -EINVAL. */
+int po_config_hits(double v, unsigned *hits);
+
+/* A boolean written as a string: true/false, yes/no, on/off, 1/0
+ * (case-insensitive), as collectd accepts them. Returns 0 or -EINVAL. */
+int po_config_bool(const char *s, int *b);
+
+/* "auto", "netlink" or "proc" (case-insensitive). Returns 0 or -EINVAL. */
+int po_config_source(const char *s, enum po_source *src);
+
+/* ---- a watch ------------------------------------------------------------- */
+
+/*
+ * A new watch named name with the defaults: no ports yet, protocol tcp (v4
+ * and v6) unless po_watch_protocol_add() is called, any address, Hits 1,
+ * NotifyMissingAtStart and NotifyOwnerChange on, AllNamespaces off, no
+ * expectations. Returns NULL with errno EINVAL (name empty, longer than
+ * PO_WATCH_NAME_MAX - 1 bytes, or containing '/', which an identifier cannot
+ * hold) or ENOMEM.
+ */
+struct po_watch *po_watch_new(const char *name);
+void po_watch_free(struct po_watch *w);
+
+/* Adds a port range. Returns 0, -EINVAL (lo 0 or lo > hi), -ENOMEM. */
+int po_watch_port_add(struct po_watch *w, const struct po_range *r);
+/* Adds a port given as a number (po_config_port_number()). */
+int po_watch_port_add_number(struct po_watch *w, double v);
+/*
+ * Adds the port items of a string: a number, a range "8000-8099", a service
+ * name, or a comma-separated list of them (po_ports_parse()). On failure
+ * *bad (when not NULL) points at the offending item inside s.
+ * Returns 0, -EINVAL, -ERANGE, -ENOENT (unknown service), -ENOMEM.
+ */
+int po_watch_port_add_string(struct po_watch *w, const char *s,
+                             const char **bad);
+
+/* Adds a protocol by name (po_proto_parse(): tcp, tcp4, tcp6, udp, udp4,
+ * udp6, all). The first call replaces the tcp default. Returns 0, -EINVAL. */
+int po_watch_protocol_add(struct po_watch *w, const char *name);
+
+/*
+ * Adds a bind address (inet_pton, IPv4 or IPv6). A socket matches when its
+ * address equals one given; "0.0.0.0" and "::" match only wildcard binds; an
+ * IPv4 address also matches its IPv4-mapped form on a tcp6/udp6 socket.
+ * Returns 0, -EINVAL (not an address), -ENOMEM.
+ */
+int po_watch_address_add(struct po_watch *w, const char *addr);
+
+/*
+ * Adds an ExpectProcess item: a name compared with the comm and with the
+ * basename of exe (" (deleted)" removed); a name with a '/' is compared with
+ * the whole exe path; "/REGEX/" is a POSIX extended regex, compiled now and
+ * matched against comm and the exe basename. On -EINVAL with a regex, err
+ * (when not NULL) receives regerror()'s text. Returns 0, -EINVAL (empty,
+ * bad regex), -ENOMEM.
+ */
+int po_watch_expect_process_add(struct po_watch *w, const char *pattern,
+                                char *err, size_t errsize);
+
+/*
+ * Adds an ExpectUser item: a user name (compared with the owner's user name,
+ * and with the uid it resolves to now, if any) or a numeric uid.
+ * Returns 0, -EINVAL (empty), -ENOMEM.
+ */
+int po_watch_expect_user_add(struct po_watch *w, const char *user);
+
+/* Returns 0, -EINVAL when hits is 0 or above PO_HITS_MAX. */
+int po_watch_set_hits(struct po_watch *w, unsigned hits);
+void po_watch_set_notify_missing_at_start(struct po_watch *w, int on);
+void po_watch_set_notify_owner_change(struct po_watch *w, int on);
+void po_watch_set_all_namespaces(struct po_watch *w, int on);
+
+/*
+ * Ends the configuration of w and builds its descriptions. Returns 0,
+ * -EDESTADDRREQ (no port was added), -ENOMEM.
+ */
+int po_watch_finish(struct po_watch *w);
+
+const char *po_watch_name(const struct po_watch *w);
+/* After po_watch_finish(): the protocols ("tcp", "tcp,udp6"), the ports
+ * ("80,443,8000-8099") and the addresses ("0.0.0.0,::", NULL when any), as
+ * the notifications' meta carry them. */
+const char *po_watch_protocols(const struct po_watch *w);
+const char *po_watch_ports(const struct po_watch *w);
+const char *po_watch_addresses(const struct po_watch *w);
+unsigned po_watch_hits(const struct po_watch *w);
+int po_watch_all_namespaces(const struct po_watch *w);
+
+/*
+ * Evaluates one snapshot for w: fills *values and appends w's events to ev,
+ * and advances w's state. Sockets of other network namespaces than
+ * own_netns (po_netns_self()) are skipped unless w has AllNamespaces.
+ * On failure w's state is unchanged and ev holds no new event.
+ * Returns 0, -ENOMEM.
+ */
+int po_watch_eval(struct po_watch *w, const struct po_snapshot *s,
+                  uint64_t own_netns, struct po_watch_values *values,
+                  struct po_events *ev);
+
+/* ---- the set of watches of one plugin instance -------------------------- */
+
+struct po_watchset;
+
+/* Returns a new empty set, or NULL with errno ENOMEM. */
+struct po_watchset *po_watchset_new(void);
+/* Frees the set and its watches. */
+void po_watchset_free(struct po_watchset *set);
+
+/*
+ * Adds a finished watch; the set owns it on success.
+ * Returns 0, -EEXIST (a watch of that name is there), -EINVAL (not
+ * finished), -ENOMEM.
+ */
+int po_watchset_add(struct po_watchset *set, struct po_watch *w);
+size_t po_watchset_len(const struct po_watchset *set);
+struct po_watch *po_watchset_get(const struct po_watchset *set, size_t i);
+/* Returns the watch named name, or NULL. */
+struct po_watch *po_watchset_find(const struct po_watchset *set,
+                                  const char *name);
+
+/*
+ * Fills q with the query that serves every watch: the union of their ports
+ * and protocols, all_namespaces when one of them asks. q->ports points into
+ * the set (valid until the next call or po_watchset_free()); q->source is
+ * left as it is. Returns 0, -ENOMEM.
+ */
+int po_watchset_query(struct po_watchset *set, struct po_query *q);
+
+/*
+ * Evaluates a snapshot for every watch, in the set's order (po_watch_eval()):
+ * values must have po_watchset_len() entries. Returns 0 or -ENOMEM; on
+ * failure the watches before the failing one have advanced (their events are
+ * in ev) and the others are unchanged.
+ */
+int po_watchset_eval(struct po_watchset *set, const struct po_snapshot *s,
+                     uint64_t own_netns, struct po_watch_values *values,
+                     struct po_events *ev);
+
+/* ---- the StateFile ------------------------------------------------------ */
+
+/*
+ * Reads the state of the set's watches from path (JSON written by
+ * po_state_save()). A watch whose name is not in the file, or whose ports,
+ * protocols or addresses changed since, starts fresh; entries of watches
+ * that are no longer configured are dropped. boot_id (po_boot_id_read(), or
+ * NULL) tells whether the saved pids still mean the same processes. All or
+ * nothing: on failure every watch starts fresh.
+ * Returns 0, -ENOENT (no file: normal on a first start), -ELOOP (path is a
+ * symlink: refused), -EBADMSG (not a state file: corrupt, truncated, other
+ * version), -EFBIG, -EINVAL (not a regular file), -ENOMEM, or the -errno of
+ * open/read.
+ */
+int po_state_load(struct po_watchset *set, const char *path,
+                  const char *boot_id);
+
+/*
+ * Writes the state of the set's watches to path atomically, when it differs
+ * from what the last po_state_save() or po_state_load() saw: a temporary
+ * file in the same directory (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600),
+ * fsync, rename over path, fsync of the directory. A path that is a symlink
+ * is refused, never written through.
+ * Returns 1 (written), 0 (unchanged, nothing written), -ELOOP (path is a
+ * symlink), -ENOMEM, or the -errno of the file operations (the temporary
+ * file is removed).
+ */
+int po_state_save(struct po_watchset *set, const char *path,
+                  const char *boot_id);
+
+/*
+ * Reads the boot id (<proc_root>/sys/kernel/random/boot_id) into buf without
+ * its newline. Returns 0, -ENOSPC (buf too small), -EINVAL (empty), or the
+ * -errno of the read.
+ */
+int po_boot_id_read(const char *proc_root, char *buf, size_t size);
+
+/*
+ * The inode of the calling thread's network namespace as proc_root shows it
+ * (<proc_root>/thread-self/ns/net, else self/ns/net): the netns of the
+ * sockets po_snapshot_take() reads as its own. Returns 0 or -errno.
+ */
+int po_netns_self(const char *proc_root, uint64_t *netns);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PORTOWNER_WATCH_H */
