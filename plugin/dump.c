@@ -299,8 +299,9 @@ int main(int argc, char **argv) {
   }
   if (!status && snap.stats.walk.denied)
     fprintf(stderr,
-            "portowner-dump: the fds of %llu processes could not be read "
-            "(not root?): sockets they hold show no owner\n",
+            "portowner-dump: the fds of %llu process(es) could not be read "
+            "(permission denied: run as root, or grant CAP_DAC_READ_SEARCH "
+            "and CAP_SYS_PTRACE); sockets they hold may show no owner\n",
             (unsigned long long)snap.stats.walk.denied);
   if (!status && snap.stats.ns_failed)
     fprintf(stderr,

@@ -68,7 +68,7 @@ fi
 
 # Live tests: real listeners, ss, and the real collectd daemon.
 export PO_BUILDDIR=$top
-step "pytest (live tests)" python3 -m pytest -p no:cacheprovider -rs \
+step "pytest (live tests)" /usr/bin/python3 -m pytest -p no:cacheprovider -rs \
   tests/live tests/daemon 2>&1 | tee "$log/pytest.out"
 summary=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' \
   "$log/pytest.out" | tail -n 1)
