@@ -1,1 +1,221 @@
-/* placeholder */
+/*
+ * portowner: details of an owner process.
+ *
+ * comm, exe and status are read with openat()/readlinkat() on one descriptor
+ * of <proc_root>/PID, so that the three reads go to the same process
+ * directory even if the pid is reused meanwhile.
+ */
+#include "portowner/proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Longest exe path we read: the kernel gives at most PATH_MAX - 1. */
+#define PO_EXE_MAX (1u << 16)
+
+/* Reads up to size bytes of name under dfd. Returns the length or -errno. */
+static ssize_t read_small(int dfd, const char *name, char *buf, size_t size) {
+  int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    return -errno;
+  size_t len = 0;
+  while (len < size) {
+    ssize_t n = read(fd, buf + len, size - len);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      int e = errno;
+      close(fd);
+      return -e;
+    }
+    if (n == 0)
+      break;
+    len += (size_t)n;
+  }
+  close(fd);
+  return (ssize_t)len;
+}
+
+/* Returns 0 or -errno of the read. */
+static int read_comm(int dfd, char *comm, size_t size) {
+  ssize_t n = read_small(dfd, "comm", comm, size - 1);
+  if (n < 0) {
+    comm[0] = '\0';
+    return (int)n;
+  }
+  size_t len = strnlen(comm, (size_t)n);
+  if (len > 0 && comm[len - 1] == '\n')
+    len--;
+  comm[len] = '\0';
+  return 0;
+}
+
+/* Sets *exe to a malloc'd copy of the exe link, or NULL when it cannot be
+ * read. Returns 0, -ENOMEM, or the readlink error (with *exe NULL). */
+static int read_exe(int dfd, char **exe) {
+  char stack[PATH_MAX];
+  char *buf = stack, *heap = NULL;
+  size_t size = sizeof(stack);
+  ssize_t len;
+
+  *exe = NULL;
+  for (;;) {
+    len = readlinkat(dfd, "exe", buf, size);
+    if (len < 0) {
+      int e = errno;
+      free(heap);
+      return -e;
+    }
+    if ((size_t)len < size)
+      break;
+    if (size >= PO_EXE_MAX) { /* not a path the kernel would give */
+      free(heap);
+      return -ENAMETOOLONG;
+    }
+    size *= 2;
+    char *b = realloc(heap, size);
+    if (b == NULL) {
+      free(heap);
+      return -ENOMEM;
+    }
+    buf = heap = b;
+  }
+  *exe = strndup(buf, (size_t)len);
+  free(heap);
+  return *exe != NULL ? 0 : -ENOMEM;
+}
+
+/* Parses a decimal number of at most 32 bits at *s, advancing *s.
+ * Returns 1, or 0 when there is none or it overflows. */
+static int parse_u32(const char **s, uint32_t *v) {
+  const char *p = *s;
+  uint64_t n = 0;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    n = n * 10 + (unsigned)(*p - '0');
+    if (n > UINT32_MAX)
+      return 0;
+  }
+  if (p == *s)
+    return 0;
+  *v = (uint32_t)n;
+  *s = p;
+  return 1;
+}
+
+/* The effective uid from status text: "Uid:\tREAL\tEFFECTIVE\t...". */
+static uint32_t status_euid(const char *buf) {
+  for (const char *line = buf; line != NULL;) {
+    if (strncmp(line, "Uid:", 4) == 0) {
+      const char *p = line + 4;
+      uint32_t real, eff;
+      p += strspn(p, " \t");
+      if (!parse_u32(&p, &real) || (*p != ' ' && *p != '\t'))
+        return PO_UID_UNKNOWN;
+      p += strspn(p, " \t");
+      if (!parse_u32(&p, &eff) ||
+          (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\0'))
+        return PO_UID_UNKNOWN;
+      return eff;
+    }
+    line = strchr(line, '\n');
+    if (line != NULL)
+      line++;
+  }
+  return PO_UID_UNKNOWN;
+}
+
+/* Returns 0 or -errno of the read; *uid is PO_UID_UNKNOWN when unread. */
+static int read_uid(int dfd, uint32_t *uid) {
+  char buf[4096];
+  ssize_t n = read_small(dfd, "status", buf, sizeof(buf) - 1);
+  *uid = PO_UID_UNKNOWN;
+  if (n < 0)
+    return (int)n;
+  buf[n] = '\0';
+  *uid = status_euid(buf);
+  return 0;
+}
+
+static void user_name(uint32_t uid, char *user, size_t size) {
+  user[0] = '\0';
+  if (uid == PO_UID_UNKNOWN)
+    return;
+
+  char stack[1024];
+  char *buf = stack, *heap = NULL;
+  size_t bsize = sizeof(stack);
+  struct passwd pw, *res = NULL;
+  for (;;) {
+    int e = getpwuid_r((uid_t)uid, &pw, buf, bsize, &res);
+    if (e != ERANGE || bsize >= (1u << 20))
+      break;
+    bsize *= 2;
+    char *b = realloc(heap, bsize);
+    if (b == NULL)
+      break;
+    buf = heap = b;
+  }
+  /* A name that does not fit is not cut: the number is unambiguous. */
+  if (res != NULL && res->pw_name != NULL && res->pw_name[0] != '\0' &&
+      strlen(res->pw_name) < size)
+    strcpy(user, res->pw_name);
+  else
+    snprintf(user, size, "%" PRIu32, uid);
+  free(heap);
+}
+
+static int is_gone(int err) {
+  return err == -ENOENT || err == -ESRCH;
+}
+
+int po_proc_read(const char *proc_root, pid_t pid, struct po_proc *p) {
+  memset(p, 0, sizeof(*p));
+  p->pid = pid;
+  p->uid = PO_UID_UNKNOWN;
+  if (proc_root == NULL)
+    proc_root = "/proc";
+
+  char path[PATH_MAX];
+  int n = snprintf(path, sizeof(path), "%s/%d", proc_root, (int)pid);
+  if (n < 0 || (size_t)n >= sizeof(path))
+    return -ENAMETOOLONG;
+  int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return -errno;
+
+  int ecomm = read_comm(dfd, p->comm, sizeof(p->comm));
+  int eexe = read_exe(dfd, &p->exe);
+  int euid = read_uid(dfd, &p->uid);
+  close(dfd);
+
+  if (eexe == -ENOMEM) {
+    po_proc_release(p);
+    return -ENOMEM;
+  }
+  /* The directory was there but the process exited before its files could
+   * be read: /proc answers ESRCH on read, ENOENT on lookup. Every process
+   * directory has comm and status, so both missing means gone. */
+  if (ecomm == -ESRCH || euid == -ESRCH || (is_gone(ecomm) && is_gone(euid))) {
+    int e = (ecomm == -ESRCH || euid == -ESRCH) ? -ESRCH : -ENOENT;
+    po_proc_release(p);
+    p->comm[0] = '\0';
+    p->uid = PO_UID_UNKNOWN;
+    return e;
+  }
+  user_name(p->uid, p->user, sizeof(p->user));
+  return 0;
+}
+
+void po_proc_release(struct po_proc *p) {
+  if (p == NULL)
+    return;
+  free(p->exe);
+  p->exe = NULL;
+}

@@ -42,8 +42,9 @@ void po_owners_free(struct po_owners *o);
 struct po_walk_stats {
   uint64_t procs;    /* process directories walked */
   uint64_t fds;      /* fd entries read (one readlink each) */
-  uint64_t denied;   /* processes whose fd directory could not be read
-                        (EACCES, EPERM): their sockets may look unowned */
+  uint64_t denied;   /* processes whose fds could not be read for lack of
+                        privilege (EACCES/EPERM opening the fd directory or
+                        reading its links): their sockets may look unowned */
   uint64_t vanished; /* processes that exited during the walk */
 };
 
@@ -59,9 +60,12 @@ void po_resolver_free(struct po_resolver *r);
  * one po_owner per (pid, fd) whose link is "socket:[INODE]" with INODE the
  * inode of a socket in t (sockets with inode 0 are never matched).
  * owner.sock is the socket's index in t. A process that exits mid-walk is
- * skipped and counted as vanished; an fd directory that cannot be opened for
+ * skipped and counted as vanished; a process whose fds cannot be read for
  * lack of privilege is counted as denied. out is appended to, unsorted.
- * Returns 0, -ENOMEM, or -errno when proc_root itself cannot be read.
+ * A table with no inode but 0 returns 0 without reading proc_root.
+ * Returns 0, -EINVAL (NULL argument), -ENOMEM, -EMFILE/-ENFILE (out of
+ * descriptors: the walk would silently miss owners), or -errno when
+ * proc_root itself cannot be read.
  */
 int po_resolver_walk(struct po_resolver *r, const char *proc_root,
                      const struct po_table *t, struct po_owners *out,
