@@ -1,3 +1,713 @@
-/* placeholder */
-int module_register(void);
-int module_register(void) { return 0; }
+/*
+ * portowner: the collectd plugin. The only file that includes collectd's
+ * headers: config -> init -> read -> shutdown, dispatch of values and
+ * notifications, logging. Everything else is the collectd-free core
+ * (include/portowner/).
+ *
+ *   LoadPlugin portowner
+ *   <Plugin portowner>
+ *     Source "auto"
+ *     ProcRoot "/proc"
+ *     StateFile "/var/lib/collectd/portowner.json"
+ *     <Port "web">
+ *       Port 80 443 "8000-8099"
+ *       Protocol "tcp"
+ *       Address "0.0.0.0" "::"
+ *       ExpectProcess "nginx"
+ *       ExpectUser "www-data"
+ *       Hits 1
+ *       NotifyMissingAtStart true
+ *       NotifyOwnerChange true
+ *       AllNamespaces false
+ *     </Port>
+ *   </Plugin>
+ *
+ * Values per <Port> block (plugin instance = block name), stock types only:
+ * count-sockets, count-processes, count-unowned, queue_length-accept,
+ * queue_length-accept_max. Notifications: type "count", type instance
+ * "listener", "owner_change" or "unexpected_owner" (see watch.h).
+ */
+#include "collectd.h"
+
+#include "plugin.h"
+#include "utils/common/common.h"
+#include "utils_complain.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "portowner/snapshot.h"
+#include "portowner/watch.h"
+
+#ifndef PORTOWNER_VERSION
+#define PORTOWNER_VERSION "unknown"
+#endif
+
+#define PLUGIN_NAME "portowner"
+#define PFX "portowner plugin: "
+
+/* What the config callback builds and init, read and shutdown use. */
+static struct po_watchset *watches;
+static enum po_source source = PO_SOURCE_AUTO;
+static char *proc_root;
+static char *state_file;
+
+static struct po_ctx *ctx;
+static struct po_query query;
+static struct po_watch_values *values;
+static struct po_events events;
+static char boot_id[64];
+static int have_boot_id;
+
+/* Said once per run. A process whose fd directory is unreadable for a
+ * moment (it is switching user) is not worth a warning: it takes
+ * DENIED_READS reads in a row. */
+#define DENIED_READS 3
+static unsigned denied_reads;
+static int told_denied, told_proc_fallback, told_ns_failed, told_malformed;
+static c_complain_t snapshot_complaint = C_COMPLAIN_INIT_STATIC;
+static int state_save_error;
+
+/* ---- config -----------------------------------------------------------------
+ */
+
+/* The value of a config item as the user wrote it, for error messages. */
+static const char *value_text(const oconfig_value_t *v, char *buf,
+                              size_t size) {
+  switch (v->type) {
+  case OCONFIG_TYPE_STRING:
+    snprintf(buf, size, "\"%s\"", v->value.string);
+    break;
+  case OCONFIG_TYPE_NUMBER:
+    snprintf(buf, size, "%g", v->value.number);
+    break;
+  case OCONFIG_TYPE_BOOLEAN:
+    snprintf(buf, size, "%s", v->value.boolean ? "true" : "false");
+    break;
+  default:
+    snprintf(buf, size, "(?)");
+  }
+  return buf;
+}
+
+/* One boolean, written as a boolean or a string ("true", "off", ...). */
+static int config_bool(const char *block, const oconfig_item_t *ci, int *b) {
+  if (ci->values_num == 1 && ci->values[0].type == OCONFIG_TYPE_BOOLEAN) {
+    *b = ci->values[0].value.boolean ? 1 : 0;
+    return 0;
+  }
+  if (ci->values_num == 1 && ci->values[0].type == OCONFIG_TYPE_STRING &&
+      po_config_bool(ci->values[0].value.string, b) == 0)
+    return 0;
+  ERROR(PFX "<Port \"%s\"> %s: needs exactly one boolean value (true or false)",
+        block, ci->key);
+  return -1;
+}
+
+static int config_ports(const char *block, const oconfig_item_t *ci,
+                        struct po_watch *w) {
+  int errors = 0;
+
+  if (ci->values_num < 1) {
+    ERROR(PFX "<Port \"%s\"> Port: needs at least one port, range or service "
+              "name",
+          block);
+    return -1;
+  }
+  for (int i = 0; i < ci->values_num; i++) {
+    const oconfig_value_t *v = &ci->values[i];
+    char text[256];
+    const char *bad = NULL;
+    int err;
+
+    value_text(v, text, sizeof text);
+    if (v->type == OCONFIG_TYPE_NUMBER) {
+      err = po_watch_port_add_number(w, v->value.number);
+    } else if (v->type == OCONFIG_TYPE_STRING) {
+      err = po_watch_port_add_string(w, v->value.string, &bad);
+    } else {
+      ERROR(PFX "<Port \"%s\"> Port %s: not a port number, range or service "
+                "name",
+            block, text);
+      errors++;
+      continue;
+    }
+    switch (err) {
+    case 0:
+      continue;
+    case -ERANGE:
+      ERROR(PFX "<Port \"%s\"> Port %s: out of range (ports are 1-65535)",
+            block, text);
+      break;
+    case -ENOENT:
+      ERROR(PFX "<Port \"%s\"> Port %s: unknown service name \"%s\" (not in "
+                "/etc/services)",
+            block, text, bad ? bad : v->value.string);
+      break;
+    case -ENOMEM:
+      ERROR(PFX "<Port \"%s\"> Port %s: out of memory", block, text);
+      break;
+    default:
+      if (v->type == OCONFIG_TYPE_NUMBER)
+        ERROR(PFX "<Port \"%s\"> Port %s: not a whole port number", block,
+              text);
+      else
+        ERROR(PFX "<Port \"%s\"> Port %s: not a port, a range LOW-HIGH with "
+                  "LOW <= HIGH, or a service name",
+              block, text);
+    }
+    errors++;
+  }
+  return errors ? -1 : 0;
+}
+
+/* The string values of ci, each passed to add(); numbers too when
+ * numbers_ok (ExpectUser 0). */
+static int
+config_strings(const char *block, const oconfig_item_t *ci, int numbers_ok,
+               int (*add)(const char *block, const oconfig_item_t *ci,
+                          const char *s, struct po_watch *w),
+               struct po_watch *w) {
+  int errors = 0;
+
+  if (ci->values_num < 1) {
+    ERROR(PFX "<Port \"%s\"> %s: needs at least one value", block, ci->key);
+    return -1;
+  }
+  for (int i = 0; i < ci->values_num; i++) {
+    const oconfig_value_t *v = &ci->values[i];
+    char text[64];
+
+    if (v->type == OCONFIG_TYPE_STRING) {
+      errors += add(block, ci, v->value.string, w) != 0;
+    } else if (numbers_ok && v->type == OCONFIG_TYPE_NUMBER &&
+               v->value.number >= 0 && v->value.number < 4294967295.0 &&
+               v->value.number == (double)(uint32_t)v->value.number) {
+      snprintf(text, sizeof text, "%u", (unsigned)v->value.number);
+      errors += add(block, ci, text, w) != 0;
+    } else {
+      ERROR(PFX "<Port \"%s\"> %s %s: needs a string", block, ci->key,
+            value_text(v, text, sizeof text));
+      errors++;
+    }
+  }
+  return errors ? -1 : 0;
+}
+
+static int add_protocol(const char *block, const oconfig_item_t *ci,
+                        const char *s, struct po_watch *w) {
+  if (po_watch_protocol_add(w, s) == 0)
+    return 0;
+  ERROR(PFX "<Port \"%s\"> %s \"%s\": unknown protocol (tcp, tcp4, tcp6, udp, "
+            "udp4, udp6 or all)",
+        block, ci->key, s);
+  return -1;
+}
+
+static int add_address(const char *block, const oconfig_item_t *ci,
+                       const char *s, struct po_watch *w) {
+  int err = po_watch_address_add(w, s);
+
+  if (err == 0)
+    return 0;
+  if (err == -ENOMEM)
+    ERROR(PFX "<Port \"%s\"> %s \"%s\": out of memory", block, ci->key, s);
+  else
+    ERROR(PFX "<Port \"%s\"> %s \"%s\": not an IPv4 or IPv6 address", block,
+          ci->key, s);
+  return -1;
+}
+
+static int add_process(const char *block, const oconfig_item_t *ci,
+                       const char *s, struct po_watch *w) {
+  char why[256];
+  int err = po_watch_expect_process_add(w, s, why, sizeof why);
+
+  if (err == 0)
+    return 0;
+  if (err == -ENOMEM)
+    ERROR(PFX "<Port \"%s\"> %s \"%s\": out of memory", block, ci->key, s);
+  else if (why[0])
+    ERROR(PFX "<Port \"%s\"> %s \"%s\": bad regular expression: %s", block,
+          ci->key, s, why);
+  else
+    ERROR(PFX "<Port \"%s\"> %s \"%s\": needs a process name or /REGEX/", block,
+          ci->key, s);
+  return -1;
+}
+
+static int add_user(const char *block, const oconfig_item_t *ci, const char *s,
+                    struct po_watch *w) {
+  int err = po_watch_expect_user_add(w, s);
+
+  if (err == 0)
+    return 0;
+  ERROR(PFX "<Port \"%s\"> %s \"%s\": %s", block, ci->key, s,
+        err == -ENOMEM ? "out of memory" : "needs a user name or uid");
+  return -1;
+}
+
+static int config_hits(const char *block, const oconfig_item_t *ci,
+                       struct po_watch *w) {
+  unsigned hits;
+  char text[64];
+
+  if (ci->values_num == 1 && ci->values[0].type == OCONFIG_TYPE_NUMBER &&
+      po_config_hits(ci->values[0].value.number, &hits) == 0 &&
+      po_watch_set_hits(w, hits) == 0)
+    return 0;
+  ERROR(PFX "<Port \"%s\"> Hits%s%s: needs one whole number from 1 to %u",
+        block, ci->values_num == 1 ? " " : "",
+        ci->values_num == 1 ? value_text(&ci->values[0], text, sizeof text)
+                            : "",
+        PO_HITS_MAX);
+  return -1;
+}
+
+/* One <Port "NAME"> block. */
+static int config_port(const oconfig_item_t *ci) {
+  const char *name;
+  struct po_watch *w;
+  int errors = 0, err;
+
+  if (ci->values_num != 1 || ci->values[0].type != OCONFIG_TYPE_STRING) {
+    ERROR(PFX "<Port> needs exactly one string argument: the block's name, "
+              "e.g. <Port \"web\">");
+    return -1;
+  }
+  name = ci->values[0].value.string;
+  w = po_watch_new(name);
+  if (!w) {
+    if (errno == EINVAL)
+      ERROR(PFX "<Port \"%s\">: bad block name: it is the plugin instance, so "
+                "it must be 1 to %d bytes without '/'",
+            name, PO_WATCH_NAME_MAX - 1);
+    else
+      ERROR(PFX "<Port \"%s\">: out of memory", name);
+    return -1;
+  }
+  for (int i = 0; i < ci->children_num; i++) {
+    const oconfig_item_t *c = &ci->children[i];
+    int b;
+
+    if (strcasecmp(c->key, "Port") == 0) {
+      errors += config_ports(name, c, w) != 0;
+    } else if (strcasecmp(c->key, "Protocol") == 0) {
+      errors += config_strings(name, c, 0, add_protocol, w) != 0;
+    } else if (strcasecmp(c->key, "Address") == 0) {
+      errors += config_strings(name, c, 0, add_address, w) != 0;
+    } else if (strcasecmp(c->key, "ExpectProcess") == 0) {
+      errors += config_strings(name, c, 0, add_process, w) != 0;
+    } else if (strcasecmp(c->key, "ExpectUser") == 0) {
+      errors += config_strings(name, c, 1, add_user, w) != 0;
+    } else if (strcasecmp(c->key, "Hits") == 0) {
+      errors += config_hits(name, c, w) != 0;
+    } else if (strcasecmp(c->key, "NotifyMissingAtStart") == 0) {
+      if (config_bool(name, c, &b) == 0)
+        po_watch_set_notify_missing_at_start(w, b);
+      else
+        errors++;
+    } else if (strcasecmp(c->key, "NotifyOwnerChange") == 0) {
+      if (config_bool(name, c, &b) == 0)
+        po_watch_set_notify_owner_change(w, b);
+      else
+        errors++;
+    } else if (strcasecmp(c->key, "AllNamespaces") == 0) {
+      if (config_bool(name, c, &b) == 0)
+        po_watch_set_all_namespaces(w, b);
+      else
+        errors++;
+    } else {
+      ERROR(PFX "<Port \"%s\">: unknown option \"%s\" (known: Port, Protocol, "
+                "Address, ExpectProcess, ExpectUser, Hits, "
+                "NotifyMissingAtStart, NotifyOwnerChange, AllNamespaces)",
+            name, c->key);
+      errors++;
+    }
+    if (c->children_num > 0) {
+      ERROR(PFX "<Port \"%s\">: \"%s\" is an option, not a block", name,
+            c->key);
+      errors++;
+    }
+  }
+  if (errors) {
+    po_watch_free(w);
+    return -1;
+  }
+  err = po_watch_finish(w);
+  if (err == -EDESTADDRREQ)
+    ERROR(PFX "<Port \"%s\">: no Port given: say which port(s) to watch, "
+              "e.g. Port 80",
+          name);
+  else if (err)
+    ERROR(PFX "<Port \"%s\">: out of memory", name);
+  if (!err) {
+    err = po_watchset_add(watches, w);
+    if (err == -EEXIST)
+      ERROR(PFX "<Port \"%s\">: a <Port> block of that name already exists: "
+                "block names must be unique",
+            name);
+    else if (err)
+      ERROR(PFX "<Port \"%s\">: out of memory", name);
+  }
+  if (err) {
+    po_watch_free(w);
+    return -1;
+  }
+  return 0;
+}
+
+/* A global option's single string. */
+static int config_string(const oconfig_item_t *ci, char **out) {
+  char *s;
+
+  if (ci->values_num != 1 || ci->values[0].type != OCONFIG_TYPE_STRING ||
+      ci->values[0].value.string[0] == '\0') {
+    ERROR(PFX "%s: needs exactly one non-empty string", ci->key);
+    return -1;
+  }
+  s = strdup(ci->values[0].value.string);
+  if (!s) {
+    ERROR(PFX "%s: out of memory", ci->key);
+    return -1;
+  }
+  free(*out);
+  *out = s;
+  return 0;
+}
+
+static int check_dir(const char *key, const char *dir) {
+  struct stat sb;
+
+  if (stat(dir, &sb) != 0) {
+    ERROR(PFX "%s \"%s\": %s", key, dir, STRERRNO);
+    return -1;
+  }
+  if (!S_ISDIR(sb.st_mode)) {
+    ERROR(PFX "%s \"%s\": not a directory", key, dir);
+    return -1;
+  }
+  return 0;
+}
+
+static int check_state_file(const char *path) {
+  char *dir = strdup(path), *slash;
+  struct stat sb;
+  int err = 0;
+
+  if (!dir) {
+    ERROR(PFX "StateFile: out of memory");
+    return -1;
+  }
+  slash = strrchr(dir, '/');
+  if (!slash)
+    strcpy(dir, ".");
+  else if (slash == dir)
+    dir[1] = '\0';
+  else
+    *slash = '\0';
+  if (stat(dir, &sb) != 0) {
+    ERROR(PFX "StateFile \"%s\": its directory \"%s\": %s", path, dir,
+          STRERRNO);
+    err = -1;
+  } else if (!S_ISDIR(sb.st_mode)) {
+    ERROR(PFX "StateFile \"%s\": \"%s\" is not a directory", path, dir);
+    err = -1;
+  }
+  free(dir);
+  return err;
+}
+
+static int po_config(oconfig_item_t *ci) {
+  int errors = 0;
+
+  if (!watches) {
+    watches = po_watchset_new();
+    if (!watches) {
+      ERROR(PFX "out of memory");
+      return -1;
+    }
+  }
+  for (int i = 0; i < ci->children_num; i++) {
+    const oconfig_item_t *c = &ci->children[i];
+
+    if (strcasecmp(c->key, "Port") == 0) {
+      errors += config_port(c) != 0;
+    } else if (c->children_num > 0) {
+      ERROR(PFX "unknown block <%s> (known: <Port \"NAME\">)", c->key);
+      errors++;
+    } else if (strcasecmp(c->key, "Source") == 0) {
+      char *s = NULL;
+
+      if (config_string(c, &s) != 0) {
+        errors++;
+      } else if (po_config_source(s, &source) != 0) {
+        ERROR(PFX "Source \"%s\": unknown source (auto, netlink or proc)", s);
+        errors++;
+      }
+      free(s);
+    } else if (strcasecmp(c->key, "ProcRoot") == 0) {
+      if (config_string(c, &proc_root) != 0 ||
+          check_dir("ProcRoot", proc_root) != 0)
+        errors++;
+    } else if (strcasecmp(c->key, "StateFile") == 0) {
+      if (config_string(c, &state_file) != 0 ||
+          check_state_file(state_file) != 0)
+        errors++;
+    } else {
+      ERROR(PFX "unknown option \"%s\" (known: Source, ProcRoot, StateFile, "
+                "<Port \"NAME\">)",
+            c->key);
+      errors++;
+    }
+  }
+  if (errors) {
+    ERROR(PFX "%d error%s in the configuration: the plugin is not loaded",
+          errors, errors == 1 ? "" : "s");
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- read
+ * ------------------------------------------------------------------------ */
+
+static void submit(const char *instance, const char *type,
+                   const char *type_instance, uint64_t v, cdtime_t t) {
+  value_list_t vl = VALUE_LIST_INIT;
+  value_t value = {.gauge = (gauge_t)v};
+
+  vl.values = &value;
+  vl.values_len = 1;
+  vl.time = t;
+  sstrncpy(vl.plugin, PLUGIN_NAME, sizeof vl.plugin);
+  sstrncpy(vl.plugin_instance, instance, sizeof vl.plugin_instance);
+  sstrncpy(vl.type, type, sizeof vl.type);
+  sstrncpy(vl.type_instance, type_instance, sizeof vl.type_instance);
+  plugin_dispatch_values(&vl);
+}
+
+static void notify(const struct po_event *e, cdtime_t t) {
+  notification_t n = {0};
+  const struct po_watch *w = e->watch;
+  int bad = 0;
+
+  n.severity = e->severity == PO_SEVERITY_FAILURE   ? NOTIF_FAILURE
+               : e->severity == PO_SEVERITY_WARNING ? NOTIF_WARNING
+                                                    : NOTIF_OKAY;
+  n.time = t;
+  sstrncpy(n.host, hostname_g, sizeof n.host);
+  sstrncpy(n.plugin, PLUGIN_NAME, sizeof n.plugin);
+  sstrncpy(n.plugin_instance, po_watch_name(w), sizeof n.plugin_instance);
+  sstrncpy(n.type, "count", sizeof n.type);
+  sstrncpy(n.type_instance, po_event_condition(e->type),
+           sizeof n.type_instance);
+  sstrncpy(n.message, e->message, sizeof n.message);
+
+  bad |= plugin_notification_meta_add_string(&n, "event",
+                                             po_event_type_name(e->type));
+  bad |= plugin_notification_meta_add_string(&n, "protocol",
+                                             po_watch_protocols(w));
+  bad |= plugin_notification_meta_add_string(&n, "ports", po_watch_ports(w));
+  if (po_watch_addresses(w))
+    bad |= plugin_notification_meta_add_string(&n, "addresses",
+                                               po_watch_addresses(w));
+  bad |= plugin_notification_meta_add_signed_int(&n, "sockets",
+                                                 (int64_t)e->sockets);
+  bad |= plugin_notification_meta_add_signed_int(&n, "processes",
+                                                 (int64_t)e->processes);
+  bad |= plugin_notification_meta_add_string(&n, "owners", e->owners);
+  bad |= plugin_notification_meta_add_signed_int(&n, "owners_total",
+                                                 (int64_t)e->owners_total);
+  if (e->previous_owners)
+    bad |= plugin_notification_meta_add_string(&n, "previous_owners",
+                                               e->previous_owners);
+  if (bad)
+    ERROR(PFX "<Port \"%s\">: could not attach all meta data to the "
+              "notification (out of memory)",
+          po_watch_name(w));
+  plugin_dispatch_notification(&n);
+  if (n.meta)
+    plugin_notification_meta_free(n.meta);
+}
+
+/* What a snapshot says that a user should hear about, once. */
+static void tell_once(const struct po_stats *st) {
+  denied_reads = st->walk.denied > 0 ? denied_reads + 1 : 0;
+  if (denied_reads >= DENIED_READS && !told_denied) {
+    told_denied = 1;
+    WARNING(PFX "could not read the open files (/proc/PID/fd) of %llu "
+                "process%s for lack of privilege: the sockets they hold count "
+                "as unowned and their owners are not named. Run collectd as "
+                "root, or grant it CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE "
+                "(systemd: AmbientCapabilities=CAP_DAC_READ_SEARCH "
+                "CAP_SYS_PTRACE). Said once.",
+            (unsigned long long)st->walk.denied,
+            st->walk.denied == 1 ? "" : "es");
+  }
+  if (source == PO_SOURCE_AUTO && st->source_used == PO_SOURCE_PROC &&
+      !told_proc_fallback) {
+    told_proc_fallback = 1;
+    NOTICE(PFX "netlink sock_diag is not available: reading /proc/net "
+               "instead (accept queue limits are then unknown and reported as "
+               "0). Said once.");
+  }
+  if (st->ns_failed > 0 && !told_ns_failed) {
+    told_ns_failed = 1;
+    WARNING(PFX "could not read the listening sockets of %llu network "
+                "namespace%s (AllNamespaces): their listeners are not "
+                "counted. Said once.",
+            (unsigned long long)st->ns_failed, st->ns_failed == 1 ? "" : "s");
+  }
+  if (st->malformed > 0 && !told_malformed) {
+    told_malformed = 1;
+    NOTICE(PFX "skipped %llu malformed /proc/net line%s or netlink "
+               "message%s. Said once.",
+           (unsigned long long)st->malformed, st->malformed == 1 ? "" : "s",
+           st->malformed == 1 ? "" : "s");
+  }
+}
+
+static void save_state(void) {
+  int err;
+
+  if (!state_file)
+    return;
+  err = po_state_save(watches, state_file, have_boot_id ? boot_id : NULL);
+  if (err < 0 && err != state_save_error) {
+    ERROR(PFX "StateFile \"%s\": cannot write it: %s%s", state_file,
+          err == -ELOOP ? "it is a symlink, which is never written through"
+                        : STRERROR(-err),
+          ". Said once until it changes.");
+  } else if (err >= 0 && state_save_error) {
+    INFO(PFX "StateFile \"%s\": written again", state_file);
+  }
+  state_save_error = err < 0 ? err : 0;
+}
+
+static int po_read(void) {
+  struct po_snapshot s;
+  uint64_t own = 0;
+  cdtime_t now;
+  size_t n = po_watchset_len(watches);
+  int err;
+
+  po_netns_self(po_ctx_proc_root(ctx), &own);
+  err = po_snapshot_take(ctx, &query, &s);
+  if (err) {
+    c_complain(LOG_ERR, &snapshot_complaint,
+               PFX "cannot read the listening sockets: %s", STRERROR(-err));
+    po_snapshot_free(&s);
+    return -1;
+  }
+  c_release(LOG_INFO, &snapshot_complaint,
+            PFX "reading the listening sockets works again");
+  tell_once(&s.stats);
+
+  po_events_clear(&events);
+  err = po_watchset_eval(watches, &s, own, values, &events);
+  po_snapshot_free(&s);
+  if (err) {
+    ERROR(PFX "evaluating the snapshot failed: %s", STRERROR(-err));
+    po_events_clear(&events);
+    return -1;
+  }
+
+  now = cdtime();
+  for (size_t i = 0; i < n; i++) {
+    const char *name = po_watch_name(po_watchset_get(watches, i));
+    const struct po_watch_values *v = &values[i];
+
+    submit(name, "count", "sockets", v->sockets, now);
+    submit(name, "count", "processes", v->processes, now);
+    submit(name, "count", "unowned", v->unowned, now);
+    submit(name, "queue_length", "accept", v->accept, now);
+    submit(name, "queue_length", "accept_max", v->accept_max, now);
+  }
+  for (size_t i = 0; i < events.len; i++)
+    notify(&events.v[i], now);
+  po_events_clear(&events);
+  save_state();
+  return 0;
+}
+
+/* ---- init and shutdown
+ * --------------------------------------------------------- */
+
+static int po_init(void) {
+  size_t n = watches ? po_watchset_len(watches) : 0;
+  int err;
+
+  if (n == 0) {
+    WARNING(PFX "no <Port \"NAME\"> block is configured: nothing to watch");
+    return 0;
+  }
+  if (ctx) /* init twice */
+    return 0;
+  ctx = po_ctx_new(proc_root ? proc_root : "/proc");
+  values = calloc(n, sizeof *values);
+  if (!ctx || !values) {
+    ERROR(PFX "cannot start: %s", STRERRNO);
+    return -1;
+  }
+  err = po_watchset_query(watches, &query);
+  if (err) {
+    ERROR(PFX "cannot start: %s", STRERROR(-err));
+    return -1;
+  }
+  query.source = source;
+  have_boot_id =
+      po_boot_id_read(po_ctx_proc_root(ctx), boot_id, sizeof boot_id) == 0;
+
+  if (state_file) {
+    err = po_state_load(watches, state_file, have_boot_id ? boot_id : NULL);
+    if (err == 0)
+      INFO(PFX "StateFile \"%s\": state restored", state_file);
+    else if (err == -ENOENT)
+      INFO(PFX "StateFile \"%s\" does not exist yet: starting fresh",
+           state_file);
+    else if (err == -EBADMSG)
+      WARNING(PFX "StateFile \"%s\" is corrupt or not a portowner state file: "
+                  "starting fresh (it is replaced at the next change)",
+              state_file);
+    else if (err == -ELOOP)
+      WARNING(PFX "StateFile \"%s\" is a symlink, which is never read or "
+                  "written through: starting fresh",
+              state_file);
+    else if (err == -EINVAL)
+      WARNING(PFX "StateFile \"%s\" is not a regular file: starting fresh",
+              state_file);
+    else
+      WARNING(PFX "StateFile \"%s\" cannot be read: %s: starting fresh",
+              state_file, STRERROR(-err));
+  }
+  INFO(PFX "version %s watching %zu <Port> block%s", PORTOWNER_VERSION, n,
+       n == 1 ? "" : "s");
+  return plugin_register_read(PLUGIN_NAME, po_read);
+}
+
+static int po_shutdown(void) {
+  if (ctx)
+    save_state();
+  po_events_free(&events);
+  po_ctx_free(ctx);
+  ctx = NULL;
+  free(values);
+  values = NULL;
+  po_watchset_free(watches);
+  watches = NULL;
+  free(proc_root);
+  proc_root = NULL;
+  free(state_file);
+  state_file = NULL;
+  return 0;
+}
+
+void module_register(void) {
+  plugin_register_complex_config(PLUGIN_NAME, po_config);
+  plugin_register_init(PLUGIN_NAME, po_init);
+  plugin_register_shutdown(PLUGIN_NAME, po_shutdown);
+}

@@ -1,1 +1,1544 @@
-int main(void) { return 0; }
+/*
+ * Unit tests: the watch model and its state machine, on snapshots built by
+ * hand; the owners JSON through yajl's own parser; the StateFile; the config
+ * value parsers.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <yajl/yajl_tree.h>
+
+#include "portowner/portspec.h"
+#include "portowner/snapshot.h"
+#include "portowner/watch.h"
+
+#define OWN_NS 4026531840ull
+#define OTHER_NS 4026532000ull
+
+/* ---- building snapshots ----------------------------------------------------
+ */
+
+static size_t sock_add(struct po_snapshot *s, int proto, const char *addr,
+                       uint16_t port) {
+  struct po_socket sk;
+
+  memset(&sk, 0, sizeof sk);
+  if (inet_pton(AF_INET, addr, sk.addr) == 1) {
+    sk.family = AF_INET;
+  } else {
+    assert_int_equal(inet_pton(AF_INET6, addr, sk.addr), 1);
+    sk.family = AF_INET6;
+  }
+  sk.proto = (uint8_t)proto;
+  sk.port = port;
+  sk.netns = OWN_NS;
+  sk.inode = 10000 + s->socks.len;
+  sk.v6only = -1;
+  sk.rqueue = 0;
+  sk.wqueue = proto == IPPROTO_TCP ? 128 : 0;
+  assert_int_equal(po_table_push(&s->socks, &sk), 0);
+  return s->socks.len - 1;
+}
+
+static void proc_add(struct po_snapshot *s, pid_t pid, const char *comm,
+                     const char *exe, uint32_t uid, const char *user) {
+  struct po_proc *p;
+
+  s->procs = realloc(s->procs, (s->nprocs + 1) * sizeof *s->procs);
+  assert_non_null(s->procs);
+  p = &s->procs[s->nprocs++];
+  memset(p, 0, sizeof *p);
+  p->pid = pid;
+  p->uid = uid;
+  snprintf(p->comm, sizeof p->comm, "%s", comm);
+  p->exe = exe ? strdup(exe) : NULL;
+  snprintf(p->user, sizeof p->user, "%s", user);
+}
+
+static void owner_add(struct po_snapshot *s, size_t sock, pid_t pid) {
+  s->owners = realloc(s->owners, (s->nowners + 1) * sizeof *s->owners);
+  assert_non_null(s->owners);
+  s->owners[s->nowners].pid = pid;
+  s->owners[s->nowners].fd = 3 + (int)s->nowners;
+  s->owners[s->nowners].sock = sock;
+  s->owners[s->nowners].proc = 0;
+  s->nowners++;
+}
+
+/* A process holding one socket, in one call. */
+static void own(struct po_snapshot *s, size_t sock, pid_t pid, const char *comm,
+                const char *exe, uint32_t uid, const char *user) {
+  int known = 0;
+
+  for (size_t i = 0; i < s->nprocs; i++)
+    known |= s->procs[i].pid == pid;
+  if (!known)
+    proc_add(s, pid, comm, exe, uid, user);
+  owner_add(s, sock, pid);
+}
+
+static int proc_cmp(const void *a, const void *b) {
+  const struct po_proc *x = a, *y = b;
+
+  return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+static int owner_cmp(const void *a, const void *b) {
+  const struct po_owner *x = a, *y = b;
+
+  if (x->sock != y->sock)
+    return x->sock < y->sock ? -1 : 1;
+  if (x->pid != y->pid)
+    return (x->pid > y->pid) - (x->pid < y->pid);
+  return (x->fd > y->fd) - (x->fd < y->fd);
+}
+
+/* Links owners to sockets and processes, as po_snapshot_take() leaves them
+ * (sockets are not re-sorted: the tests know their indexes). */
+static void snap_done(struct po_snapshot *s) {
+  if (s->nprocs)
+    qsort(s->procs, s->nprocs, sizeof *s->procs, proc_cmp);
+  if (s->nowners)
+    qsort(s->owners, s->nowners, sizeof *s->owners, owner_cmp);
+  for (size_t i = 0; i < s->socks.len; i++)
+    s->socks.v[i].owner_count = 0;
+  for (size_t i = 0; i < s->nowners; i++) {
+    struct po_proc key = {.pid = s->owners[i].pid};
+    struct po_proc *p =
+        bsearch(&key, s->procs, s->nprocs, sizeof key, proc_cmp);
+    struct po_socket *sk = &s->socks.v[s->owners[i].sock];
+
+    assert_non_null(p);
+    s->owners[i].proc = (size_t)(p - s->procs);
+    if (sk->owner_count++ == 0)
+      sk->owner_first = i;
+  }
+}
+
+/* ---- helpers
+ * ------------------------------------------------------------------ */
+
+static struct po_watch *mkwatch(const char *name, const char *ports,
+                                const char *proto) {
+  struct po_watch *w = po_watch_new(name);
+
+  assert_non_null(w);
+  assert_int_equal(po_watch_port_add_string(w, ports, NULL), 0);
+  if (proto)
+    assert_int_equal(po_watch_protocol_add(w, proto), 0);
+  return w;
+}
+
+static void finish(struct po_watch *w) {
+  assert_int_equal(po_watch_finish(w), 0);
+}
+
+/* Evaluates s for w; returns the number of new events. */
+static size_t eval(struct po_watch *w, const struct po_snapshot *s,
+                   struct po_watch_values *v, struct po_events *ev) {
+  struct po_watch_values tmp;
+
+  po_events_clear(ev);
+  assert_int_equal(po_watch_eval(w, s, OWN_NS, v ? v : &tmp, ev), 0);
+  return ev->len;
+}
+
+/* An empty snapshot. */
+static size_t eval_empty(struct po_watch *w, struct po_events *ev) {
+  struct po_snapshot s;
+  size_t n;
+
+  memset(&s, 0, sizeof s);
+  n = eval(w, &s, NULL, ev);
+  po_snapshot_free(&s);
+  return n;
+}
+
+/* One tcp/80 listener held by one process. */
+static size_t eval_one(struct po_watch *w, pid_t pid, const char *comm,
+                       const char *exe, uint32_t uid, const char *user,
+                       struct po_events *ev) {
+  struct po_snapshot s;
+  size_t n;
+
+  memset(&s, 0, sizeof s);
+  own(&s, sock_add(&s, IPPROTO_TCP, "0.0.0.0", 80), pid, comm, exe, uid, user);
+  snap_done(&s);
+  n = eval(w, &s, NULL, ev);
+  po_snapshot_free(&s);
+  return n;
+}
+
+static size_t eval_nginx(struct po_watch *w, pid_t pid, struct po_events *ev) {
+  return eval_one(w, pid, "nginx", "/usr/sbin/nginx", 33, "www-data", ev);
+}
+
+static int utf8_clean(const char *s) {
+  const unsigned char *u = (const unsigned char *)s;
+
+  for (size_t i = 0; u[i];) {
+    size_t n = u[i] < 0x80         ? 1
+               : (u[i] >> 5) == 6  ? 2
+               : (u[i] >> 4) == 14 ? 3
+               : (u[i] >> 3) == 30 ? 4
+                                   : 0;
+    if (n == 0 || u[i] < 0x20 || u[i] == 0x7f)
+      return 0;
+    for (size_t k = 1; k < n; k++)
+      if ((u[i + k] & 0xc0) != 0x80)
+        return 0;
+    i += n;
+  }
+  return 1;
+}
+
+/* Every event: message short, clean, severity consistent with the type. */
+static void check_events(const struct po_events *ev) {
+  for (size_t i = 0; i < ev->len; i++) {
+    const struct po_event *e = &ev->v[i];
+    yajl_val v;
+    char err[128];
+
+    assert_true(strlen(e->message) < PO_MESSAGE_MAX);
+    assert_true(utf8_clean(e->message));
+    assert_non_null(e->owners);
+    v = yajl_tree_parse(e->owners, err, sizeof err);
+    assert_non_null(v);
+    assert_true(YAJL_IS_ARRAY(v));
+    assert_true(v->u.array.len <= PO_OWNERS_MAX);
+    yajl_tree_free(v);
+    switch (e->type) {
+    case PO_EVENT_LISTENER_LOST:
+    case PO_EVENT_MISSING_AT_START:
+    case PO_EVENT_UNEXPECTED_OWNER:
+      assert_int_equal(e->severity, PO_SEVERITY_FAILURE);
+      break;
+    case PO_EVENT_OWNER_CHANGED:
+      assert_int_equal(e->severity, PO_SEVERITY_WARNING);
+      break;
+    default:
+      assert_int_equal(e->severity, PO_SEVERITY_OKAY);
+    }
+  }
+}
+
+/* ---- values
+ * -------------------------------------------------------------------- */
+
+static void test_values(void **state) {
+  struct po_watch *w = mkwatch("web", "80,8000-8099", NULL);
+  struct po_watch *u = mkwatch("dns", "53", "udp");
+  struct po_snapshot s;
+  struct po_watch_values v;
+  struct po_events ev = {0};
+  size_t a, b, c;
+
+  (void)state;
+  finish(w);
+  finish(u);
+  memset(&s, 0, sizeof s);
+  /* Prefork: one socket, a parent and three workers. */
+  a = sock_add(&s, IPPROTO_TCP, "0.0.0.0", 80);
+  s.socks.v[a].rqueue = 3;
+  s.socks.v[a].wqueue = 511;
+  own(&s, a, 100, "nginx", "/usr/sbin/nginx", 0, "root");
+  for (pid_t p = 101; p <= 103; p++)
+    own(&s, a, p, "nginx", "/usr/sbin/nginx", 33, "www-data");
+  /* The same workers on [::]:80. */
+  b = sock_add(&s, IPPROTO_TCP, "::", 80);
+  s.socks.v[b].rqueue = 2;
+  s.socks.v[b].wqueue = PO_QUEUE_UNKNOWN; /* /proc/net: limit unknown */
+  own(&s, b, 101, "nginx", "/usr/sbin/nginx", 33, "www-data");
+  /* Unowned (no privilege to see its owner). */
+  c = sock_add(&s, IPPROTO_TCP, "127.0.0.1", 8080);
+  s.socks.v[c].wqueue = 10;
+  /* Not ours: a UDP socket on 80, a TCP socket on 8100, another netns. */
+  sock_add(&s, IPPROTO_UDP, "0.0.0.0", 80);
+  sock_add(&s, IPPROTO_TCP, "0.0.0.0", 8100);
+  s.socks.v[sock_add(&s, IPPROTO_TCP, "0.0.0.0", 8000)].netns = OTHER_NS;
+  /* UDP 53: its receive queue is not an accept queue. */
+  s.socks.v[sock_add(&s, IPPROTO_UDP, "0.0.0.0", 53)].rqueue = 999;
+  snap_done(&s);
+
+  eval(w, &s, &v, &ev);
+  assert_int_equal(v.sockets, 3);
+  assert_int_equal(v.processes, 4);
+  assert_int_equal(v.unowned, 1);
+  assert_int_equal(v.accept, 5);
+  assert_int_equal(v.accept_max, 511 + 0 + 10);
+
+  eval(u, &s, &v, &ev);
+  assert_int_equal(v.sockets, 1);
+  assert_int_equal(v.processes, 0);
+  assert_int_equal(v.unowned, 1);
+  assert_int_equal(v.accept, 0);
+  assert_int_equal(v.accept_max, 0);
+
+  /* AllNamespaces counts the other namespace's socket too. */
+  po_watch_free(w);
+  w = mkwatch("web", "80,8000-8099", NULL);
+  po_watch_set_all_namespaces(w, 1);
+  finish(w);
+  eval(w, &s, &v, &ev);
+  assert_int_equal(v.sockets, 4);
+
+  po_events_free(&ev);
+  po_snapshot_free(&s);
+  po_watch_free(w);
+  po_watch_free(u);
+}
+
+static void test_values_addresses(void **state) {
+  struct po_snapshot s;
+  struct po_watch_values v;
+  struct po_events ev = {0};
+  struct po_watch *any4, *any6, *lo4, *lo6;
+
+  (void)state;
+  memset(&s, 0, sizeof s);
+  sock_add(&s, IPPROTO_TCP, "0.0.0.0", 80);
+  sock_add(&s, IPPROTO_TCP, "::", 80);
+  sock_add(&s, IPPROTO_TCP, "127.0.0.1", 80);
+  sock_add(&s, IPPROTO_TCP, "::ffff:127.0.0.1", 80); /* tcp6, v4-mapped */
+  sock_add(&s, IPPROTO_TCP, "::1", 80);
+  sock_add(&s, IPPROTO_TCP, "192.0.2.1", 80);
+  snap_done(&s);
+
+  any4 = mkwatch("a", "80", NULL);
+  assert_int_equal(po_watch_address_add(any4, "0.0.0.0"), 0);
+  finish(any4);
+  any6 = mkwatch("b", "80", NULL);
+  assert_int_equal(po_watch_address_add(any6, "::"), 0);
+  finish(any6);
+  lo4 = mkwatch("c", "80", NULL);
+  assert_int_equal(po_watch_address_add(lo4, "127.0.0.1"), 0);
+  finish(lo4);
+  lo6 = mkwatch("d", "80", NULL);
+  assert_int_equal(po_watch_address_add(lo6, "::1"), 0);
+  assert_int_equal(po_watch_address_add(lo6, "0.0.0.0"), 0);
+  finish(lo6);
+  assert_string_equal(po_watch_addresses(lo6), "::1,0.0.0.0");
+
+  eval(any4, &s, &v, &ev);
+  assert_int_equal(v.sockets, 1); /* only the v4 wildcard */
+  eval(any6, &s, &v, &ev);
+  assert_int_equal(v.sockets, 1); /* only the v6 wildcard */
+  eval(lo4, &s, &v, &ev);
+  assert_int_equal(v.sockets, 2); /* 127.0.0.1 and ::ffff:127.0.0.1 */
+  eval(lo6, &s, &v, &ev);
+  assert_int_equal(v.sockets, 2); /* ::1 and 0.0.0.0 */
+
+  po_events_free(&ev);
+  po_snapshot_free(&s);
+  po_watch_free(any4);
+  po_watch_free(any6);
+  po_watch_free(lo4);
+  po_watch_free(lo6);
+}
+
+/* ---- listener lost / back
+ * ---------------------------------------------------- */
+
+static void test_lost_after_hits_and_back(void **state) {
+  struct po_watch *w = mkwatch("web", "80", NULL);
+  struct po_events ev = {0};
+  const struct po_event *e;
+  yajl_val prev;
+  char err[128];
+
+  (void)state;
+  assert_int_equal(po_watch_set_hits(w, 2), 0);
+  finish(w);
+  assert_int_equal(eval_nginx(w, 1311, &ev), 0); /* up at start: silent */
+  assert_int_equal(eval_nginx(w, 1311, &ev), 0);
+  assert_int_equal(eval_empty(w, &ev), 0); /* 1 of 2 empty reads */
+  assert_int_equal(eval_empty(w, &ev), 1); /* 2 of 2: FAILURE */
+  check_events(&ev);
+  e = &ev.v[0];
+  assert_int_equal(e->type, PO_EVENT_LISTENER_LOST);
+  assert_int_equal(e->severity, PO_SEVERITY_FAILURE);
+  assert_string_equal(
+      e->message,
+      "tcp/80 (web) lost its listener; last held by nginx[1311] www-data");
+  assert_int_equal(e->sockets, 0);
+  assert_int_equal(e->processes, 0);
+  assert_int_equal(e->owners_total, 0);
+  assert_string_equal(e->owners, "[]");
+  assert_non_null(e->previous_owners);
+  prev = yajl_tree_parse(e->previous_owners, err, sizeof err);
+  assert_non_null(prev);
+  assert_int_equal(prev->u.array.len, 1);
+  {
+    const char *pid[] = {"pid", NULL}, *exe[] = {"exe", NULL},
+               *user[] = {"user", NULL}, *comm[] = {"comm", NULL};
+    yajl_val o = prev->u.array.values[0];
+
+    assert_int_equal(YAJL_GET_INTEGER(yajl_tree_get(o, pid, yajl_t_number)),
+                     1311);
+    assert_string_equal(YAJL_GET_STRING(yajl_tree_get(o, exe, yajl_t_string)),
+                        "/usr/sbin/nginx");
+    assert_string_equal(YAJL_GET_STRING(yajl_tree_get(o, user, yajl_t_string)),
+                        "www-data");
+    assert_string_equal(YAJL_GET_STRING(yajl_tree_get(o, comm, yajl_t_string)),
+                        "nginx");
+  }
+  yajl_tree_free(prev);
+  assert_string_equal(po_event_type_name(e->type), "listener_lost");
+  assert_string_equal(po_event_condition(e->type), "listener");
+
+  /* Still down: no repeat, ever. */
+  for (int i = 0; i < 5; i++)
+    assert_int_equal(eval_empty(w, &ev), 0);
+
+  /* Back, held by a new process: OKAY naming it, no owner-change WARNING. */
+  assert_int_equal(
+      eval_one(w, 2000, "apache2", "/usr/sbin/apache2", 33, "www-data", &ev),
+      1);
+  check_events(&ev);
+  e = &ev.v[0];
+  assert_int_equal(e->type, PO_EVENT_LISTENER_BACK);
+  assert_int_equal(e->severity, PO_SEVERITY_OKAY);
+  assert_string_equal(e->message, "tcp/80 (web) has a listener again; held "
+                                  "by apache2[2000] www-data");
+  assert_null(e->previous_owners);
+  assert_int_equal(e->sockets, 1);
+  assert_int_equal(e->processes, 1);
+  assert_int_equal(e->owners_total, 1);
+  assert_int_equal(
+      eval_one(w, 2000, "apache2", "/usr/sbin/apache2", 33, "www-data", &ev),
+      0);
+
+  /* Lost again: a second FAILURE, naming the last owner. */
+  assert_int_equal(eval_empty(w, &ev), 0);
+  assert_int_equal(eval_empty(w, &ev), 1);
+  assert_int_equal(ev.v[0].type, PO_EVENT_LISTENER_LOST);
+  assert_non_null(strstr(ev.v[0].message, "apache2[2000]"));
+
+  po_events_free(&ev);
+  po_watch_free(w);
+}
+
+static void test_blip_shorter_than_hits(void **state) {
+  struct po_watch *w = mkwatch("web", "80", NULL);
+  struct po_events ev = {0};
+
+  (void)state;
+  assert_int_equal(po_watch_set_hits(w, 3), 0);
+  finish(w);
+  assert_int_equal(eval_nginx(w, 10, &ev), 0);
+  assert_int_equal(eval_empty(w, &ev), 0);
+  assert_int_equal(eval_empty(w, &ev), 0);
+  assert_int_equal(eval_nginx(w, 10, &ev), 0);
+  assert_int_equal(eval_empty(w, &ev), 0);
+  assert_int_equal(eval_empty(w, &ev), 0);
+  assert_int_equal(eval_empty(w, &ev), 1);
+  po_events_free(&ev);
+  po_watch_free(w);
+}
+
+static void test_missing_at_start(void **state) {
+  struct po_watch *w = mkwatch("web", "80", NULL);
+  struct po_events ev = {0};
+
+  (void)state;
+  assert_int_equal(po_watch_set_hits(w, 5), 0); /* not waited for at start */
+  finish(w);
+  assert_int_equal(eval_empty(w, &ev), 1);
+  check_events(&ev);
+  assert_int_equal(ev.v[0].type, PO_EVENT_MISSING_AT_START);
+  assert_int_equal(ev.v[0].severity, PO_SEVERITY_FAILURE);
+  assert_string_equal(ev.v[0].message, "tcp/80 (web) has no listener at start");
+  assert_null(ev.v[0].previous_owners);
+  assert_string_equal(po_event_condition(ev.v[0].type), "listener");
+  for (int i = 0; i < 10; i++)
+    assert_int_equal(eval_empty(w, &ev), 0);
+  assert_int_equal(eval_nginx(w, 7, &ev), 1);
+  assert_int_equal(ev.v[0].type, PO_EVENT_LISTENER_BACK);
+  assert_int_equal(ev.v[0].severity, PO_SEVERITY_OKAY);
+  assert_int_equal(eval_nginx(w, 7, &ev), 0);
+  po_events_free(&ev);
+  po_watch_free(w);
+}
+
+static void test_missing_at_start_off(void **state) {
+  struct po_watch *w = mkwatch("web", "80", NULL);
+  struct po_events ev = {0};
+
+  (void)state;
+  po_watch_set_notify_missing_at_start(w, 0);
+  finish(w);
+  assert_int_equal(eval_empty(w, &ev), 0);
+  assert_int_equal(eval_empty(w, &ev), 0);
+  assert_int_equal(eval_nginx(w, 7, &ev), 0); /* nothing was standing */
+  assert_int_equal(eval_empty(w, &ev), 1);    /* but a loss is a loss */
+  assert_int_equal(ev.v[0].type, PO_EVENT_LISTENER_LOST);
+  po_events_free(&ev);
+  po_watch_free(w);
+}
+
+static void test_unowned_socket_is_a_listener(void **state) {
+  struct po_watch *w = mkwatch("web", "80", NULL);
+  struct po_events ev = {0};
+  struct po_snapshot s;
+  struct po_watch_values v;
+
+  (void)state;
+  finish(w);
+  memset(&s, 0, sizeof s);
+  sock_add(&s, IPPROTO_TCP, "0.0.0.0", 80);
+  snap_done(&s);
+  assert_int_equal(eval_empty(w, &ev), 1); /* missing at start */
+  assert_int_equal(eval(w, &s, &v, &ev), 1);
+  assert_int_equal(ev.v[0].type, PO_EVENT_LISTENER_BACK);
+  assert_string_equal(ev.v[0].message,
+                      "tcp/80 (web) has a listener again; owner unknown");
+  assert_int_equal(v.unowned, 1);
+  /* Owners unknown: no owner change, no expectation verdict. */
+  assert_int_equal(eval(w, &s, &v, &ev), 0);
+  assert_int_equal(eval_nginx(w, 9, &ev), 0);
+  assert_int_equal(eval(w, &s, &v, &ev), 0);
+  assert_int_equal(eval_nginx(w, 9, &ev), 0);
+  po_snapshot_free(&s);
+  po_events_free(&ev);
+  po_watch_free(w);
+}
+
+/* ---- owner changed ----------------------------------------------------------
+ */
+
+static void test_owner_changed_program(void **state) {
+  struct po_watch *w = mkwatch("web", "80", NULL);
+  struct po_events ev = {0};
+  const struct po_event *e;
+
+  (void)state;
+  finish(w);
+  assert_int_equal(eval_nginx(w, 1311, &ev), 0);
+  assert_int_equal(
+      eval_one(w, 1400, "apache2", "/usr/sbin/apache2", 33, "www-data", &ev),
+      1);
+  check_events(&ev);
+  e = &ev.v[0];
+  assert_int_equal(e->type, PO_EVENT_OWNER_CHANGED);
+  assert_int_equal(e->severity, PO_SEVERITY_WARNING);
+  assert_string_equal(e->message,
+                      "tcp/80 (web) changed owner: nginx[1311] www-data -> "
+                      "apache2[1400] www-data");
+  assert_non_null(e->previous_owners);
+  assert_non_null(strstr(e->previous_owners, "\"nginx\""));
+  assert_non_null(strstr(e->owners, "\"apache2\""));
+  assert_string_equal(po_event_condition(e->type), "owner_change");
+  /* Stable again: silent. */
+  assert_int_equal(
+      eval_one(w, 1400, "apache2", "/usr/sbin/apache2", 33, "www-data", &ev),
+      0);
+  /* Same program, another user: a change. */
+  assert_int_equal(
+      eval_one(w, 1400, "apache2", "/usr/sbin/apache2", 0, "root", &ev), 1);
+  assert_int_equal(ev.v[0].type, PO_EVENT_OWNER_CHANGED);
+  /* The binary upgraded under a running process: not a change. */
+  assert_int_equal(eval_one(w, 1400, "apache2", "/usr/sbin/apache2 (deleted)",
+                            0, "root", &ev),
+                   0);
+  po_events_free(&ev);
+  po_watch_free(w);
+}
+
+static void test_owner_changed_pids_replaced(void **state) {
+  struct po_watch *w = mkwatch("web", "80", NULL);
+  struct po_events ev = {0};
+  struct po_snapshot s;
+  size_t k;
+
+  (void)state;
+  finish(w);
+  /* master 100 and worker 101 */
+  memset(&s, 0, sizeof s);
+  k = sock_add(&s, IPPROTO_TCP, "0.0.0.0", 80);
+  own(&s, k, 100, "nginx", "/usr/sbin/nginx", 33, "www-data");
+  own(&s, k, 101, "nginx", "/usr/sbin/nginx", 33, "www-data");
+  snap_done(&s);
+  assert_int_equal(eval(w, &s, NULL, &ev), 0);
+  po_snapshot_free(&s);
+
+  /* A reload: the master stays, workers are replaced: no change. */
+  memset(&s, 0, sizeof s);
+  k = sock_add(&s, IPPROTO_TCP, "0.0.0.0", 80);
+  own(&s, k, 100, "nginx", "/usr/sbin/nginx", 33, "www-data");
+  own(&s, k, 150, "nginx", "/usr/sbin/nginx", 33, "www-data");
+  snap_done(&s);
+  assert_int_equal(eval(w, &s, NULL, &ev), 0);
+  po_snapshot_free(&s);
+
+  /* A restart: every pid is new: WARNING. */
+  memset(&s, 0, sizeof s);
+  k = sock_add(&s, IPPROTO_TCP, "0.0.0.0", 80);
+  own(&s, k, 200, "nginx", "/usr/sbin/nginx", 33, "www-data");
+  own(&s, k, 201, "nginx", "/usr/sbin/nginx", 33, "www-data");
+  snap_done(&s);
+  assert_int_equal(eval(w, &s, NULL, &ev), 1);
+  check_events(&ev);
+  assert_int_equal(ev.v[0].type, PO_EVENT_OWNER_CHANGED);
+  assert_string_equal(ev.v[0].message,
+                      "tcp/80 (web) changed owner (every process replaced): "
+                      "nginx[100] www-data, nginx[150] www-data -> "
+                      "nginx[200] www-data, nginx[201] www-data");
+  assert_int_equal(ev.v[0].owners_total, 2);
+  assert_int_equal(eval(w, &s, NULL, &ev), 0);
+  po_snapshot_free(&s);
+  po_events_free(&ev);
+  po_watch_free(w);
+}
+
+static void test_owner_change_within_hits(void **state) {
+  struct po_watch *w = mkwatch("web", "80", NULL);
+  struct po_events ev = {0};
+
+  (void)state;
+  assert_int_equal(po_watch_set_hits(w, 3), 0);
+  finish(w);
+  assert_int_equal(eval_nginx(w, 10, &ev), 0);
+  assert_int_equal(eval_empty(w, &ev), 0); /* a restart shorter than Hits */
+  assert_int_equal(eval_nginx(w, 11, &ev), 1);
+  assert_int_equal(ev.v[0].type, PO_EVENT_OWNER_CHANGED);
+  po_events_free(&ev);
+  po_watch_free(w);
+}
+
+static void test_owner_change_off(void **state) {
+  struct po_watch *w = mkwatch("web", "80", NULL);
+  struct po_events ev = {0};
+
+  (void)state;
+  po_watch_set_notify_owner_change(w, 0);
+  finish(w);
+  assert_int_equal(eval_nginx(w, 10, &ev), 0);
+  assert_int_equal(eval_nginx(w, 11, &ev), 0);
+  assert_int_equal(
+      eval_one(w, 12, "apache2", "/usr/sbin/apache2", 0, "root", &ev), 0);
+  po_events_free(&ev);
+  po_watch_free(w);
+}
+
+/* ---- expectations
+ * --------------------------------------------------------------- */
+
+static void test_unexpected_process(void **state) {
+  struct po_watch *w = mkwatch("ssh", "80", "tcp");
+  struct po_events ev = {0};
+  const struct po_event *e;
+
+  (void)state;
+  assert_int_equal(po_watch_expect_process_add(w, "sshd", NULL, 0), 0);
+  po_watch_set_notify_owner_change(w, 0);
+  finish(w);
+  /* Matches by comm. */
+  assert_int_equal(eval_one(w, 800, "sshd", NULL, 0, "root", &ev), 0);
+  /* Matches by exe basename although comm differs. */
+  assert_int_equal(
+      eval_one(w, 801, "sshd: listener", "/usr/sbin/sshd", 0, "root", &ev), 0);
+  /* dropbear: FAILURE once. */
+  assert_int_equal(
+      eval_one(w, 900, "dropbear", "/usr/sbin/dropbear", 0, "root", &ev), 1);
+  check_events(&ev);
+  e = &ev.v[0];
+  assert_int_equal(e->type, PO_EVENT_UNEXPECTED_OWNER);
+  assert_int_equal(e->severity, PO_SEVERITY_FAILURE);
+  assert_string_equal(
+      e->message,
+      "tcp/80 (ssh) is held by an unexpected owner: dropbear[900] root");
+  assert_string_equal(po_event_condition(e->type), "unexpected_owner");
+  assert_null(e->previous_owners);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(
+        eval_one(w, 900, "dropbear", "/usr/sbin/dropbear", 0, "root", &ev), 0);
+  /* While the port is down the condition stands: no OKAY, no repeat. */
+  po_watch_set_notify_missing_at_start(w, 0);
+  assert_int_equal(eval_empty(w, &ev), 1);
+  assert_int_equal(ev.v[0].type, PO_EVENT_LISTENER_LOST);
+  assert_int_equal(eval_one(w, 901, "sshd", "/usr/sbin/sshd", 0, "root", &ev),
+                   2);
+  assert_int_equal(ev.v[0].type, PO_EVENT_LISTENER_BACK);
+  assert_int_equal(ev.v[1].type, PO_EVENT_EXPECTED_OWNER);
+  assert_int_equal(ev.v[1].severity, PO_SEVERITY_OKAY);
+  assert_string_equal(
+      ev.v[1].message,
+      "tcp/80 (ssh) is held by expected owners again: sshd[901] root");
+  assert_int_equal(eval_one(w, 901, "sshd", "/usr/sbin/sshd", 0, "root", &ev),
+                   0);
+  /* An owner whose details could not be read is not judged. */
+  assert_int_equal(eval_one(w, 902, "", NULL, PO_UID_UNKNOWN, "", &ev), 0);
+  po_events_free(&ev);
+  po_watch_free(w);
+}
+
+static void test_unexpected_regex_and_path(void **state) {
+  struct po_watch *w = mkwatch("web", "80", NULL);
+  struct po_events ev = {0};
+
+  (void)state;
+  assert_int_equal(
+      po_watch_expect_process_add(w, "/^(nginx|apache2)$/", NULL, 0), 0);
+  assert_int_equal(
+      po_watch_expect_process_add(w, "/opt/web/bin/server", NULL, 0), 0);
+  po_watch_set_notify_owner_change(w, 0);
+  finish(w);
+  assert_int_equal(eval_nginx(w, 1, &ev), 0);
+  assert_int_equal(
+      eval_one(w, 2, "apache2", "/usr/sbin/apache2", 0, "root", &ev), 0);
+  assert_int_equal(
+      eval_one(w, 3, "server", "/opt/web/bin/server", 0, "root", &ev), 0);
+  /* Anchored: "nginx-debug" does not match ^nginx$. */
+  assert_int_equal(
+      eval_one(w, 4, "nginx-debug", "/usr/sbin/nginx-debug", 0, "root", &ev),
+      1);
+  assert_int_equal(ev.v[0].type, PO_EVENT_UNEXPECTED_OWNER);
+  /* The same basename elsewhere is not the path. */
+  assert_int_equal(eval_one(w, 5, "server", "/tmp/server", 0, "root", &ev),
+                   0); /* standing */
+  assert_int_equal(eval_nginx(w, 6, &ev), 1);
+  assert_int_equal(ev.v[0].type, PO_EVENT_EXPECTED_OWNER);
+  assert_int_equal(eval_one(w, 5, "server", "/tmp/server", 0, "root", &ev), 1);
+  assert_int_equal(ev.v[0].type, PO_EVENT_UNEXPECTED_OWNER);
+  po_events_free(&ev);
+  po_watch_free(w);
+}
+
+static void test_unexpected_user(void **state) {
+  struct po_watch *w = mkwatch("ssh", "80", NULL);
+  struct po_watch *n = mkwatch("num", "80", NULL);
+  struct po_events ev = {0};
+
+  (void)state;
+  assert_int_equal(po_watch_expect_user_add(w, "root"), 0);
+  po_watch_set_notify_owner_change(w, 0);
+  finish(w);
+  assert_int_equal(eval_one(w, 1, "sshd", "/usr/sbin/sshd", 0, "root", &ev), 0);
+  assert_int_equal(eval_one(w, 1, "sshd", "/usr/sbin/sshd", 1000, "alice", &ev),
+                   1);
+  assert_int_equal(ev.v[0].type, PO_EVENT_UNEXPECTED_OWNER);
+  assert_non_null(strstr(ev.v[0].message, "sshd[1] alice"));
+  assert_int_equal(eval_one(w, 1, "sshd", "/usr/sbin/sshd", 0, "root", &ev), 1);
+  assert_int_equal(ev.v[0].type, PO_EVENT_EXPECTED_OWNER);
+
+  /* A numeric uid matches the uid, whatever the name. */
+  assert_int_equal(po_watch_expect_user_add(n, "1000"), 0);
+  po_watch_set_notify_owner_change(n, 0);
+  finish(n);
+  assert_int_equal(eval_one(n, 1, "x", NULL, 1000, "alice", &ev), 0);
+  assert_int_equal(eval_one(n, 1, "x", NULL, 1001, "1000", &ev), 1);
+  assert_int_equal(ev.v[0].type, PO_EVENT_UNEXPECTED_OWNER);
+  po_events_free(&ev);
+  po_watch_free(w);
+  po_watch_free(n);
+}
+
+/* Process and user both given: an owner must pass both. */
+static void test_unexpected_both(void **state) {
+  struct po_watch *w = mkwatch("ssh", "80", NULL);
+  struct po_events ev = {0};
+
+  (void)state;
+  assert_int_equal(po_watch_expect_process_add(w, "sshd", NULL, 0), 0);
+  assert_int_equal(po_watch_expect_user_add(w, "root"), 0);
+  po_watch_set_notify_owner_change(w, 0);
+  finish(w);
+  assert_int_equal(eval_one(w, 1, "sshd", NULL, 0, "root", &ev), 0);
+  assert_int_equal(eval_one(w, 1, "sshd", NULL, 33, "www-data", &ev), 1);
+  assert_int_equal(eval_one(w, 1, "nc", NULL, 0, "root", &ev), 0);
+  assert_int_equal(eval_one(w, 1, "sshd", NULL, 0, "root", &ev), 1);
+  assert_int_equal(ev.v[0].type, PO_EVENT_EXPECTED_OWNER);
+  po_events_free(&ev);
+  po_watch_free(w);
+}
+
+/* ---- messages and JSON
+ * ------------------------------------------------------------ */
+
+/* One socket held by n processes (pids base, base + 1, ...), built without
+ * a realloc per owner. */
+static void crowd(struct po_snapshot *s, pid_t base, size_t n, const char *comm,
+                  const char *exe, uint32_t uid, const char *user) {
+  size_t k = sock_add(s, IPPROTO_TCP, "0.0.0.0", 80);
+
+  s->procs = calloc(n, sizeof *s->procs);
+  s->owners = calloc(n, sizeof *s->owners);
+  assert_non_null(s->procs);
+  assert_non_null(s->owners);
+  for (size_t i = 0; i < n; i++) {
+    struct po_proc *p = &s->procs[i];
+
+    p->pid = base + (pid_t)i;
+    p->uid = uid;
+    snprintf(p->comm, sizeof p->comm, "%s", comm);
+    p->exe = strdup(exe);
+    assert_non_null(p->exe);
+    snprintf(p->user, sizeof p->user, "%s", user);
+    s->owners[i].pid = p->pid;
+    s->owners[i].fd = 3;
+    s->owners[i].sock = k;
+  }
+  s->nprocs = s->nowners = n;
+  snap_done(s);
+}
+
+static void test_message_10000_owners(void **state) {
+  struct po_watch *w = mkwatch("web", "80", NULL);
+  struct po_events ev = {0};
+  struct po_snapshot s;
+  yajl_val v;
+  char err[128];
+  const char *pid[] = {"pid", NULL};
+
+  (void)state;
+  assert_int_equal(po_watch_expect_user_add(w, "root"), 0);
+  finish(w);
+  assert_int_equal(eval_empty(w, &ev), 1);
+  memset(&s, 0, sizeof s);
+  crowd(&s, 1000, 10000, "worker", "/usr/bin/worker", 33, "www-data");
+  /* BACK and UNEXPECTED, each listing the owners. */
+  assert_int_equal(eval(w, &s, NULL, &ev), 2);
+  check_events(&ev);
+  for (size_t i = 0; i < ev.len; i++) {
+    const struct po_event *e = &ev.v[i];
+    size_t len = strlen(e->message);
+
+    assert_true(len < PO_MESSAGE_MAX);
+    assert_true(len > 200); /* filled, not cut early */
+    assert_string_equal(e->message + len - 5, ", ...");
+    assert_int_equal(e->owners_total, 10000);
+    assert_int_equal(e->processes, 10000);
+    v = yajl_tree_parse(e->owners, err, sizeof err);
+    assert_non_null(v);
+    assert_int_equal(v->u.array.len, PO_OWNERS_MAX);
+    /* Lowest pids first. */
+    assert_int_equal(YAJL_GET_INTEGER(yajl_tree_get(v->u.array.values[0], pid,
+                                                    yajl_t_number)),
+                     1000);
+    yajl_tree_free(v);
+  }
+  po_snapshot_free(&s);
+
+  /* A change between two big sets: both lists cut, still < 256. */
+  memset(&s, 0, sizeof s);
+  crowd(&s, 20000, 10000, "other", "/usr/bin/other", 0, "root");
+  assert_int_equal(eval(w, &s, NULL, &ev), 2); /* changed, expected again */
+  check_events(&ev);
+  assert_int_equal(ev.v[0].type, PO_EVENT_OWNER_CHANGED);
+  assert_true(strlen(ev.v[0].message) < PO_MESSAGE_MAX);
+  assert_non_null(strstr(ev.v[0].message, ", ... -> other[20000] root"));
+  v = yajl_tree_parse(ev.v[0].previous_owners, err, sizeof err);
+  assert_non_null(v);
+  assert_int_equal(v->u.array.len, PO_OWNERS_MAX);
+  yajl_tree_free(v);
+  po_snapshot_free(&s);
+  po_events_free(&ev);
+  po_watch_free(w);
+}
+
+static void test_owners_json_hostile_names(void **state) {
+  static const char comm[] = "a\"b\\c\nd\te\x01\xff\xc3";
+  static const char exe[] = "/opt/\"q\"/\xe9t\xe9\n";
+  static const char user[] = "\xc3\xa9ve"; /* "éve": valid UTF-8 */
+  struct po_watch *w = mkwatch("we\"ird\n\xff", "80", NULL);
+  struct po_events ev = {0};
+  const char *kc[] = {"comm", NULL}, *ke[] = {"exe", NULL},
+             *ku[] = {"user", NULL};
+  yajl_val v, o;
+  char err[128];
+
+  (void)state;
+  finish(w);
+  assert_int_equal(eval_empty(w, &ev), 1);
+  check_events(&ev);
+  assert_int_equal(eval_one(w, 42, comm, exe, 7, user, &ev), 1);
+  check_events(&ev);
+  /* Control characters and bad bytes become '?' in the message. */
+  assert_string_equal(ev.v[0].message,
+                      "tcp/80 (we\"ird?\?) has a listener again; held by "
+                      "?t??[42] \xc3\xa9ve");
+  assert_null(strchr(ev.v[0].message, '\n'));
+  assert_true(utf8_clean(ev.v[0].message));
+  assert_non_null(strstr(ev.v[0].message, "[42] \xc3\xa9ve"));
+
+  v = yajl_tree_parse(ev.v[0].owners, err, sizeof err);
+  assert_non_null(v);
+  assert_int_equal(v->u.array.len, 1);
+  o = v->u.array.values[0];
+  /* Quotes, backslashes and control characters survive; bytes that are not
+   * UTF-8 become U+FFFD. */
+  assert_string_equal(YAJL_GET_STRING(yajl_tree_get(o, kc, yajl_t_string)),
+                      "a\"b\\c\nd\te\x01\xef\xbf\xbd\xef\xbf\xbd");
+  assert_string_equal(YAJL_GET_STRING(yajl_tree_get(o, ke, yajl_t_string)),
+                      "/opt/\"q\"/\xef\xbf\xbdt\xef\xbf\xbd\n");
+  assert_string_equal(YAJL_GET_STRING(yajl_tree_get(o, ku, yajl_t_string)),
+                      user);
+  yajl_tree_free(v);
+  /* No raw newline in the JSON (one line in an exec handler's input). */
+  assert_null(strchr(ev.v[0].owners, '\n'));
+  po_events_free(&ev);
+  po_watch_free(w);
+}
+
+static void test_message_long_names(void **state) {
+  char name[PO_WATCH_NAME_MAX], exe[300], user[64];
+  struct po_watch *w;
+  struct po_events ev = {0};
+
+  (void)state;
+  /* 127 bytes of 2-byte characters and one byte: cut on a boundary. */
+  memset(name, 0, sizeof name);
+  for (int i = 0; i < 63; i++)
+    memcpy(name + 2 * i, "\xc3\xa9", 2);
+  name[126] = 'x';
+  w = po_watch_new(name);
+  assert_non_null(w);
+  for (unsigned p = 1000; p < 1100; p += 2) {
+    struct po_range r = {(uint16_t)p, (uint16_t)(p + 1)};
+
+    assert_int_equal(po_watch_port_add(w, &r), 0);
+  }
+  finish(w);
+  strcpy(exe, "/usr/bin/");
+  memset(exe + 9, 'e', 255);
+  exe[264] = '\0';
+  memset(user, 'u', 63);
+  user[63] = '\0';
+  assert_int_equal(eval_empty(w, &ev), 1);
+  check_events(&ev);
+  {
+    struct po_snapshot s;
+    size_t k;
+
+    memset(&s, 0, sizeof s);
+    k = sock_add(&s, IPPROTO_TCP, "0.0.0.0", 1000);
+    for (pid_t p = 1; p <= 5; p++)
+      own(&s, k, p, "e", exe, 1, user);
+    snap_done(&s);
+    assert_int_equal(eval(w, &s, NULL, &ev), 1);
+    check_events(&ev);
+    assert_non_null(strstr(ev.v[0].message, "...[1] uuu"));
+    po_snapshot_free(&s);
+  }
+  po_events_free(&ev);
+  po_watch_free(w);
+}
+
+static void test_message_protocols(void **state) {
+  struct po_watch *w = po_watch_new("dns");
+  struct po_events ev = {0};
+
+  (void)state;
+  assert_non_null(w);
+  assert_int_equal(po_watch_port_add_number(w, 53), 0);
+  assert_int_equal(po_watch_protocol_add(w, "udp"), 0);
+  assert_int_equal(po_watch_protocol_add(w, "tcp4"), 0);
+  finish(w);
+  assert_string_equal(po_watch_protocols(w), "tcp4,udp");
+  assert_string_equal(po_watch_ports(w), "53");
+  assert_null(po_watch_addresses(w));
+  assert_int_equal(eval_empty(w, &ev), 1);
+  assert_string_equal(ev.v[0].message,
+                      "tcp4+udp/53 (dns) has no listener at start");
+  po_events_free(&ev);
+  po_watch_free(w);
+}
+
+/* ---- the set
+ * ------------------------------------------------------------------------ */
+
+static void test_watchset(void **state) {
+  struct po_watchset *set = po_watchset_new();
+  struct po_watch *a = mkwatch("ssh", "22", "tcp");
+  struct po_watch *b = mkwatch("dns", "53", "udp");
+  struct po_watch *dup = mkwatch("ssh", "2222", NULL);
+  struct po_watch *unfinished = mkwatch("x", "1", NULL);
+  struct po_query q;
+  struct po_snapshot s;
+  struct po_watch_values v[2];
+  struct po_events ev = {0};
+
+  (void)state;
+  assert_non_null(set);
+  finish(a);
+  po_watch_set_all_namespaces(b, 1);
+  finish(b);
+  finish(dup);
+  assert_int_equal(po_watchset_add(set, unfinished), -EINVAL);
+  assert_int_equal(po_watchset_add(set, a), 0);
+  assert_int_equal(po_watchset_add(set, b), 0);
+  assert_int_equal(po_watchset_add(set, dup), -EEXIST);
+  assert_int_equal(po_watchset_len(set), 2);
+  assert_ptr_equal(po_watchset_find(set, "dns"), b);
+  assert_ptr_equal(po_watchset_get(set, 0), a);
+  assert_null(po_watchset_find(set, "nope"));
+
+  memset(&q, 0, sizeof q);
+  q.source = PO_SOURCE_PROC;
+  assert_int_equal(po_watchset_query(set, &q), 0);
+  assert_int_equal(q.mask, PO_TCP | PO_UDP);
+  assert_int_equal(q.nports, 2);
+  assert_true(po_ranges_match(q.ports, q.nports, 22));
+  assert_true(po_ranges_match(q.ports, q.nports, 53));
+  assert_false(po_ranges_match(q.ports, q.nports, 80));
+  assert_int_equal(q.all_namespaces, 1);
+  assert_int_equal(q.source, PO_SOURCE_PROC);
+
+  memset(&s, 0, sizeof s);
+  own(&s, sock_add(&s, IPPROTO_TCP, "0.0.0.0", 22), 5, "sshd", NULL, 0, "root");
+  snap_done(&s);
+  assert_int_equal(po_watchset_eval(set, &s, OWN_NS, v, &ev), 0);
+  assert_int_equal(v[0].sockets, 1);
+  assert_int_equal(v[1].sockets, 0);
+  assert_int_equal(ev.len, 1);
+  assert_ptr_equal(ev.v[0].watch, b);
+  assert_int_equal(ev.v[0].type, PO_EVENT_MISSING_AT_START);
+
+  po_events_free(&ev);
+  po_snapshot_free(&s);
+  po_watch_free(dup);
+  po_watch_free(unfinished);
+  po_watchset_free(set);
+}
+
+/* ---- the StateFile
+ * ----------------------------------------------------------------- */
+
+static char tmpdir[64];
+
+static int setup_dir(void **state) {
+  (void)state;
+  snprintf(tmpdir, sizeof tmpdir, "/tmp/test_watch.XXXXXX");
+  return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown_dir(void **state) {
+  char cmd[128];
+
+  (void)state;
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+static struct po_watchset *web_set(void) {
+  struct po_watchset *set = po_watchset_new();
+  struct po_watch *w = mkwatch("web", "80", NULL);
+
+  assert_non_null(set);
+  assert_int_equal(po_watch_set_hits(w, 2), 0);
+  finish(w);
+  assert_int_equal(po_watchset_add(set, w), 0);
+  return set;
+}
+
+static void path_in_tmp(char *buf, size_t size, const char *name) {
+  snprintf(buf, size, "%s/%s", tmpdir, name);
+}
+
+static void write_file(const char *path, const char *text, size_t len) {
+  FILE *f = fopen(path, "w");
+
+  assert_non_null(f);
+  assert_int_equal(fwrite(text, 1, len, f), len);
+  assert_int_equal(fclose(f), 0);
+}
+
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "r");
+  char *buf = calloc(1, 1 << 20);
+  size_t n;
+
+  assert_non_null(f);
+  assert_non_null(buf);
+  n = fread(buf, 1, (1 << 20) - 1, f);
+  buf[n] = '\0';
+  fclose(f);
+  return buf;
+}
+
+/* Down with the FAILURE sent, restart while still down: no second FAILURE;
+ * restart after it came back: OKAY at the first read. */
+static void test_state_down_restart(void **state) {
+  char path[128];
+  struct po_watchset *set = web_set();
+  struct po_watch *w = po_watchset_get(set, 0);
+  struct po_events ev = {0};
+  struct stat sb;
+
+  (void)state;
+  path_in_tmp(path, sizeof path, "down.json");
+  assert_int_equal(eval_nginx(w, 1311, &ev), 0);
+  assert_int_equal(po_state_save(set, path, "boot-1"), 1);
+  assert_int_equal(po_state_save(set, path, "boot-1"), 0); /* unchanged */
+  assert_int_equal(stat(path, &sb), 0);
+  assert_int_equal(sb.st_mode & 0777, 0600);
+  assert_int_equal(eval_empty(w, &ev), 0);
+  assert_int_equal(eval_empty(w, &ev), 1);
+  assert_int_equal(po_state_save(set, path, "boot-1"), 1);
+  assert_int_equal(eval_empty(w, &ev), 0);
+  assert_int_equal(po_state_save(set, path, "boot-1"), 0); /* stable */
+  po_watchset_free(set);
+
+  /* Restart, still down. */
+  set = web_set();
+  w = po_watchset_get(set, 0);
+  assert_int_equal(po_state_load(set, path, "boot-1"), 0);
+  assert_int_equal(po_state_save(set, path, "boot-1"), 0); /* as loaded */
+  assert_int_equal(eval_empty(w, &ev), 0);
+  assert_int_equal(eval_empty(w, &ev), 0);
+  po_watchset_free(set);
+
+  /* Restart after it came back while collectd was stopped. */
+  set = web_set();
+  w = po_watchset_get(set, 0);
+  assert_int_equal(po_state_load(set, path, "boot-1"), 0);
+  assert_int_equal(eval_nginx(w, 1500, &ev), 1);
+  assert_int_equal(ev.v[0].type, PO_EVENT_LISTENER_BACK);
+  assert_int_equal(po_state_save(set, path, "boot-1"), 1);
+  po_watchset_free(set);
+  po_events_free(&ev);
+}
+
+/* Up at shutdown: a loss while stopped is reported after Hits reads, with
+ * the saved owners; a restart of the owner while stopped is a change. */
+static void test_state_up_restart(void **state) {
+  char path[128];
+  struct po_watchset *set = web_set();
+  struct po_watch *w = po_watchset_get(set, 0);
+  struct po_events ev = {0};
+
+  (void)state;
+  path_in_tmp(path, sizeof path, "up.json");
+  assert_int_equal(eval_nginx(w, 1311, &ev), 0);
+  assert_int_equal(po_state_save(set, path, "boot-1"), 1);
+  po_watchset_free(set);
+
+  set = web_set();
+  w = po_watchset_get(set, 0);
+  assert_int_equal(po_state_load(set, path, "boot-1"), 0);
+  assert_int_equal(eval_empty(w, &ev), 0); /* not "missing at start" */
+  assert_int_equal(eval_empty(w, &ev), 1);
+  assert_int_equal(ev.v[0].type, PO_EVENT_LISTENER_LOST);
+  assert_string_equal(
+      ev.v[0].message,
+      "tcp/80 (web) lost its listener; last held by nginx[1311] www-data");
+  po_watchset_free(set);
+
+  /* Same boot, new pid: the owner restarted while collectd was down. */
+  set = web_set();
+  w = po_watchset_get(set, 0);
+  assert_int_equal(po_state_load(set, path, "boot-1"), 0);
+  assert_int_equal(eval_nginx(w, 1400, &ev), 1);
+  assert_int_equal(ev.v[0].type, PO_EVENT_OWNER_CHANGED);
+  po_watchset_free(set);
+
+  /* Another boot: pids mean nothing, the same program is no change. */
+  set = web_set();
+  w = po_watchset_get(set, 0);
+  assert_int_equal(po_state_load(set, path, "boot-2"), 0);
+  assert_int_equal(eval_nginx(w, 1400, &ev), 0);
+  assert_int_equal(eval_nginx(w, 1401, &ev), 1); /* now pids count again */
+  po_watchset_free(set);
+
+  /* No boot id known: same as another boot. */
+  set = web_set();
+  w = po_watchset_get(set, 0);
+  assert_int_equal(po_state_load(set, path, NULL), 0);
+  assert_int_equal(eval_nginx(w, 1400, &ev), 0);
+  po_watchset_free(set);
+  po_events_free(&ev);
+}
+
+static void test_state_unexpected_and_names(void **state) {
+  static const char comm[] = "we\xff\"ird\n";
+  char path[128];
+  struct po_watchset *set = po_watchset_new();
+  struct po_watch *w = mkwatch("ssh\xfe", "80", NULL);
+  struct po_events ev = {0};
+
+  (void)state;
+  path_in_tmp(path, sizeof path, "names.json");
+  assert_int_equal(po_watch_expect_process_add(w, "sshd", NULL, 0), 0);
+  finish(w);
+  assert_int_equal(po_watchset_add(set, w), 0);
+  assert_int_equal(eval_one(w, 5, comm, NULL, 0, "root", &ev), 1);
+  assert_int_equal(ev.v[0].type, PO_EVENT_UNEXPECTED_OWNER);
+  assert_int_equal(po_state_save(set, path, "b"), 1);
+  po_watchset_free(set);
+
+  set = po_watchset_new();
+  w = mkwatch("ssh\xfe", "80", NULL);
+  assert_int_equal(po_watch_expect_process_add(w, "sshd", NULL, 0), 0);
+  finish(w);
+  assert_int_equal(po_watchset_add(set, w), 0);
+  assert_int_equal(po_state_load(set, path, "b"), 0);
+  /* The odd name came back byte for byte: no change, no repeat. */
+  assert_int_equal(eval_one(w, 5, comm, NULL, 0, "root", &ev), 0);
+  assert_int_equal(eval_one(w, 5, "sshd", NULL, 0, "root", &ev), 2);
+  assert_int_equal(ev.v[0].type, PO_EVENT_OWNER_CHANGED);
+  assert_int_equal(ev.v[1].type, PO_EVENT_EXPECTED_OWNER);
+  po_watchset_free(set);
+  po_events_free(&ev);
+}
+
+static void test_state_spec_changed(void **state) {
+  char path[128];
+  struct po_watchset *set = web_set();
+  struct po_events ev = {0};
+  struct po_watch *w;
+
+  (void)state;
+  path_in_tmp(path, sizeof path, "spec.json");
+  assert_int_equal(eval_empty(po_watchset_get(set, 0), &ev), 1);
+  assert_int_equal(po_state_save(set, path, "b"), 1);
+  po_watchset_free(set);
+
+  /* Same name, another port: the saved state is not about it. */
+  set = po_watchset_new();
+  w = mkwatch("web", "8080", NULL);
+  finish(w);
+  assert_int_equal(po_watchset_add(set, w), 0);
+  assert_int_equal(po_state_load(set, path, "b"), 0);
+  assert_int_equal(eval_empty(w, &ev), 1);
+  assert_int_equal(ev.v[0].type, PO_EVENT_MISSING_AT_START);
+  po_watchset_free(set);
+  po_events_free(&ev);
+}
+
+static void expect_fresh(struct po_watchset *set) {
+  struct po_events ev = {0};
+
+  assert_int_equal(eval_empty(po_watchset_get(set, 0), &ev), 1);
+  assert_int_equal(ev.v[0].type, PO_EVENT_MISSING_AT_START);
+  po_events_free(&ev);
+}
+
+static void test_state_bad_files(void **state) {
+  static const char *const corrupt[] = {
+      "",
+      "not json",
+      "[]",
+      "{\"version\":2,\"boot_id\":null,\"watches\":[]}",
+      "{\"version\":1,\"boot_id\":null,\"watches\":{}}",
+      "{\"version\":1,\"boot_id\":null,\"watches\":[{\"name\":\"web\"}]}",
+      "{\"version\":1,\"boot_id\":null,\"watches\":[{\"name\":\"web\",\"spec\":"
+      "\"tcp 80 *\",\"started\":true,\"ever_up\":true,\"empty_reads\":0,"
+      "\"listener_failure\":true,\"unexpected_failure\":false,\"owners\":[{"
+      "\"pid\":-4,\"uid\":0,\"comm\":\"x\",\"exe\":null,\"user\":\"\"}]}]}",
+  };
+  char path[128], link[140], *good, *text;
+  struct po_watchset *set;
+  size_t len;
+
+  (void)state;
+  path_in_tmp(path, sizeof path, "bad.json");
+
+  /* Missing: -ENOENT, fresh. */
+  set = web_set();
+  assert_int_equal(po_state_load(set, path, "b"), -ENOENT);
+  expect_fresh(set);
+  po_watchset_free(set);
+
+  for (size_t i = 0; i < sizeof corrupt / sizeof corrupt[0]; i++) {
+    write_file(path, corrupt[i], strlen(corrupt[i]));
+    set = web_set();
+    assert_int_equal(po_state_load(set, path, "b"), -EBADMSG);
+    expect_fresh(set);
+    po_watchset_free(set);
+  }
+
+  /* A good file, then truncated at every length: never accepted half. */
+  set = web_set();
+  {
+    struct po_events ev = {0};
+
+    assert_int_equal(eval_nginx(po_watchset_get(set, 0), 1, &ev), 0);
+    assert_int_equal(eval_empty(po_watchset_get(set, 0), &ev), 0);
+    assert_int_equal(eval_empty(po_watchset_get(set, 0), &ev), 1);
+    po_events_free(&ev);
+  }
+  unlink(path);
+  assert_int_equal(po_state_save(set, path, "b"), 1);
+  po_watchset_free(set);
+  good = slurp(path);
+  len = strlen(good);
+  text = strdup(good);
+  assert_non_null(text);
+  for (size_t cut = 0; cut + 2 < len; cut += 7) {
+    write_file(path, good, cut);
+    set = web_set();
+    assert_int_equal(po_state_load(set, path, "b"), -EBADMSG);
+    expect_fresh(set);
+    po_watchset_free(set);
+  }
+  /* The whole file loads (the loop above did test something). */
+  write_file(path, good, len);
+  set = web_set();
+  assert_int_equal(po_state_load(set, path, "b"), 0);
+  po_watchset_free(set);
+
+  /* A symlink is refused, both ways, and its target is left alone. */
+  path_in_tmp(link, sizeof link, "link.json");
+  assert_int_equal(symlink(path, link), 0);
+  set = web_set();
+  assert_int_equal(po_state_load(set, link, "b"), -ELOOP);
+  expect_fresh(set);
+  assert_int_equal(po_state_save(set, link, "b"), -ELOOP);
+  po_watchset_free(set);
+  free(good);
+  good = slurp(path);
+  assert_string_equal(good, text);
+  {
+    struct stat sb;
+
+    assert_int_equal(lstat(link, &sb), 0);
+    assert_true(S_ISLNK(sb.st_mode));
+  }
+
+  /* A directory is not a state file. */
+  set = web_set();
+  assert_int_equal(po_state_load(set, tmpdir, "b"), -EINVAL);
+  po_watchset_free(set);
+
+  /* An unwritable place: the error, and no temporary file left behind. */
+  set = web_set();
+  expect_fresh(set);
+  path_in_tmp(link, sizeof link, "nodir/state.json");
+  assert_int_equal(po_state_save(set, link, "b"), -ENOENT);
+  po_watchset_free(set);
+
+  free(good);
+  free(text);
+}
+
+static void test_state_other_watches_dropped(void **state) {
+  char path[128], *text;
+  struct po_watchset *set = po_watchset_new();
+  struct po_watch *a = mkwatch("a", "1", NULL), *b = mkwatch("b", "2", NULL);
+  struct po_events ev = {0};
+
+  (void)state;
+  path_in_tmp(path, sizeof path, "two.json");
+  finish(a);
+  finish(b);
+  assert_int_equal(po_watchset_add(set, a), 0);
+  assert_int_equal(po_watchset_add(set, b), 0);
+  assert_int_equal(eval_empty(a, &ev), 1);
+  assert_int_equal(eval_empty(b, &ev), 1);
+  assert_int_equal(po_state_save(set, path, NULL), 1);
+  po_watchset_free(set);
+
+  set = po_watchset_new();
+  b = mkwatch("b", "2", NULL);
+  finish(b);
+  assert_int_equal(po_watchset_add(set, b), 0);
+  assert_int_equal(po_state_load(set, path, NULL), 0);
+  assert_int_equal(eval_empty(b, &ev), 0);             /* b's FAILURE stands */
+  assert_int_equal(po_state_save(set, path, NULL), 1); /* a is gone */
+  text = slurp(path);
+  assert_null(strstr(text, "\"a\""));
+  assert_non_null(strstr(text, "\"b\""));
+  free(text);
+  po_watchset_free(set);
+  po_events_free(&ev);
+}
+
+/* ---- config values
+ * ------------------------------------------------------------------- */
+
+static void test_config_ports(void **state) {
+  struct po_range r;
+  struct po_watch *w = po_watch_new("p");
+  const char *bad = NULL;
+
+  (void)state;
+  assert_int_equal(po_config_port_number(22, &r), 0);
+  assert_int_equal(r.lo, 22);
+  assert_int_equal(r.hi, 22);
+  assert_int_equal(po_config_port_number(65535, &r), 0);
+  assert_int_equal(po_config_port_number(1, &r), 0);
+  assert_int_equal(po_config_port_number(0, &r), -ERANGE);
+  assert_int_equal(po_config_port_number(-1, &r), -ERANGE);
+  assert_int_equal(po_config_port_number(65536, &r), -ERANGE);
+  assert_int_equal(po_config_port_number(1e300, &r), -ERANGE);
+  assert_int_equal(po_config_port_number(22.5, &r), -EINVAL);
+  assert_int_equal(po_config_port_number(NAN, &r), -EINVAL);
+  assert_int_equal(po_config_port_number(INFINITY, &r), -ERANGE);
+
+  assert_non_null(w);
+  assert_int_equal(po_watch_finish(w), -EDESTADDRREQ); /* no Port */
+  assert_int_equal(po_watch_port_add_number(w, 80), 0);
+  assert_int_equal(po_watch_port_add_string(w, "443", NULL), 0);
+  assert_int_equal(po_watch_port_add_string(w, "8000-8099", NULL), 0);
+  assert_int_equal(po_watch_port_add_string(w, "ssh", NULL), 0);
+  assert_int_equal(po_watch_port_add_string(w, "9000,9100-9101", NULL), 0);
+  assert_int_equal(po_watch_port_add_string(w, "nosuchservice", &bad), -ENOENT);
+  assert_int_equal(po_watch_port_add_string(w, "90-80", NULL), -EINVAL);
+  assert_int_equal(po_watch_port_add_string(w, "0", NULL), -ERANGE);
+  assert_int_equal(po_watch_port_add_string(w, "65536", NULL), -ERANGE);
+  assert_int_equal(po_watch_port_add_string(w, "1,2,99999", &bad), -ERANGE);
+  assert_string_equal(bad, "99999"); /* and 1, 2 were not added */
+  assert_int_equal(po_watch_port_add_string(w, "", NULL), -EINVAL);
+  assert_int_equal(po_watch_port_add_number(w, 0), -ERANGE);
+  assert_int_equal(po_watch_port_add(w, &(struct po_range){10, 9}), -EINVAL);
+  assert_int_equal(po_watch_finish(w), 0);
+  assert_string_equal(po_watch_ports(w), "80,443,8000-8099,22,9000,9100-9101");
+  assert_string_equal(po_watch_protocols(w), "tcp"); /* the default */
+  po_watch_free(w);
+}
+
+static void test_config_other_values(void **state) {
+  struct po_watch *w = po_watch_new("v");
+  char err[128];
+  unsigned hits;
+  int b;
+  enum po_source src;
+
+  (void)state;
+  assert_non_null(w);
+  /* Protocols */
+  assert_int_equal(po_watch_protocol_add(w, "udp6"), 0);
+  assert_int_equal(po_watch_protocol_add(w, "TCP"), 0);
+  assert_int_equal(po_watch_protocol_add(w, "sctp"), -EINVAL);
+  assert_int_equal(po_watch_protocol_add(w, ""), -EINVAL);
+  /* Addresses */
+  assert_int_equal(po_watch_address_add(w, "192.0.2.1"), 0);
+  assert_int_equal(po_watch_address_add(w, "2001:db8::1"), 0);
+  assert_int_equal(po_watch_address_add(w, "localhost"), -EINVAL);
+  assert_int_equal(po_watch_address_add(w, "256.1.1.1"), -EINVAL);
+  assert_int_equal(po_watch_address_add(w, "10.0.0.0/8"), -EINVAL);
+  /* ExpectProcess */
+  assert_int_equal(
+      po_watch_expect_process_add(w, "/^ssh(d)?$/", err, sizeof err), 0);
+  assert_int_equal(po_watch_expect_process_add(w, "/(/", err, sizeof err),
+                   -EINVAL);
+  assert_true(strlen(err) > 0); /* regerror's text */
+  assert_int_equal(po_watch_expect_process_add(w, "/a{2,1}/", err, sizeof err),
+                   -EINVAL);
+  assert_int_equal(po_watch_expect_process_add(w, "//", err, sizeof err),
+                   -EINVAL);
+  assert_int_equal(po_watch_expect_process_add(w, "", err, sizeof err),
+                   -EINVAL);
+  assert_int_equal(po_watch_expect_process_add(w, "/", err, sizeof err), 0);
+  /* ExpectUser */
+  assert_int_equal(po_watch_expect_user_add(w, "root"), 0);
+  assert_int_equal(po_watch_expect_user_add(w, "0"), 0);
+  assert_int_equal(po_watch_expect_user_add(w, ""), -EINVAL);
+  /* Hits */
+  assert_int_equal(po_config_hits(2, &hits), 0);
+  assert_int_equal(hits, 2);
+  assert_int_equal(po_config_hits(0, &hits), -ERANGE);
+  assert_int_equal(po_config_hits(-3, &hits), -ERANGE);
+  assert_int_equal(po_config_hits(1.5, &hits), -EINVAL);
+  assert_int_equal(po_config_hits(PO_HITS_MAX + 1.0, &hits), -ERANGE);
+  assert_int_equal(po_watch_set_hits(w, 0), -EINVAL);
+  assert_int_equal(po_watch_set_hits(w, 3), 0);
+  assert_int_equal(po_watch_hits(w), 3);
+  /* Booleans written as strings, and Source */
+  assert_int_equal(po_config_bool("true", &b), 0);
+  assert_int_equal(b, 1);
+  assert_int_equal(po_config_bool("Off", &b), 0);
+  assert_int_equal(b, 0);
+  assert_int_equal(po_config_bool("maybe", &b), -EINVAL);
+  assert_int_equal(po_config_source("auto", &src), 0);
+  assert_int_equal(src, PO_SOURCE_AUTO);
+  assert_int_equal(po_config_source("Netlink", &src), 0);
+  assert_int_equal(src, PO_SOURCE_NETLINK);
+  assert_int_equal(po_config_source("proc", &src), 0);
+  assert_int_equal(src, PO_SOURCE_PROC);
+  assert_int_equal(po_config_source("sysfs", &src), -EINVAL);
+
+  assert_int_equal(po_watch_port_add_number(w, 22), 0);
+  assert_int_equal(po_watch_finish(w), 0);
+  assert_string_equal(po_watch_protocols(w), "tcp,udp6");
+  assert_string_equal(po_watch_addresses(w), "192.0.2.1,2001:db8::1");
+  po_watch_free(w);
+}
+
+static void test_config_names(void **state) {
+  char longname[PO_WATCH_NAME_MAX + 1];
+  struct po_watch *w;
+
+  (void)state;
+  errno = 0;
+  assert_null(po_watch_new(""));
+  assert_int_equal(errno, EINVAL);
+  assert_null(po_watch_new("a/b"));
+  assert_null(po_watch_new(NULL));
+  memset(longname, 'n', sizeof longname - 1);
+  longname[PO_WATCH_NAME_MAX] = '\0';
+  assert_null(po_watch_new(longname));
+  longname[PO_WATCH_NAME_MAX - 1] = '\0';
+  w = po_watch_new(longname);
+  assert_non_null(w);
+  assert_string_equal(po_watch_name(w), longname);
+  po_watch_free(w);
+  w = po_watch_new("my web");
+  assert_non_null(w);
+  po_watch_free(w);
+}
+
+static void test_boot_id_and_netns(void **state) {
+  char id[64], small[4];
+  uint64_t ns = 0;
+
+  (void)state;
+  assert_int_equal(po_boot_id_read("/proc", id, sizeof id), 0);
+  assert_int_equal(strlen(id), 36);
+  assert_int_equal(po_boot_id_read("/proc", small, sizeof small), -ENOSPC);
+  assert_int_equal(po_boot_id_read("/nonexistent", id, sizeof id), -ENOENT);
+  assert_int_equal(po_netns_self("/proc", &ns), 0);
+  assert_true(ns != 0);
+  assert_int_equal(po_netns_self("/nonexistent", &ns), -ENOENT);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_values),
+      cmocka_unit_test(test_values_addresses),
+      cmocka_unit_test(test_lost_after_hits_and_back),
+      cmocka_unit_test(test_blip_shorter_than_hits),
+      cmocka_unit_test(test_missing_at_start),
+      cmocka_unit_test(test_missing_at_start_off),
+      cmocka_unit_test(test_unowned_socket_is_a_listener),
+      cmocka_unit_test(test_owner_changed_program),
+      cmocka_unit_test(test_owner_changed_pids_replaced),
+      cmocka_unit_test(test_owner_change_within_hits),
+      cmocka_unit_test(test_owner_change_off),
+      cmocka_unit_test(test_unexpected_process),
+      cmocka_unit_test(test_unexpected_regex_and_path),
+      cmocka_unit_test(test_unexpected_user),
+      cmocka_unit_test(test_unexpected_both),
+      cmocka_unit_test(test_message_10000_owners),
+      cmocka_unit_test(test_owners_json_hostile_names),
+      cmocka_unit_test(test_message_long_names),
+      cmocka_unit_test(test_message_protocols),
+      cmocka_unit_test(test_watchset),
+      cmocka_unit_test(test_state_down_restart),
+      cmocka_unit_test(test_state_up_restart),
+      cmocka_unit_test(test_state_unexpected_and_names),
+      cmocka_unit_test(test_state_spec_changed),
+      cmocka_unit_test(test_state_bad_files),
+      cmocka_unit_test(test_state_other_watches_dropped),
+      cmocka_unit_test(test_config_ports),
+      cmocka_unit_test(test_config_other_values),
+      cmocka_unit_test(test_config_names),
+      cmocka_unit_test(test_boot_id_and_netns),
+  };
+
+  return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+}

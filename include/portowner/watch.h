@@ -214,7 +214,7 @@ int po_watch_all_namespaces(const struct po_watch *w);
  * and advances w's state. Sockets of other network namespaces than
  * own_netns (po_netns_self()) are skipped unless w has AllNamespaces.
  * On failure w's state is unchanged and ev holds no new event.
- * Returns 0, -ENOMEM.
+ * Returns 0, -EINVAL (w not finished), -ENOMEM.
  */
 int po_watch_eval(struct po_watch *w, const struct po_snapshot *s,
                   uint64_t own_netns, struct po_watch_values *values,
