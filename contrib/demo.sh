@@ -35,15 +35,15 @@ cp .libs/portowner.so "$dir/plugins/"
 for p in logfile write_log; do cp "/usr/lib/collectd/$p.so" "$dir/plugins/"; done
 
 demo_port=${PORTOWNER_DEMO_PORT:-18099}
-python3 -m http.server "$demo_port" --bind 127.0.0.1 >/dev/null 2>&1 &
+/usr/bin/python3 -m http.server "$demo_port" --bind 127.0.0.1 >/dev/null 2>&1 &
 demo_pid=$!
 for _ in $(seq 50); do
-  ./portowner-dump --json --port "$demo_port" | grep -q '"pid"' && break
+  ./portowner-dump --json --port "$demo_port" 2>/dev/null | grep -q '"pid"' && break
   sleep 0.1
 done
 
 # One <Port> block per listening port, from what portowner-dump sees now.
-./portowner-dump --json | python3 contrib/config-from-dump.py \
+./portowner-dump --json 2>/dev/null | /usr/bin/python3 contrib/config-from-dump.py \
   --interval 2 --plugindir "$dir/plugins" >"$dir/collectd.conf"
 echo "== collectd config: $dir/collectd.conf"
 grep -c '<Port ' "$dir/collectd.conf" | xargs echo "== watching ports:"
@@ -55,7 +55,7 @@ grep -c '<Port ' "$dir/collectd.conf" | xargs echo "== watching ports:"
   kill "$demo_pid" 2>/dev/null || true
   sleep 6
   echo "== demo: starting it again"
-  exec python3 -m http.server "$demo_port" --bind 127.0.0.1 >/dev/null 2>&1
+  exec /usr/bin/python3 -m http.server "$demo_port" --bind 127.0.0.1 >/dev/null 2>&1
 ) &
 toggler=$!
 trap 'kill $toggler $demo_pid 2>/dev/null; pkill -P $toggler 2>/dev/null; rm -rf "$dir"' EXIT
