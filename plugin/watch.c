@@ -969,11 +969,13 @@ static void msg_str(struct msg *m, const char *s) {
   msg_text(m, s, strlen(s), sizeof m->b);
 }
 
-/* "nginx[1311] www-data" into e (at least 128 bytes). */
+/* "nginx[1311] www-data" into e (at least 128 bytes). The name is the comm,
+ * as ps, top, ss -p and lsof show it (an interpreter's exe says little:
+ * python3.11); the exe basename only when the comm is unknown. */
 static void owner_entry(const struct ident *o, struct msg *e) {
   char pid[24];
-  size_t plen;
-  const char *prog = prog_name(o, &plen);
+  size_t plen = strlen(o->comm);
+  const char *prog = plen ? o->comm : prog_name(o, &plen);
 
   e->len = 0;
   e->b[0] = '\0';

@@ -867,10 +867,11 @@ static void test_owners_json_hostile_names(void **state) {
   check_events(&ev);
   assert_int_equal(eval_one(w, 42, comm, exe, 7, user, &ev), 1);
   check_events(&ev);
-  /* Control characters and bad bytes become '?' in the message. */
+  /* The owner is named by its comm; control characters and bad bytes
+   * become '?' in the message. */
   assert_string_equal(ev.v[0].message,
                       "tcp/80 (we\"ird?\?) has a listener again; held by "
-                      "?t??[42] \xc3\xa9ve");
+                      "a\"b\\c?d?e?\?\?[42] \xc3\xa9ve");
   assert_null(strchr(ev.v[0].message, '\n'));
   assert_true(utf8_clean(ev.v[0].message));
   assert_non_null(strstr(ev.v[0].message, "[42] \xc3\xa9ve"));
@@ -895,7 +896,7 @@ static void test_owners_json_hostile_names(void **state) {
 }
 
 static void test_message_long_names(void **state) {
-  char name[PO_WATCH_NAME_MAX], exe[300], user[64];
+  char name[PO_WATCH_NAME_MAX], exe[300], comm[64], user[64];
   struct po_watch *w;
   struct po_events ev = {0};
 
@@ -916,6 +917,8 @@ static void test_message_long_names(void **state) {
   strcpy(exe, "/usr/bin/");
   memset(exe + 9, 'e', 255);
   exe[264] = '\0';
+  memset(comm, 'c', 63);
+  comm[63] = '\0';
   memset(user, 'u', 63);
   user[63] = '\0';
   assert_int_equal(eval_empty(w, &ev), 1);
@@ -927,7 +930,7 @@ static void test_message_long_names(void **state) {
     memset(&s, 0, sizeof s);
     k = sock_add(&s, IPPROTO_TCP, "0.0.0.0", 1000);
     for (pid_t p = 1; p <= 5; p++)
-      own(&s, k, p, "e", exe, 1, user);
+      own(&s, k, p, comm, exe, 1, user);
     snap_done(&s);
     assert_int_equal(eval(w, &s, NULL, &ev), 1);
     check_events(&ev);
