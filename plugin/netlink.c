@@ -32,6 +32,11 @@
  * still grows if it meets a larger one. */
 #define PO_NL_BUF_MIN (32 * 1024)
 
+/* The largest errno (the kernel's MAX_ERRNO): an error code in a reply
+ * below -PO_MAX_ERRNO is no errno, and returned as such it would break the
+ * -errno contract (strerror(-INT_MIN) overflows). */
+#define PO_MAX_ERRNO 4095
+
 /* Re-dumps of one family/protocol after NLM_F_DUMP_INTR before giving up. */
 #define PO_DUMP_RETRIES 3
 
@@ -62,6 +67,139 @@ int po_diag_request(void *buf, size_t size, int family, int proto,
   r.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
   memcpy(buf, &r, sizeof(r));
   return (int)sizeof(r);
+}
+
+/*
+ * The kernel runs the program of an INET_DIAG_REQ_BYTECODE attribute on each
+ * socket (inet_diag_bc_run()): every op is {code, yes, no}; the op's test
+ * passes or fails, and the program advances by yes or by no bytes. The
+ * socket is sent when the program ends exactly at its last byte; jumping
+ * 4 bytes past it rejects. A port test is two ops: the second one's "no"
+ * holds the port (host byte order). The kernel audits the program
+ * (inet_diag_bc_audit()): yes must step to the next op, no must land on an
+ * op boundary, the end, or 4 past it.
+ *
+ * For ranges [lo1,hi1] ... [loN,hiN] we emit, per range but the last:
+ *   S_GE lo (no: next range)  S_LE hi (no: next range)  JMP (to the end)
+ * and for the last range: S_GE lo (no: reject)  S_LE hi (no: reject).
+ */
+#define PO_BC_OP 4                 /* sizeof(struct inet_diag_bc_op) */
+#define PO_BC_RANGE (4 * PO_BC_OP) /* S_GE + port, S_LE + port */
+#define PO_BC_BLOCK (PO_BC_RANGE + PO_BC_OP) /* ... + JMP */
+
+static void bc_put(unsigned char *p, uint8_t code, uint8_t yes, uint16_t no) {
+  struct inet_diag_bc_op op = {.code = code, .yes = yes, .no = no};
+  memcpy(p, &op, sizeof(op));
+}
+
+static int range_cmp(const void *a, const void *b) {
+  const struct po_range *x = a, *y = b;
+  return (x->lo > y->lo) - (x->lo < y->lo);
+}
+
+int po_diag_bytecode(void *buf, size_t size, const struct po_range *r,
+                     size_t n) {
+  struct po_range m[PO_DIAG_FILTER_MAX + 1];
+  size_t k = 0, len;
+  unsigned char *p = buf;
+
+  if (n == 0)
+    return 0;
+  if (buf == NULL || r == NULL)
+    return -EINVAL;
+  for (size_t i = 0; i < n; i++)
+    if (r[i].lo > r[i].hi)
+      return -EINVAL;
+
+  /* Sort and merge: overlapping and adjacent ranges become one. m holds
+   * one more than the limit so that "too many" is seen as it is. */
+  for (size_t i = 0; i < n; i++) {
+    struct po_range x = r[i];
+    size_t j;
+    int merged = 0;
+
+    if (x.lo == 0 && x.hi == UINT16_MAX)
+      return 0; /* every port */
+    for (j = 0; j < k; j++)
+      if (x.lo <= (uint32_t)m[j].hi + 1 && m[j].lo <= (uint32_t)x.hi + 1) {
+        m[j].lo = x.lo < m[j].lo ? x.lo : m[j].lo;
+        m[j].hi = x.hi > m[j].hi ? x.hi : m[j].hi;
+        merged = 1;
+        break;
+      }
+    if (!merged) {
+      if (k == PO_DIAG_FILTER_MAX + 1)
+        return 0; /* too many to merge here: no kernel filter */
+      m[k++] = x;
+    }
+  }
+  /* A merge can make a range touch earlier ones: merge again, sorted. */
+  qsort(m, k, sizeof(m[0]), range_cmp);
+  {
+    size_t w = 0;
+    for (size_t i = 0; i < k; i++) {
+      if (w > 0 && m[i].lo <= (uint32_t)m[w - 1].hi + 1) {
+        if (m[i].hi > m[w - 1].hi)
+          m[w - 1].hi = m[i].hi;
+      } else {
+        m[w++] = m[i];
+      }
+    }
+    k = w;
+  }
+  if (k > PO_DIAG_FILTER_MAX)
+    return 0;
+  if (k == 1 && m[0].lo <= 1 && m[0].hi == UINT16_MAX)
+    return 0; /* port 0 never listens: every port */
+
+  len = (k - 1) * PO_BC_BLOCK + PO_BC_RANGE;
+  if (size < len)
+    return -ENOSPC;
+  for (size_t i = 0; i < k; i++) {
+    int last = i + 1 == k;
+    /* Bytes from this block's start to the end of the program. */
+    size_t rest = len - i * PO_BC_BLOCK;
+    /* Where a failed test goes, relative to the S_GE op: the next block,
+     * or 4 bytes past the end (reject). */
+    uint16_t fail = (uint16_t)(last ? rest + PO_BC_OP : PO_BC_BLOCK);
+
+    bc_put(p, INET_DIAG_BC_S_GE, 2 * PO_BC_OP, fail);
+    bc_put(p + PO_BC_OP, 0, 0, m[i].lo);
+    bc_put(p + 2 * PO_BC_OP, INET_DIAG_BC_S_LE, 2 * PO_BC_OP,
+           (uint16_t)(fail - 2 * PO_BC_OP));
+    bc_put(p + 3 * PO_BC_OP, 0, 0, m[i].hi);
+    if (!last) /* matched: jump to the end, accept */
+      bc_put(p + PO_BC_RANGE, INET_DIAG_BC_JMP, PO_BC_OP,
+             (uint16_t)(rest - PO_BC_RANGE));
+    p += PO_BC_BLOCK;
+  }
+  return (int)len;
+}
+
+int po_diag_request_ports(void *buf, size_t size, int family, int proto,
+                          uint32_t seq, const struct po_range *r, size_t n) {
+  int len = po_diag_request(buf, size, family, proto, seq);
+  struct nlattr a;
+  struct nlmsghdr h;
+  int bc;
+
+  if (len < 0)
+    return len;
+  if (n > 0 && r == NULL)
+    return -EINVAL;
+  if ((size_t)len + NLA_HDRLEN > size)
+    return n == 0 ? len : -ENOSPC;
+  bc = po_diag_bytecode((unsigned char *)buf + len + NLA_HDRLEN,
+                        size - (size_t)len - NLA_HDRLEN, r, n);
+  if (bc <= 0)
+    return bc < 0 ? bc : len;
+  a.nla_len = (uint16_t)(NLA_HDRLEN + bc);
+  a.nla_type = INET_DIAG_REQ_BYTECODE;
+  memcpy((unsigned char *)buf + len, &a, sizeof(a));
+  memcpy(&h, buf, sizeof(h));
+  h.nlmsg_len = (uint32_t)len + NLA_HDRLEN + (uint32_t)bc;
+  memcpy(buf, &h, sizeof(h));
+  return (int)h.nlmsg_len;
 }
 
 enum msg_result { MSG_MALFORMED = -1, MSG_SKIPPED = 0, MSG_KEPT = 1 };
@@ -179,6 +317,11 @@ int po_table_parse_diag(struct po_table *t, struct po_diag_dump *d,
       if (plen >= sizeof(int)) {
         int err;
         memcpy(&err, msg + NLMSG_HDRLEN, sizeof(err));
+        if (err < -PO_MAX_ERRNO) {
+          /* Not an errno: the dump failed, but we cannot say why. */
+          d->malformed++;
+          return -EPROTO;
+        }
         if (err < 0)
           return err;
       }
@@ -191,7 +334,7 @@ int po_table_parse_diag(struct po_table *t, struct po_diag_dump *d,
       }
       /* struct nlmsgerr: a negative errno, or 0 for an acknowledgement. */
       memcpy(&err, msg + NLMSG_HDRLEN, sizeof(err));
-      if (err > 0) {
+      if (err > 0 || err < -PO_MAX_ERRNO) {
         d->malformed++;
         continue;
       }
@@ -291,16 +434,17 @@ static ssize_t recv_one(int fd, struct nl_buf *b) {
 /* One dump of one family and protocol, appended to t. */
 static int dump_one(struct po_table *t, int fd, struct nl_buf *b, int family,
                     int proto, uint32_t seq, uint64_t netns,
-                    uint64_t *malformed, int *interrupted) {
+                    const struct po_range *r, size_t nr, uint64_t *malformed,
+                    int *interrupted) {
   struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
   struct sockaddr_nl self;
   socklen_t slen = sizeof(self);
   struct po_diag_dump d;
-  unsigned char req[128];
+  unsigned char req[128 + PO_DIAG_FILTER_MAX * PO_BC_BLOCK];
   int len, ret = 0;
   ssize_t n;
 
-  len = po_diag_request(req, sizeof(req), family, proto, seq);
+  len = po_diag_request_ports(req, sizeof(req), family, proto, seq, r, nr);
   if (len < 0)
     return len;
   do
@@ -354,6 +498,14 @@ static uint32_t first_seq(void) {
 int po_table_dump_netlink(struct po_table *t, int nl_fd, unsigned mask,
                           uint64_t netns, uint64_t *malformed,
                           uint64_t *retries) {
+  return po_table_dump_netlink_ports(t, nl_fd, mask, netns, NULL, 0, malformed,
+                                     retries);
+}
+
+int po_table_dump_netlink_ports(struct po_table *t, int nl_fd, unsigned mask,
+                                uint64_t netns, const struct po_range *r,
+                                size_t nr, uint64_t *malformed,
+                                uint64_t *retries) {
   static const struct {
     unsigned bit;
     int family;
@@ -371,6 +523,11 @@ int po_table_dump_netlink(struct po_table *t, int nl_fd, unsigned mask,
 
   if (nl_fd < 0)
     return -EBADF;
+  if (nr > 0 && r == NULL)
+    return -EINVAL;
+  for (size_t i = 0; i < nr; i++)
+    if (r[i].lo > r[i].hi)
+      return -EINVAL;
   b.cap = PO_NL_BUF_MIN;
   b.p = malloc(b.cap);
   if (b.p == NULL)
@@ -385,7 +542,16 @@ int po_table_dump_netlink(struct po_table *t, int nl_fd, unsigned mask,
       int interrupted = 0;
 
       ret = dump_one(t, nl_fd, &b, dumps[i].family, dumps[i].proto, seq++,
-                     netns, malformed, &interrupted);
+                     netns, r, nr, malformed, &interrupted);
+      if (ret == -EINVAL && nr > 0) {
+        /* A kernel that refuses the filter program: the user-space
+         * filter is enough, ask for every port from now on. */
+        t->len = before;
+        drain(nl_fd);
+        nr = 0;
+        attempt--;
+        continue;
+      }
       if (ret < 0 || !interrupted)
         break;
       t->len = before;

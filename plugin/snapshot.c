@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/netlink.h>
@@ -25,10 +26,13 @@
 
 struct po_ctx {
   char *proc_root;
-  int nl_fd;              /* NETLINK_SOCK_DIAG socket of our own netns */
-  int nl_unavailable;     /* netlink refused once: do not retry every read */
+  int nl_fd;          /* NETLINK_SOCK_DIAG socket of our own netns */
+  int nl_unavailable; /* netlink refused once: do not retry every read */
   struct po_resolver *resolver;
-  struct po_table scratch; /* one namespace's table before filtering */
+  struct po_table scratch;   /* one namespace's table before filtering */
+  uint64_t full_interval_ns; /* FullScanInterval; 0: every read in full */
+  uint64_t last_full_ns;     /* CLOCK_BOOTTIME of the last full walk */
+  int full_asked;            /* po_ctx_request_full_scan() */
 };
 
 struct ns_entry {
@@ -42,6 +46,7 @@ struct po_ctx *po_ctx_new(const char *proc_root) {
   if (!ctx)
     return NULL;
   ctx->nl_fd = -1;
+  ctx->full_interval_ns = (uint64_t)(PO_FULL_SCAN_INTERVAL_DEFAULT * 1e9);
   ctx->proc_root = strdup(proc_root ? proc_root : "/proc");
   ctx->resolver = po_resolver_new();
   if (!ctx->proc_root || !ctx->resolver) {
@@ -65,6 +70,43 @@ void po_ctx_free(struct po_ctx *ctx) {
 
 const char *po_ctx_proc_root(const struct po_ctx *ctx) {
   return ctx->proc_root;
+}
+
+int po_ctx_set_full_scan_interval(struct po_ctx *ctx, double seconds) {
+  if (!ctx || !(seconds >= 0))
+    return -EINVAL;
+  /* Beyond ~292 years a uint64_t of ns overflows: that is "never". */
+  ctx->full_interval_ns =
+      seconds >= 9e9 ? UINT64_MAX : (uint64_t)(seconds * 1e9);
+  return 0;
+}
+
+double po_ctx_full_scan_interval(const struct po_ctx *ctx) {
+  return ctx->full_interval_ns == UINT64_MAX
+             ? 9e9
+             : (double)ctx->full_interval_ns / 1e9;
+}
+
+void po_ctx_request_full_scan(struct po_ctx *ctx) {
+  if (ctx)
+    ctx->full_asked = 1;
+}
+
+static uint64_t clock_ns(clockid_t id) {
+  struct timespec ts;
+
+  if (clock_gettime(id, &ts) != 0)
+    return 0;
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Why this read must walk every process, or PO_REASON_NONE. */
+static enum po_walk_reason full_reason(const struct po_ctx *ctx, uint64_t now) {
+  if (ctx->full_asked || ctx->full_interval_ns == 0)
+    return PO_REASON_ASKED;
+  if (now - ctx->last_full_ns >= ctx->full_interval_ns)
+    return PO_REASON_INTERVAL;
+  return PO_REASON_NONE;
 }
 
 int po_ranges_match(const struct po_range *r, size_t n, uint16_t port) {
@@ -148,17 +190,20 @@ static int table_filter(struct po_table *out, const struct po_table *t,
 }
 
 /* Reads the caller's own namespace into ctx->scratch. */
-static int read_own(struct po_ctx *ctx, const struct po_query *q,
-                    unsigned mask, uint64_t netns, struct po_snapshot *s) {
+static int read_own(struct po_ctx *ctx, const struct po_query *q, unsigned mask,
+                    uint64_t netns, struct po_snapshot *s) {
   int err = -EPROTONOSUPPORT;
 
   if (q->source != PO_SOURCE_PROC && !ctx->nl_unavailable) {
     if (ctx->nl_fd < 0)
       ctx->nl_fd = netlink_open();
-    err = ctx->nl_fd < 0 ? ctx->nl_fd
-                         : po_table_dump_netlink(
-                               &ctx->scratch, ctx->nl_fd, mask, netns,
-                               &s->stats.malformed, &s->stats.retries);
+    /* The kernel filters the ports too when they are few: the sockets of
+     * other ports are not even copied to us. */
+    err = ctx->nl_fd < 0
+              ? ctx->nl_fd
+              : po_table_dump_netlink_ports(
+                    &ctx->scratch, ctx->nl_fd, mask, netns, q->ports, q->nports,
+                    &s->stats.malformed, &s->stats.retries);
     if (ctx->nl_fd < 0)
       ctx->nl_fd = -1;
     if (!err) {
@@ -195,8 +240,8 @@ static int read_other(struct po_ctx *ctx, const struct po_query *q,
   char path[PATH_MAX];
   int err;
 
-  if (q->source != PO_SOURCE_PROC && s->stats.source_used ==
-                                         PO_SOURCE_NETLINK) {
+  if (q->source != PO_SOURCE_PROC &&
+      s->stats.source_used == PO_SOURCE_NETLINK) {
     int self_fd, target_fd, nl = -1;
 
     snprintf(path, sizeof path, "%s/%d/ns/net", ctx->proc_root, (int)ns->pid);
@@ -214,8 +259,9 @@ static int read_other(struct po_ctx *ctx, const struct po_query *q,
     if (self_fd >= 0)
       close(self_fd);
     if (nl >= 0) {
-      err = po_table_dump_netlink(&ctx->scratch, nl, mask, ns->netns,
-                                  &s->stats.malformed, &s->stats.retries);
+      err = po_table_dump_netlink_ports(&ctx->scratch, nl, mask, ns->netns,
+                                        q->ports, q->nports,
+                                        &s->stats.malformed, &s->stats.retries);
       close(nl);
       if (!err)
         return 0;
@@ -357,7 +403,7 @@ int po_snapshot_take(struct po_ctx *ctx, const struct po_query *q,
                      struct po_snapshot *s) {
   unsigned mask = q->mask ? q->mask & PO_PROTO_ALL : PO_PROTO_ALL;
   struct po_owners owners = {0};
-  uint64_t own;
+  uint64_t own, start, now;
   int err;
 
   memset(s, 0, sizeof *s);
@@ -393,13 +439,22 @@ int po_snapshot_take(struct po_ctx *ctx, const struct po_query *q,
   }
   po_table_sort(&s->socks);
 
-  if (s->socks.len == 0)
+  if (s->socks.len == 0) {
+    /* Nothing to remember: the next read with sockets walks in full. */
+    po_resolver_forget(ctx->resolver);
     return 0;
-  err = po_resolver_walk(ctx->resolver, ctx->proc_root, &s->socks, &owners,
-                         &s->stats.walk);
+  }
+  start = clock_ns(CLOCK_MONOTONIC);
+  now = clock_ns(CLOCK_BOOTTIME);
+  err = po_resolver_resolve(ctx->resolver, ctx->proc_root, &s->socks,
+                            full_reason(ctx, now), &owners, &s->stats.walk);
   if (err) {
     po_owners_free(&owners);
     return err;
+  }
+  if (s->stats.walk.kind == PO_WALK_FULL) {
+    ctx->last_full_ns = now;
+    ctx->full_asked = 0;
   }
   if (owners.len)
     qsort(owners.v, owners.len, sizeof *owners.v, owner_cmp);
@@ -411,7 +466,9 @@ int po_snapshot_take(struct po_ctx *ctx, const struct po_query *q,
     if (sk->owner_count++ == 0)
       sk->owner_first = i;
   }
-  return load_procs(ctx, s);
+  err = load_procs(ctx, s);
+  s->stats.scan_ns = clock_ns(CLOCK_MONOTONIC) - start;
+  return err;
 }
 
 void po_snapshot_free(struct po_snapshot *s) {

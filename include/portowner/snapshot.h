@@ -21,19 +21,15 @@
 extern "C" {
 #endif
 
-/* An inclusive port range; a single port has lo == hi. */
-struct po_range {
-  uint16_t lo;
-  uint16_t hi;
-};
+/* struct po_range (an inclusive port range) is in table.h. */
 
 struct po_query {
   unsigned mask;                /* PO_TCP4 ...; 0 means PO_PROTO_ALL */
   const struct po_range *ports; /* wanted ports; none means every port */
   size_t nports;
-  enum po_source source;        /* where the listener table comes from */
-  int all_namespaces;           /* also every other network namespace found
-                                   in <proc_root>/<pid>/ns/net */
+  enum po_source source; /* where the listener table comes from */
+  int all_namespaces;    /* also every other network namespace found
+                            in <proc_root>/<pid>/ns/net */
 };
 
 struct po_stats {
@@ -42,14 +38,18 @@ struct po_stats {
   uint64_t malformed;         /* /proc/net lines or netlink messages skipped */
   uint64_t retries;           /* netlink dumps restarted (NLM_F_DUMP_INTR) */
   uint64_t ns_failed;         /* namespaces whose table could not be read */
-  struct po_walk_stats walk;  /* the owner walk */
+  struct po_walk_stats walk;  /* the owner walk: walk.kind tells full or
+                                 incremental, walk.procs and walk.fds the
+                                 processes and fds read */
+  uint64_t scan_ns;           /* time spent finding the owners and reading
+                                 their details (CLOCK_MONOTONIC) */
 };
 
 struct po_snapshot {
   struct po_table socks;   /* sorted (po_table_sort); owner_first/count set */
   struct po_owner *owners; /* grouped by socket, then by pid, then fd */
   size_t nowners;
-  struct po_proc *procs;   /* one per distinct owner pid, sorted by pid */
+  struct po_proc *procs; /* one per distinct owner pid, sorted by pid */
   size_t nprocs;
   struct po_stats stats;
 };
@@ -64,6 +64,32 @@ struct po_ctx;
 struct po_ctx *po_ctx_new(const char *proc_root);
 void po_ctx_free(struct po_ctx *ctx);
 const char *po_ctx_proc_root(const struct po_ctx *ctx);
+
+/* FullScanInterval's default, in seconds: see po_ctx_set_full_scan_interval
+ * and the README ("Performance"). */
+#define PO_FULL_SCAN_INTERVAL_DEFAULT 60.0
+
+/*
+ * Incremental reads. A context remembers, from one po_snapshot_take() to
+ * the next, which processes it has read and which (pid, fd) owned the
+ * wanted sockets (po_resolver_resolve() in resolve.h), and reads only what
+ * may have changed; its first read is always a full walk. It walks every
+ * process again when a new wanted socket appears, when a remembered owner's
+ * fd holds something else, when a socket that had owners has none left
+ * that it knows, after po_ctx_request_full_scan(), and when seconds have
+ * passed since the last full walk (CLOCK_BOOTTIME: a suspend counts). The
+ * one thing an incremental read cannot see, a socket's fd passed over
+ * SCM_RIGHTS (or pidfd_getfd, or dup) into a process that was already read,
+ * is found by that full walk: seconds bounds how long it goes unseen.
+ * seconds == 0 makes every read a full walk (as one po_snapshot_take() of a
+ * new context always is: portowner-dump). Default
+ * PO_FULL_SCAN_INTERVAL_DEFAULT. Returns 0, -EINVAL (negative, NaN).
+ */
+int po_ctx_set_full_scan_interval(struct po_ctx *ctx, double seconds);
+double po_ctx_full_scan_interval(const struct po_ctx *ctx);
+
+/* Makes the next po_snapshot_take() of ctx a full walk. */
+void po_ctx_request_full_scan(struct po_ctx *ctx);
 
 /*
  * Takes a snapshot of the listening sockets that match q, with their owners

@@ -23,6 +23,12 @@
 extern "C" {
 #endif
 
+/* An inclusive port range; a single port has lo == hi. */
+struct po_range {
+  uint16_t lo;
+  uint16_t hi;
+};
+
 /* Protocol/family selection bits, used by queries and by the config. */
 #define PO_TCP4 (1u << 0)
 #define PO_TCP6 (1u << 1)
@@ -43,17 +49,17 @@ enum po_source {
 };
 
 struct po_socket {
-  uint64_t inode;  /* socket inode; 0 has no owner */
-  uint64_t netns;  /* inode of its network namespace; 0 when unknown */
+  uint64_t inode;   /* socket inode; 0 has no owner */
+  uint64_t netns;   /* inode of its network namespace; 0 when unknown */
   uint8_t addr[16]; /* network byte order; AF_INET uses the first 4 bytes */
-  uint16_t port;   /* host byte order */
-  uint8_t proto;   /* IPPROTO_TCP or IPPROTO_UDP */
-  uint8_t family;  /* AF_INET or AF_INET6 */
-  int8_t v6only;   /* AF_INET6: 1 or 0; -1 when the source cannot tell */
-  uint32_t rqueue; /* TCP LISTEN: accept queue now; UDP: receive queue */
-  uint32_t wqueue; /* TCP LISTEN: accept queue limit (backlog), or
-                      PO_QUEUE_UNKNOWN; UDP: send queue */
-  uint32_t uid;    /* owner uid of the socket as the kernel reports it */
+  uint16_t port;    /* host byte order */
+  uint8_t proto;    /* IPPROTO_TCP or IPPROTO_UDP */
+  uint8_t family;   /* AF_INET or AF_INET6 */
+  int8_t v6only;    /* AF_INET6: 1 or 0; -1 when the source cannot tell */
+  uint32_t rqueue;  /* TCP LISTEN: accept queue now; UDP: receive queue */
+  uint32_t wqueue;  /* TCP LISTEN: accept queue limit (backlog), or
+                       PO_QUEUE_UNKNOWN; UDP: send queue */
+  uint32_t uid;     /* owner uid of the socket as the kernel reports it */
   /* Filled by po_snapshot_take(): this socket's owners are
    * snapshot->owners[owner_first .. owner_first + owner_count). */
   size_t owner_first;
@@ -91,12 +97,12 @@ int po_table_parse_proc(struct po_table *t, const char *buf, size_t len,
 
 /* State of one SOCK_DIAG dump as its replies are parsed. */
 struct po_diag_dump {
-  uint32_t seq;      /* sequence number of the request */
-  uint32_t portid;   /* our netlink port id, 0 to accept any */
-  uint64_t netns;    /* netns inode to set on the sockets */
-  int proto;         /* IPPROTO_TCP or IPPROTO_UDP of the request */
-  int done;          /* set on NLMSG_DONE */
-  int interrupted;   /* set when a message carries NLM_F_DUMP_INTR */
+  uint32_t seq;       /* sequence number of the request */
+  uint32_t portid;    /* our netlink port id, 0 to accept any */
+  uint64_t netns;     /* netns inode to set on the sockets */
+  int proto;          /* IPPROTO_TCP or IPPROTO_UDP of the request */
+  int done;           /* set on NLMSG_DONE */
+  int interrupted;    /* set when a message carries NLM_F_DUMP_INTR */
   uint64_t malformed; /* messages skipped: short, wrong length, other seq */
 };
 
@@ -107,7 +113,10 @@ struct po_diag_dump {
  * kernel flagged the dump as inconsistent (the caller dumps again). Messages
  * of another sequence number or with bad lengths are counted in
  * d->malformed and skipped.
- * Returns 0, -ENOMEM, or the negated error of an NLMSG_ERROR message.
+ * Returns 0, -ENOMEM, the error (-errno) of an NLMSG_ERROR message or of
+ * the NLMSG_DONE that ends a dump which failed part way, or -EPROTO for an
+ * NLMSG_DONE whose error is no errno (an NLMSG_ERROR with one is counted in
+ * d->malformed and skipped).
  */
 int po_table_parse_diag(struct po_table *t, struct po_diag_dump *d,
                         const void *buf, size_t len);
@@ -118,6 +127,33 @@ int po_table_parse_diag(struct po_table *t, struct po_diag_dump *d,
  */
 int po_diag_request(void *buf, size_t size, int family, int proto,
                     uint32_t seq);
+
+/* Most port ranges (after merging overlapping and adjacent ones) that the
+ * kernel-side port filter carries; beyond that the kernel is not asked to
+ * filter and user space alone does it. */
+#define PO_DIAG_FILTER_MAX 64
+
+/*
+ * Builds into buf the INET_DIAG_REQ_BYTECODE program that accepts a socket
+ * whose local port is in one of the n ranges: for each range
+ * "sport >= lo && sport <= hi" (INET_DIAG_BC_S_GE, INET_DIAG_BC_S_LE), the
+ * ranges ORed with INET_DIAG_BC_JMP. Ranges are sorted and merged first.
+ * Returns the program's length; 0 when no program is needed (n is 0, or a
+ * range covers every port) or when the merged ranges are more than
+ * PO_DIAG_FILTER_MAX (user space filters alone); -EINVAL (buf or r NULL
+ * with n > 0, a range with lo > hi); -ENOSPC (size too small: 20 bytes per
+ * range are always enough).
+ */
+int po_diag_bytecode(void *buf, size_t size, const struct po_range *r,
+                     size_t n);
+
+/*
+ * As po_diag_request(), with the port filter of po_diag_bytecode() attached
+ * as an INET_DIAG_REQ_BYTECODE attribute when there is one. buf needs 128
+ * bytes plus 20 per range. Returns the request's length, -EINVAL, -ENOSPC.
+ */
+int po_diag_request_ports(void *buf, size_t size, int family, int proto,
+                          uint32_t seq, const struct po_range *r, size_t n);
 
 /*
  * Dumps the listening sockets of the netlink socket's namespace (nl_fd: an
@@ -131,6 +167,19 @@ int po_diag_request(void *buf, size_t size, int family, int proto,
 int po_table_dump_netlink(struct po_table *t, int nl_fd, unsigned mask,
                           uint64_t netns, uint64_t *malformed,
                           uint64_t *retries);
+
+/*
+ * As po_table_dump_netlink(), asking the kernel to send only the sockets
+ * whose local port is in one of the n ranges (po_diag_bytecode(); n == 0:
+ * every port). The kernel filter only saves work: the caller still filters
+ * the table itself, and a kernel that refuses the program (EINVAL) is asked
+ * again without it. Returns as po_table_dump_netlink(), and -EINVAL for a
+ * bad range (lo > hi, or r NULL with n > 0).
+ */
+int po_table_dump_netlink_ports(struct po_table *t, int nl_fd, unsigned mask,
+                                uint64_t netns, const struct po_range *r,
+                                size_t n, uint64_t *malformed,
+                                uint64_t *retries);
 
 /*
  * Reads <dir>/tcp, tcp6, udp, udp6 (dir is a /proc/net directory, such as
