@@ -1765,6 +1765,7 @@ static int read_file(const char *path, char **out) {
 int po_state_load(struct po_watchset *set, const char *path,
                   const char *boot_id) {
   struct watch_state *states = NULL;
+  unsigned char *seen = NULL;
   yajl_val root = NULL, watches, saved_boot;
   char *buf = NULL, *saved_boot_id = NULL, errbuf[128];
   long long version;
@@ -1790,7 +1791,8 @@ int po_state_load(struct po_watchset *set, const char *path,
   same_boot = boot_id && saved_boot_id && strcmp(boot_id, saved_boot_id) == 0;
 
   states = calloc(set->len ? set->len : 1, sizeof *states);
-  if (!states) {
+  seen = calloc(set->len ? set->len : 1, 1);
+  if (!states || !seen) {
     err = -ENOMEM;
     goto out;
   }
@@ -1809,9 +1811,14 @@ int po_state_load(struct po_watchset *set, const char *path,
 
       while (set->v[k] != w)
         k++;
-      /* Validated even when ignored: a corrupt entry is a corrupt file. */
+      /* Validated even when ignored: a corrupt entry is a corrupt file, and
+       * po_state_save() never writes a watch twice. */
       err = load_watch(o, &st, w->hits);
-      if (!err && strcmp(spec, w->spec) == 0 && !states[k].started) {
+      if (!err && seen[k])
+        err = -EBADMSG;
+      if (!err)
+        seen[k] = 1;
+      if (!err && strcmp(spec, w->spec) == 0) {
         st.pids_valid = same_boot;
         states[k] = st;
       } else {
@@ -1844,6 +1851,7 @@ out:
     for (size_t i = 0; i < set->len; i++)
       identlist_free(&states[i].last);
   free(states);
+  free(seen);
   free(saved_boot_id);
   yajl_tree_free(root);
   return err;
