@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Every test of portowner, from a clean clone on Debian 12:
-#   installs what is missing (apt-get), builds, runs the unit tests under
-#   valgrind (make check), the live tests against ss and the real collectd
-#   daemon (pytest), and make distcheck; ends with "N passed, N failed".
-# Live tests that need root (network namespaces, exec as nobody) run as root.
+#   installs what is missing (apt-get), builds, runs the unit tests, the churn
+#   test and the fuzz replays under valgrind (make check), the live tests
+#   against ss, the real collectd daemon, a two-daemon fleet, the Grafana
+#   dashboard against a real write_prometheus scrape, the Debian package
+#   (pytest), each fuzz target for a short bounded time (make fuzz-smoke),
+#   and make distcheck; ends with "N passed, N failed".
+# Tests that need root (network namespaces, exec as nobody, dpkg -i) skip
+# with the reason printed when run as another user.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
 
 packages=(build-essential autoconf automake libtool pkg-config
   collectd-core collectd-dev collectd-utils libyajl-dev libcmocka-dev
-  valgrind iproute2 lsof netbase procps python3 python3-pytest clang-format)
+  valgrind iproute2 lsof netbase procps python3 python3-pytest clang-format
+  clang libclang-rt-14-dev debhelper dpkg-dev libmicrohttpd12 libprotobuf-c1)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -60,8 +65,10 @@ for f in tests/test_*.log; do
   passed=$((passed + ${p:-0}))
   failed=$((failed + ${q:-0}))
 done
+# The fuzz replay drivers count once each.
+passed=$((passed + $(grep -cE '^PASS: tests/fuzz/' "$log/check.out")))
 if [ $check_rc -ne 0 ]; then
-  cat tests/test-suite.log 2>/dev/null | tail -n 80
+  tail -n 80 tests/test-suite.log 2>/dev/null
   # A crash or valgrind error fails a binary without a cmocka count.
   failed=$((failed + $(grep -cE '^(FAIL|ERROR):' "$log/check.out")))
 fi
@@ -69,7 +76,8 @@ fi
 # Live tests: real listeners, ss, and the real collectd daemon.
 export PO_BUILDDIR=$top
 step "pytest (live tests)" /usr/bin/python3 -m pytest -p no:cacheprovider -rs \
-  tests/live tests/daemon 2>&1 | tee "$log/pytest.out"
+  tests/live tests/daemon tests/hostile tests/fleet tests/deb 2>&1 |
+  tee "$log/pytest.out"
 summary=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' \
   "$log/pytest.out" | tail -n 1)
 p=$(echo "$summary" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+')
@@ -78,6 +86,16 @@ q=$(echo "$summary" | grep -oE '[0-9]+ (failed|errors?)' |
 [ -n "$summary" ] || q=1 # pytest did not finish
 passed=$((passed + ${p:-0}))
 failed=$((failed + ${q:-0}))
+
+# Each libFuzzer target for a short bounded time; a crash fails it.
+step "make fuzz-smoke" bash -c "set -o pipefail; make fuzz-smoke \
+  FUZZ_SMOKE_SECONDS=\${FUZZ_SECONDS:-30} 2>&1 | tee '$log/fuzz.out'"
+fuzz_summary=$(sed -n '/^== fuzz summary/,$p' "$log/fuzz.out")
+p=$(echo "$fuzz_summary" | grep -cE ': [0-9]+ executions')
+q=$(echo "$fuzz_summary" | grep -c ': FAILED')
+[ -n "$fuzz_summary" ] || q=1 # the targets did not build
+passed=$((passed + p))
+failed=$((failed + q))
 
 # The release tarball builds and passes its own make check.
 if step "make distcheck" bash -c "make -j$(nproc) distcheck >'$log/distcheck.out' 2>&1"; then

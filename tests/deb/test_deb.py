@@ -1,0 +1,182 @@
+"""The Debian package: `make deb` builds collectd-portowner from the release
+tarball, it installs on this Debian with dpkg, puts its files where collectd
+and the user look for them, and the stock collectd loads the plugin from the
+package with the package's example configuration. The package is purged at
+the end.
+
+Needs root (dpkg -i into the real system) and debhelper + dpkg-dev.
+Run: /usr/bin/python3 -m pytest tests/deb
+"""
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRCDIR = os.path.dirname(os.path.dirname(HERE))
+BUILDDIR = os.path.abspath(os.environ.get("PO_BUILDDIR", SRCDIR))
+PACKAGE = "collectd-portowner"
+COLLECTD = "/usr/sbin/collectd"
+EXAMPLES = "/usr/share/doc/%s/examples" % PACKAGE
+FILES = [
+    "/usr/lib/collectd/portowner.so",
+    "/usr/bin/portowner-dump",
+    "/usr/share/man/man1/portowner-dump.1.gz",
+    "/usr/share/man/man5/collectd-portowner.5.gz",
+    EXAMPLES + "/portowner.conf",
+    EXAMPLES + "/portowner-notify.sh",
+    EXAMPLES + "/portowner.json",
+    "/usr/share/doc/%s/copyright" % PACKAGE,
+]
+BAD_LOG = re.compile(r"dataset not found|error|warning", re.I)
+NOTIFICATION_ECHO = re.compile(r"\[info\] Notification: severity = ")
+NO_WRITER = re.compile(r"\[warning\] plugin_dispatch_values: No write callback "
+                       r"has been registered")
+
+
+def run(args, timeout=120, **kw):
+    return subprocess.run(args, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL, **kw)
+
+
+def installed_version():
+    r = run(["dpkg-query", "-W", "-f=${Status} ${Version}", PACKAGE])
+    if r.returncode != 0 or "ok installed" not in r.stdout:
+        return None
+    return r.stdout.split()[-1]
+
+
+def configure_version():
+    with open(os.path.join(BUILDDIR, "config.h")) as f:
+        m = re.search(r'#define PACKAGE_VERSION "([^"]+)"', f.read())
+    assert m, "no PACKAGE_VERSION in %s/config.h" % BUILDDIR
+    return m.group(1)
+
+
+@pytest.fixture(scope="module")
+def package():
+    """Builds the .deb (make deb), installs it (dpkg -i); purges it after."""
+    if os.geteuid() != 0:
+        pytest.skip("the package test installs a .deb into this system with "
+                    "dpkg -i: run it as root")
+    missing = [t for t in ("dpkg-buildpackage", "dh") if not shutil.which(t)]
+    if missing:
+        pytest.fail("%s not found: apt-get install --no-install-recommends "
+                    "debhelper dpkg-dev" % ", ".join(missing), pytrace=False)
+    if installed_version() is not None:
+        pytest.skip("%s %s is already installed here: the test would replace "
+                    "and then purge it" % (PACKAGE, installed_version()))
+    if not os.path.isfile(os.path.join(BUILDDIR, "Makefile")):
+        pytest.fail("%s is not configured: run ./configure first" % BUILDDIR,
+                    pytrace=False)
+    version = configure_version()
+    for old in glob.glob(os.path.join(BUILDDIR, PACKAGE + "_*.deb")):
+        os.unlink(old)
+    r = run(["make", "-C", BUILDDIR, "deb"], timeout=900)
+    assert r.returncode == 0, "make deb failed (%d):\n%s\n%s" % (
+        r.returncode, r.stdout[-6000:], r.stderr[-4000:])
+    debs = glob.glob(os.path.join(BUILDDIR, "%s_%s-*_*.deb" % (PACKAGE, version)))
+    assert len(debs) == 1, "make deb left %s in %s (version %s); output:\n%s" % (
+        debs, BUILDDIR, version, r.stdout[-3000:])
+    deb = debs[0]
+    r = run(["dpkg", "-i", deb], timeout=300)
+    try:
+        assert r.returncode == 0, "dpkg -i %s: %s%s" % (deb, r.stdout, r.stderr)
+        yield {"deb": deb, "version": version}
+    finally:
+        p = run(["dpkg", "--purge", PACKAGE], timeout=300)
+        assert p.returncode == 0, "dpkg --purge %s: %s%s" % (PACKAGE, p.stdout, p.stderr)
+        assert installed_version() is None
+        left = [f for f in FILES if os.path.exists(f)]
+        assert not left, "files left after the purge: %s" % left
+
+
+def test_the_package_is_installed_with_its_version(package):
+    v = installed_version()
+    assert v is not None and v.startswith(package["version"] + "-"), (v, package)
+    r = run(["dpkg-deb", "-f", package["deb"], "Depends"])
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"collectd-core \(>= 5\.12\)", r.stdout), r.stdout
+    assert "libyajl2" in r.stdout, r.stdout  # ${shlibs:Depends} was filled in
+
+
+def test_the_package_puts_its_files_where_collectd_and_users_look(package):
+    r = run(["dpkg", "-L", PACKAGE])
+    assert r.returncode == 0, r.stderr
+    listed = set(r.stdout.split("\n"))
+    for f in FILES:
+        assert f in listed, "dpkg -L %s does not list %s" % (PACKAGE, f)
+        assert os.path.isfile(f), f
+    # No libtool archive next to the plugin, nothing in /usr/local.
+    assert not [f for f in listed if f.endswith(".la") or f.startswith("/usr/local")], listed
+    # The plugin exports module_register only.
+    r = run(["nm", "-D", "--defined-only", "/usr/lib/collectd/portowner.so"])
+    assert r.returncode == 0, r.stderr
+    exported = {l.split()[-1] for l in r.stdout.splitlines()
+                if len(l.split()) == 3 and l.split()[1] in "TDBRW"}
+    assert exported == {"module_register"}, exported
+    # The dashboard in the package is the one in the source tree.
+    with open(os.path.join(SRCDIR, "contrib", "grafana", "portowner.json")) as a, \
+            open(EXAMPLES + "/portowner.json") as b:
+        assert json.load(a) == json.load(b)
+    # The man pages are readable by man.
+    for page in ("/usr/share/man/man5/collectd-portowner.5.gz",
+                 "/usr/share/man/man1/portowner-dump.1.gz"):
+        r = run(["man", "-P", "cat", "-l", page], env=dict(os.environ, MANWIDTH="80"))
+        assert r.returncode == 0 and "portowner" in r.stdout, (page, r.stderr)
+
+
+def test_the_installed_portowner_dump_runs(package):
+    r = run(["/usr/bin/portowner-dump", "--json"], timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert isinstance(json.loads(r.stdout), list)
+
+
+def test_collectd_loads_the_packaged_plugin_with_the_example_config(package):
+    """`collectd -T` (config, init, one read) with the stock PluginDir and
+    TypesDB and the package's example configuration: exit 0, the plugin's
+    init line, no error or warning. (No write plugin: collectd -T stops
+    its write threads right after its one read, whatever is queued, so a
+    write plugin's output proves nothing; collectd warns once that none is
+    loaded, and that warning is the proof the read dispatched values.)"""
+    tmp = tempfile.mkdtemp(prefix="po-pkg-")
+    try:
+        log = os.path.join(tmp, "collectd.log")
+        conf = os.path.join(tmp, "collectd.conf")
+        with open(conf, "w") as f:
+            f.write("\n".join([
+                'Hostname "po-pkg-test"',
+                'FQDNLookup false',
+                'BaseDir "%s"' % tmp,
+                'PIDFile "%s/collectd.pid"' % tmp,
+                'Interval 1',
+                'LoadPlugin logfile',
+                '<Plugin logfile>',
+                '  LogLevel info',
+                '  File "%s"' % log,
+                '  PrintSeverity true',
+                '</Plugin>',
+                'Include "%s/portowner.conf"' % EXAMPLES,
+                '']))
+        r = run([COLLECTD, "-T", "-C", conf], timeout=120)
+        with open(log, errors="replace") as f:
+            lines = f.read().splitlines()
+        text = "\n".join(lines) + "\n" + r.stdout + r.stderr
+        assert r.returncode == 0, "collectd -T exited %d:\n%s" % (r.returncode, text)
+        assert any('plugin_load: plugin "portowner" successfully loaded' in l
+                   for l in lines), text
+        assert any(re.search(r"portowner plugin: version %s watching 3 <Port> blocks"
+                             % re.escape(package["version"]), l) for l in lines), text
+        no_writer = [l for l in lines if NO_WRITER.search(l)]
+        assert no_writer, "the read dispatched no values:\n%s" % text
+        bad = [l for l in lines + (r.stdout + r.stderr).splitlines()
+               if BAD_LOG.search(l) and not NOTIFICATION_ECHO.search(l)
+               and not NO_WRITER.search(l)]
+        assert not bad, "errors or warnings from collectd -T:\n%s" % "\n".join(bad)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
