@@ -54,6 +54,11 @@ static struct po_watchset *watches;
 static enum po_source source = PO_SOURCE_AUTO;
 static char *proc_root;
 static char *state_file;
+static double full_scan_interval = PO_FULL_SCAN_INTERVAL_DEFAULT;
+static int report_self = 1;
+/* portowner-self/...: the plugin's own cost. Not a valid <Port> name. */
+#define SELF_INSTANCE "self"
+static uint64_t full_reads, incremental_reads;
 
 static struct po_ctx *ctx;
 static struct po_query query;
@@ -279,6 +284,12 @@ static int config_port(const oconfig_item_t *ci) {
     return -1;
   }
   name = ci->values[0].value.string;
+  if (strcmp(name, SELF_INSTANCE) == 0) {
+    ERROR(PFX "<Port \"%s\">: bad block name: \"%s\" is the plugin instance "
+              "of portowner's own metrics (portowner-%s/...): choose another",
+          name, name, name);
+    return -1;
+  }
   w = po_watch_new(name);
   if (!w) {
     if (errno == EINVAL)
@@ -457,9 +468,32 @@ static int po_config(oconfig_item_t *ci) {
       if (config_string(c, &state_file) != 0 ||
           check_state_file(state_file) != 0)
         errors++;
+    } else if (strcasecmp(c->key, "FullScanInterval") == 0) {
+      if (c->values_num != 1 || c->values[0].type != OCONFIG_TYPE_NUMBER ||
+          !(c->values[0].value.number >= 0) ||
+          c->values[0].value.number > 86400) {
+        char buf[64];
+
+        ERROR(PFX "FullScanInterval%s%s: needs one number of seconds from 0 "
+                  "(every read walks every process) to 86400",
+              c->values_num == 1 ? " " : "",
+              c->values_num == 1 ? value_text(&c->values[0], buf, sizeof buf)
+                                 : "");
+        errors++;
+      } else {
+        full_scan_interval = c->values[0].value.number;
+      }
+    } else if (strcasecmp(c->key, "ReportSelf") == 0) {
+      if (c->values_num != 1 || c->values[0].type != OCONFIG_TYPE_BOOLEAN) {
+        ERROR(PFX "ReportSelf: needs exactly one boolean value (true or "
+                  "false)");
+        errors++;
+      } else {
+        report_self = c->values[0].value.boolean;
+      }
     } else {
       ERROR(PFX "unknown option \"%s\" (known: Source, ProcRoot, StateFile, "
-                "<Port \"NAME\">)",
+                "FullScanInterval, ReportSelf, <Port \"NAME\">)",
             c->key);
       errors++;
     }
@@ -475,10 +509,9 @@ static int po_config(oconfig_item_t *ci) {
 /* ---- read
  * ------------------------------------------------------------------------ */
 
-static void submit(const char *instance, const char *type,
-                   const char *type_instance, uint64_t v, cdtime_t t) {
+static void submit_value(const char *instance, const char *type,
+                         const char *type_instance, value_t value, cdtime_t t) {
   value_list_t vl = VALUE_LIST_INIT;
-  value_t value = {.gauge = (gauge_t)v};
 
   vl.values = &value;
   vl.values_len = 1;
@@ -488,6 +521,31 @@ static void submit(const char *instance, const char *type,
   sstrncpy(vl.type, type, sizeof vl.type);
   sstrncpy(vl.type_instance, type_instance, sizeof vl.type_instance);
   plugin_dispatch_values(&vl);
+}
+
+static void submit(const char *instance, const char *type,
+                   const char *type_instance, uint64_t v, cdtime_t t) {
+  submit_value(instance, type, type_instance, (value_t){.gauge = (gauge_t)v},
+               t);
+}
+
+/* portowner-self: what the last read cost, and how many reads walked every
+ * process (full) or only what may have changed (incremental). */
+static void submit_self(const struct po_stats *st, cdtime_t t) {
+  if (st->walk.kind == PO_WALK_FULL)
+    full_reads++;
+  else if (st->walk.kind == PO_WALK_INCREMENTAL)
+    incremental_reads++;
+  if (!report_self)
+    return;
+  submit_value(SELF_INSTANCE, "duration", "scan",
+               (value_t){.gauge = (gauge_t)st->scan_ns / 1e9}, t);
+  submit(SELF_INSTANCE, "count", "fds_scanned", st->walk.fds, t);
+  submit(SELF_INSTANCE, "count", "processes_scanned", st->walk.procs, t);
+  submit_value(SELF_INSTANCE, "operations", "full_scan",
+               (value_t){.derive = (derive_t)full_reads}, t);
+  submit_value(SELF_INSTANCE, "operations", "incremental_scan",
+               (value_t){.derive = (derive_t)incremental_reads}, t);
 }
 
 static void notify(const struct po_event *e, cdtime_t t) {
@@ -607,6 +665,8 @@ static int po_read(void) {
             PFX "reading the listening sockets works again");
   tell_once(&s.stats);
 
+  now = cdtime();
+  submit_self(&s.stats, now);
   po_events_clear(&events);
   err = po_watchset_eval(watches, &s, own, values, &events);
   po_snapshot_free(&s);
@@ -616,7 +676,6 @@ static int po_read(void) {
     return -1;
   }
 
-  now = cdtime();
   for (size_t i = 0; i < n; i++) {
     const char *name = po_watch_name(po_watchset_get(watches, i));
     const struct po_watch_values *v = &values[i];
@@ -659,6 +718,7 @@ static int po_init(void) {
     return -1;
   }
   query.source = source;
+  po_ctx_set_full_scan_interval(ctx, full_scan_interval);
   have_boot_id =
       po_boot_id_read(po_ctx_proc_root(ctx), boot_id, sizeof boot_id) == 0;
 

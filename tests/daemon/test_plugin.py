@@ -711,3 +711,59 @@ def test_readme_threshold_example(daemon, listen):
     """The README's threshold example, as printed, does the same."""
     text, name = readme_threshold_example()
     run_threshold(daemon, listen, text, name)
+
+
+def _counter(d, name):
+    """The raw counter of portowner-self/operations-NAME (csv stores DERIVE
+    values as they are), or None before its first row."""
+    rows = d.csv_rows(ident("self", "operations-" + name))
+    return rows[-1][1]["value"] if rows else None
+
+
+def test_self_metrics_full_then_incremental_reads(daemon, listen):
+    """portowner-self: the scan's duration, the fds and processes it read,
+    and how many reads were full walks or incremental. With the default
+    FullScanInterval (60 s) a steady listener costs one full walk, then
+    only incremental reads, and the values stay right."""
+    p = H.free_port()
+    l = listen(tcp4(p))
+    d = daemon(portowner_conf(block("web", Port=p))).start()
+    d.wait_values("web", {"count-sockets": 1, "count-processes": 1})
+    H.wait_for(lambda: (_counter(d, "incremental_scan") or 0) >= 5, 20,
+               "5 incremental reads", lambda: d.csv_rows(ident("self", "operations-incremental_scan")))
+    assert _counter(d, "full_scan") == 1
+    dur = (d.getval(ident("self", "duration-scan")) or {}).get("seconds")
+    assert dur is not None and 0 <= dur < 60
+    assert d.value(ident("self", "count-processes_scanned")) >= 0
+    assert d.value(ident("self", "count-fds_scanned")) >= 1  # the owner's fd
+    # Still the right answer on incremental reads.
+    assert d.values("web") == H.values_from_dump(H.dump_json("--port", str(p)))
+    # A new owner process (a fork holding the socket would do; a new
+    # listener is simpler) is seen by the incremental path or a full walk.
+    l.stop()
+    d.wait_values("web", {"count-sockets": 0})
+    l2 = listen(tcp4(p))
+    d.wait_values("web", {"count-sockets": 1, "count-processes": 1})
+    assert d.values("web") == H.values_from_dump(H.dump_json("--port", str(p)))
+    assert l2.pid
+    d.stop()
+
+
+def test_full_scan_interval_0_walks_every_read(daemon, listen):
+    """FullScanInterval 0: every read is a full walk."""
+    p = H.free_port()
+    listen(tcp4(p))
+    d = daemon(portowner_conf(block("web", Port=p), FullScanInterval=0)).start()
+    H.wait_for(lambda: (_counter(d, "full_scan") or 0) >= 5, 20, "5 full reads")
+    assert _counter(d, "incremental_scan") == 0
+    d.stop()
+
+
+def test_report_self_false_dispatches_no_self_values(daemon, listen):
+    p = H.free_port()
+    listen(tcp4(p))
+    d = daemon(portowner_conf(block("web", Port=p), ReportSelf=False)).start()
+    d.wait_values("web", {"count-sockets": 1})
+    d.wait_reads(ident("web", "count-sockets"), 3)
+    assert not [k for k in d.listval() if "/portowner-self/" in k]
+    d.stop()
