@@ -53,8 +53,8 @@ step build bash -c 'autoreconf -fi >/dev/null 2>&1 && ./configure -q &&
 }
 
 # Unit tests: each cmocka case counts once.
-step "make check (unit tests under valgrind)" make -j"$(nproc)" check \
-  >"$log/check.out" 2>&1
+step "make check (unit tests under valgrind)" bash -c \
+  "make -j$(nproc) check >'$log/check.out' 2>&1"
 check_rc=$?
 grep -E '^(PASS|FAIL|ERROR):' "$log/check.out"
 for f in tests/test_*.log; do

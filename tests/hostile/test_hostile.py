@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import (dump_json, run_dump, ss_owner_pids, table_escaped,
+from .conftest import (dump_json, run_dump, ss_owner_pids, table_escaped,
                       utf8_or_fffd)
 
 # comm is at most 15 bytes (TASK_COMM_LEN - 1); prctl takes any byte but NUL.

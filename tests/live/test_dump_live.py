@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from conftest import (
+from .conftest import (
     PO_LISTEN,
     STOP_TIMEOUT,
     canonical_address,
