@@ -37,6 +37,10 @@ BAD_LOG = re.compile(r"dataset not found|error|warning", re.I)
 NOTIFICATION_ECHO = re.compile(r"\[info\] Notification: severity = ")
 NO_WRITER = re.compile(r"\[warning\] plugin_dispatch_values: No write callback "
                        r"has been registered")
+# collectd -T exits right after its read, dropping what its write threads had
+# not taken yet.
+LEFT_AT_EXIT = re.compile(r"\[warning\] plugin: \d+ value lists were left "
+                          r"after shutting down the write threads")
 
 
 def run(args, timeout=120, **kw):
@@ -176,7 +180,7 @@ def test_collectd_loads_the_packaged_plugin_with_the_example_config(package):
         assert no_writer, "the read dispatched no values:\n%s" % text
         bad = [l for l in lines + (r.stdout + r.stderr).splitlines()
                if BAD_LOG.search(l) and not NOTIFICATION_ECHO.search(l)
-               and not NO_WRITER.search(l)]
+               and not NO_WRITER.search(l) and not LEFT_AT_EXIT.search(l)]
         assert not bad, "errors or warnings from collectd -T:\n%s" % "\n".join(bad)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

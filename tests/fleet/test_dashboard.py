@@ -185,8 +185,9 @@ LoadPlugin write_prometheus
 
 
 def test_write_prometheus_exports_the_documented_names(scrape):
-    """What the README documents: two metric families, labels portowner
-    (block), type (value) and instance (collectd host name)."""
+    """What the README documents: two metric families per block and the
+    self-metrics, labels portowner (block), type (value) and instance
+    (collectd host name)."""
     samples, l = scrape
     got = {(s.name, s.labels["portowner"], s.labels["type"]): (s.value, s.labels)
            for s in samples if s.name.startswith("collectd_portowner")}
@@ -194,7 +195,14 @@ def test_write_prometheus_exports_the_documented_names(scrape):
         ("collectd_portowner_count", b, t) for b in ("web", "down")
         for t in ("sockets", "processes", "unowned")} | {
         ("collectd_portowner_queue_length", b, t) for b in ("web", "down")
-        for t in ("accept", "accept_max")}, sorted(got)
+        for t in ("accept", "accept_max")} | {
+        # The plugin's own cost (ReportSelf, on by default).
+        ("collectd_portowner_duration_seconds", "self", "scan"),
+        ("collectd_portowner_count", "self", "fds_scanned"),
+        ("collectd_portowner_count", "self", "processes_scanned"),
+        ("collectd_portowner_operations_total", "self", "full_scan"),
+        ("collectd_portowner_operations_total", "self", "incremental_scan")}, \
+        sorted(got)
     for value, labels in got.values():
         assert set(labels) == {"portowner", "type", "instance"}, labels
         assert labels["instance"] == H.HOST, labels
