@@ -82,18 +82,32 @@ static void format_local(const struct po_socket *s, char *buf, size_t size) {
 
 /* Same endpoint: one table row (an SO_REUSEPORT group, say). */
 static int same_row(const struct po_socket *a, const struct po_socket *b) {
-  return a->proto == b->proto && a->family == b->family &&
-         a->port == b->port && a->netns == b->netns &&
-         memcmp(a->addr, b->addr, sizeof a->addr) == 0;
+  return a->proto == b->proto && a->family == b->family && a->port == b->port &&
+         a->netns == b->netns && memcmp(a->addr, b->addr, sizeof a->addr) == 0;
 }
 
-/* Writes a process name with control bytes escaped as \xNN. */
+/* Writes a process name as printable text: a backslash as \\, and control
+ * characters (C0, DEL, C1) and bytes that are not UTF-8 as \xNN, so that a
+ * name can neither fake a line nor send a terminal escape. */
 static void put_name(const char *s, FILE *f) {
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (*p < 0x20 || *p == 0x7f)
-      fprintf(f, "\\x%02x", *p);
-    else
-      fputc(*p, f);
+  size_t len = strlen(s);
+
+  for (size_t i = 0; i < len;) {
+    const unsigned char *p = (const unsigned char *)s + i;
+    size_t n = po_utf8_len(s + i, len - i);
+    int c1 = n == 2 && p[0] == 0xc2 && p[1] < 0xa0; /* U+0080..U+009F */
+
+    if (n == 0 || c1 || *p < 0x20 || *p == 0x7f) {
+      for (size_t k = 0; k < (n ? n : 1); k++)
+        fprintf(f, "\\x%02x", p[k]);
+      i += n ? n : 1;
+    } else if (*p == '\\') {
+      fputs("\\\\", f);
+      i++;
+    } else {
+      fwrite(p, 1, n, f);
+      i += n;
+    }
   }
 }
 

@@ -10,8 +10,8 @@
 
 #include "portowner/json.h"
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n) {
+size_t po_utf8_len(const char *str, size_t n) {
+  const unsigned char *s = (const unsigned char *)str;
   size_t len;
   unsigned cp;
 
@@ -57,7 +57,7 @@ yajl_gen_status po_json_string(yajl_gen g, const char *s, size_t len) {
       return yajl_gen_generation_complete; /* any error status */
   }
   for (size_t i = 0; i < len;) {
-    size_t n = utf8_len(u + i, len - i);
+    size_t n = po_utf8_len(s + i, len - i);
 
     if (n == 0) {
       memcpy(buf + w, replacement, 3);
@@ -99,13 +99,12 @@ static int gen_owner(yajl_gen g, const struct po_snapshot *s,
   bad |= key(g, "pid") | yajl_gen_integer(g, o->pid);
   bad |= key(g, "fd") | yajl_gen_integer(g, o->fd);
   bad |= key(g, "comm") | (p ? str(g, p->comm) : yajl_gen_null(g));
-  bad |= key(g, "exe") |
-         (p && p->exe ? str(g, p->exe) : yajl_gen_null(g));
-  bad |= key(g, "uid") | (p && p->uid != PO_UID_UNKNOWN
-                              ? yajl_gen_integer(g, p->uid)
-                              : yajl_gen_null(g));
-  bad |= key(g, "user") | (p && p->user[0] ? str(g, p->user)
-                                           : yajl_gen_null(g));
+  bad |= key(g, "exe") | (p && p->exe ? str(g, p->exe) : yajl_gen_null(g));
+  bad |= key(g, "uid") |
+         (p && p->uid != PO_UID_UNKNOWN ? yajl_gen_integer(g, p->uid)
+                                        : yajl_gen_null(g));
+  bad |=
+      key(g, "user") | (p && p->user[0] ? str(g, p->user) : yajl_gen_null(g));
   bad |= yajl_gen_map_close(g);
   return bad;
 }
@@ -117,8 +116,7 @@ static int gen_socket(yajl_gen g, const struct po_snapshot *s,
 
   inet_ntop(sk->family, sk->addr, addr, sizeof addr);
   bad |= yajl_gen_map_open(g);
-  bad |= key(g, "protocol") |
-         str(g, sk->proto == IPPROTO_TCP ? "tcp" : "udp");
+  bad |= key(g, "protocol") | str(g, sk->proto == IPPROTO_TCP ? "tcp" : "udp");
   bad |= key(g, "family") | str(g, sk->family == AF_INET ? "inet" : "inet6");
   bad |= key(g, "v6only");
   if (sk->family == AF_INET6 && sk->v6only >= 0)

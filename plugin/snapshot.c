@@ -124,40 +124,53 @@ unsigned po_socket_bit(const struct po_socket *s) {
   return s->family == AF_INET ? PO_UDP4 : PO_UDP6;
 }
 
-/* "net:[4026531840]" -> 4026531840. Returns 0 when it is not one. */
-static uint64_t netns_link_parse(const char *link, ssize_t len) {
+/* Reads a "net:[4026531840]" link. Returns 0, -errno or -EINVAL. */
+static int netns_read(const char *path, uint64_t *netns) {
+  char link[64];
+  ssize_t len = readlink(path, link, sizeof link - 1);
   uint64_t v = 0;
-  ssize_t i = 5;
 
+  if (len < 0)
+    return -errno;
   if (len < 7 || memcmp(link, "net:[", 5) != 0 || link[len - 1] != ']')
-    return 0;
-  for (; i < len - 1; i++) {
+    return -EINVAL;
+  for (ssize_t i = 5; i < len - 1; i++) {
     if (link[i] < '0' || link[i] > '9' || v > (UINT64_MAX - 9) / 10)
-      return 0;
+      return -EINVAL;
     v = v * 10 + (uint64_t)(link[i] - '0');
   }
-  return v;
+  *netns = v;
+  return 0;
 }
 
+/* The netns inode behind path, 0 when it cannot be read. */
 static uint64_t netns_of(const char *path) {
-  char link[64];
-  ssize_t len = readlink(path, link, sizeof link);
+  uint64_t ns = 0;
 
-  return len > 0 ? netns_link_parse(link, len) : 0;
+  return netns_read(path, &ns) == 0 ? ns : 0;
 }
 
-/* Our own network namespace: the thread's, as netlink sees it. */
-static uint64_t own_netns(const struct po_ctx *ctx) {
+int po_netns_self(const char *proc_root, uint64_t *netns) {
   char path[PATH_MAX];
-  uint64_t ns;
+  int err;
 
-  snprintf(path, sizeof path, "%s/thread-self/ns/net", ctx->proc_root);
-  ns = netns_of(path);
-  if (!ns) {
-    snprintf(path, sizeof path, "%s/self/ns/net", ctx->proc_root);
-    ns = netns_of(path);
+  if (!proc_root)
+    proc_root = "/proc";
+  snprintf(path, sizeof path, "%s/thread-self/ns/net", proc_root);
+  err = netns_read(path, netns);
+  if (err) {
+    snprintf(path, sizeof path, "%s/self/ns/net", proc_root);
+    err = netns_read(path, netns);
   }
-  return ns;
+  return err;
+}
+
+/* Our own network namespace: the thread's, as netlink sees it; 0 when
+ * unknown. */
+static uint64_t own_netns(const struct po_ctx *ctx) {
+  uint64_t ns = 0;
+
+  return po_netns_self(ctx->proc_root, &ns) == 0 ? ns : 0;
 }
 
 static int netlink_unavailable(int err) {

@@ -1985,36 +1985,3 @@ int po_boot_id_read(const char *proc_root, char *buf, size_t size) {
   memcpy(buf, tmp, (size_t)n + 1);
   return 0;
 }
-
-static int netns_read(const char *path, uint64_t *netns) {
-  char link[64];
-  ssize_t len = readlink(path, link, sizeof link - 1);
-  uint64_t v = 0;
-
-  if (len < 0)
-    return -errno;
-  if (len < 7 || memcmp(link, "net:[", 5) != 0 || link[len - 1] != ']')
-    return -EINVAL;
-  for (ssize_t i = 5; i < len - 1; i++) {
-    if (link[i] < '0' || link[i] > '9' || v > (UINT64_MAX - 9) / 10)
-      return -EINVAL;
-    v = v * 10 + (uint64_t)(link[i] - '0');
-  }
-  *netns = v;
-  return 0;
-}
-
-int po_netns_self(const char *proc_root, uint64_t *netns) {
-  char path[PATH_MAX];
-  int err;
-
-  if (!proc_root)
-    proc_root = "/proc";
-  snprintf(path, sizeof path, "%s/thread-self/ns/net", proc_root);
-  err = netns_read(path, netns);
-  if (err) {
-    snprintf(path, sizeof path, "%s/self/ns/net", proc_root);
-    err = netns_read(path, netns);
-  }
-  return err;
-}

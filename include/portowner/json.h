@@ -34,6 +34,13 @@ int po_json_snapshot(const struct po_snapshot *s, int pretty, char **out,
  */
 yajl_gen_status po_json_string(yajl_gen g, const char *s, size_t len);
 
+/*
+ * The length (1 to 4) of the valid UTF-8 sequence at s, of at most n > 0
+ * bytes; 0 when it is not one (a stray byte, overlong form, surrogate, or a
+ * code point past U+10FFFF).
+ */
+size_t po_utf8_len(const char *s, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

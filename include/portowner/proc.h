@@ -18,14 +18,14 @@ extern "C" {
 
 struct po_proc {
   pid_t pid;
-  uint32_t uid;   /* effective uid (status "Uid:" 2nd field), or
-                     PO_UID_UNKNOWN */
-  char comm[64];  /* contents of /proc/PID/comm without the newline; raw
-                     bytes, may be any byte but NUL; "" when unreadable */
-  char *exe;      /* target of /proc/PID/exe (malloc'd), NULL when it cannot
-                     be read (no privilege, kernel thread, process gone) */
-  char user[64];  /* user name of uid, the number when it has no name, ""
-                     when the uid is unknown */
+  uint32_t uid;  /* effective uid (status "Uid:" 2nd field), or
+                    PO_UID_UNKNOWN */
+  char comm[64]; /* contents of /proc/PID/comm without the newline; raw
+                    bytes, may be any byte but NUL; "" when unreadable */
+  char *exe;     /* target of /proc/PID/exe (malloc'd), NULL when it cannot
+                    be read (no privilege, kernel thread, process gone) */
+  char user[64]; /* user name of uid, the number when it has no name, ""
+                    when the uid is unknown */
 };
 
 /*

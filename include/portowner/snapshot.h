@@ -105,6 +105,13 @@ int po_snapshot_take(struct po_ctx *ctx, const struct po_query *q,
                      struct po_snapshot *s);
 void po_snapshot_free(struct po_snapshot *s);
 
+/*
+ * The inode of the calling thread's network namespace as proc_root shows it
+ * (<proc_root>/thread-self/ns/net, else self/ns/net): the netns of the
+ * sockets po_snapshot_take() reads as its own. Returns 0 or -errno.
+ */
+int po_netns_self(const char *proc_root, uint64_t *netns);
+
 /* 1 when port is in one of the ranges (or there are none), else 0. */
 int po_ranges_match(const struct po_range *r, size_t n, uint16_t port);
 

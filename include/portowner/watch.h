@@ -296,13 +296,6 @@ int po_state_save(struct po_watchset *set, const char *path,
  */
 int po_boot_id_read(const char *proc_root, char *buf, size_t size);
 
-/*
- * The inode of the calling thread's network namespace as proc_root shows it
- * (<proc_root>/thread-self/ns/net, else self/ns/net): the netns of the
- * sockets po_snapshot_take() reads as its own. Returns 0 or -errno.
- */
-int po_netns_self(const char *proc_root, uint64_t *netns);
-
 #ifdef __cplusplus
 }
 #endif

@@ -51,9 +51,29 @@ def utf8_or_fffd(raw: bytes) -> str:
 
 
 def table_escaped(raw: bytes) -> bytes:
-    """What the text table must show: control bytes as \\xNN."""
-    return b"".join(b"\\x%02x" % c if c < 0x20 or c == 0x7F else bytes([c])
-                    for c in raw)
+    """What the text table must show: a backslash doubled, and control
+    characters (C0, DEL, C1) and bytes that are not UTF-8 as \\xNN."""
+    out, i = [], 0
+    while i < len(raw):
+        for n in (1, 2, 3, 4):
+            try:
+                ch = raw[i:i + n].decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            break
+        else:
+            out.append(b"\\x%02x" % raw[i])
+            i += 1
+            continue
+        seq = raw[i:i + n]
+        if ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0:
+            out.append(b"".join(b"\\x%02x" % c for c in seq))
+        elif ch == "\\":
+            out.append(b"\\\\")
+        else:
+            out.append(seq)
+        i += n
+    return b"".join(out)
 
 
 def run_dump(*args, check=True):
