@@ -117,8 +117,8 @@ int po_proto_parse(const char *s, unsigned *mask) {
     const char *name;
     unsigned mask;
   } names[] = {
-      {"tcp", PO_TCP},   {"tcp4", PO_TCP4}, {"tcp6", PO_TCP6},
-      {"udp", PO_UDP},   {"udp4", PO_UDP4}, {"udp6", PO_UDP6},
+      {"tcp", PO_TCP},       {"tcp4", PO_TCP4}, {"tcp6", PO_TCP6},
+      {"udp", PO_UDP},       {"udp4", PO_UDP4}, {"udp6", PO_UDP6},
       {"all", PO_PROTO_ALL},
   };
 

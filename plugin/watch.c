@@ -173,32 +173,9 @@ static int identlist_copy(struct identlist *dst, const struct identlist *src) {
   return 0;
 }
 
-/* Length of the valid UTF-8 character at s (n bytes left), 0 if invalid. */
+/* The valid UTF-8 character at s (n bytes left): its length, 0 if invalid. */
 static size_t utf8_char(const unsigned char *s, size_t n) {
-  size_t len;
-  unsigned cp;
-
-  if (s[0] < 0x80)
-    return 1;
-  if (s[0] >= 0xc2 && s[0] <= 0xdf)
-    len = 2, cp = s[0] & 0x1fu;
-  else if (s[0] >= 0xe0 && s[0] <= 0xef)
-    len = 3, cp = s[0] & 0x0fu;
-  else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-    len = 4, cp = s[0] & 0x07u;
-  else
-    return 0;
-  if (len > n)
-    return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xc0) != 0x80)
-      return 0;
-    cp = (cp << 6) | (s[i] & 0x3fu);
-  }
-  if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-      (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-    return 0;
-  return len;
+  return po_utf8_len((const char *)s, n);
 }
 
 static int utf8_valid(const char *s, size_t n) {
