@@ -74,9 +74,11 @@ if [ $check_rc -ne 0 ]; then
 fi
 
 # Live tests: real listeners, ss, and the real collectd daemon.
+make -s tests/po-listen tests/soak/po-churn >/dev/null
 export PO_BUILDDIR=$top
-step "pytest (live tests)" /usr/bin/python3 -m pytest -p no:cacheprovider -rs \
-  tests/live tests/daemon tests/hostile tests/fleet tests/deb 2>&1 |
+step "pytest (live tests)" /usr/bin/python3 -m pytest -p no:cacheprovider -rxs \
+  tests/live tests/daemon tests/hostile tests/fleet tests/deb tests/privilege \
+  tests/soak 2>&1 |
   tee "$log/pytest.out"
 summary=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' \
   "$log/pytest.out" | tail -n 1)
