@@ -1182,6 +1182,32 @@ static int collect(const struct po_watch *w, const struct po_snapshot *s,
   return 0;
 }
 
+/*
+ * An owner that exited between the fd walk and the read of its details has
+ * none (comm "", exe NULL): keep what the last read knew of the same pid
+ * (both lists are sorted by pid), so that a message never says "?[pid]" of a
+ * process it named a moment ago. The strings stay in last's arena, which
+ * outlives cur's use in this evaluation.
+ */
+static void details_keep(struct identlist *cur, const struct identlist *last) {
+  size_t j = 0;
+
+  for (size_t i = 0; i < cur->len; i++) {
+    struct ident *o = &cur->v[i];
+
+    if (o->comm[0] || o->exe)
+      continue;
+    while (j < last->len && last->v[j].pid < o->pid)
+      j++;
+    if (j < last->len && last->v[j].pid == o->pid) {
+      o->comm = last->v[j].comm;
+      o->exe = last->v[j].exe;
+      o->user = last->v[j].user;
+      o->uid = last->v[j].uid;
+    }
+  }
+}
+
 int po_watch_eval(struct po_watch *w, const struct po_snapshot *s,
                   uint64_t own_netns, struct po_watch_values *values,
                   struct po_events *ev) {
@@ -1197,6 +1223,8 @@ int po_watch_eval(struct po_watch *w, const struct po_snapshot *s,
   err = collect(w, s, own_netns, values, &cur);
   if (err)
     return err;
+  if (ns.pids_valid)
+    details_keep(&cur, last);
 
   memset(&m, 0, sizeof m);
   if (values->sockets == 0) {

@@ -353,6 +353,26 @@ static void test_values_addresses(void **state) {
 /* ---- listener lost / back
  * ---------------------------------------------------- */
 
+/* An owner that exits between the fd walk and the details read has no
+ * details in that read: the loss still names it as the read before knew it,
+ * never "?[1311]". */
+static void test_lost_owner_gone_before_details_keeps_name(void **state) {
+  struct po_watch *w = mkwatch("web", "80", NULL);
+  struct po_events ev = {0};
+
+  (void)state;
+  finish(w);
+  assert_int_equal(eval_nginx(w, 1311, &ev), 0);
+  /* Same pid, details unreadable (comm "", exe NULL, uid and user unknown). */
+  assert_int_equal(eval_one(w, 1311, "", NULL, PO_UID_UNKNOWN, "", &ev), 0);
+  assert_int_equal(eval_empty(w, &ev), 1);
+  assert_string_equal(
+      ev.v[0].message,
+      "tcp/80 (web) lost its listener; last held by nginx[1311] www-data");
+  po_events_free(&ev);
+  po_watch_free(w);
+}
+
 static void test_lost_after_hits_and_back(void **state) {
   struct po_watch *w = mkwatch("web", "80", NULL);
   struct po_events ev = {0};
@@ -1529,6 +1549,7 @@ int main(void) {
       cmocka_unit_test(test_message_10000_owners),
       cmocka_unit_test(test_owners_json_hostile_names),
       cmocka_unit_test(test_message_long_names),
+      cmocka_unit_test(test_lost_owner_gone_before_details_keeps_name),
       cmocka_unit_test(test_message_protocols),
       cmocka_unit_test(test_watchset),
       cmocka_unit_test(test_state_down_restart),
