@@ -317,6 +317,13 @@ int main(int argc, char **argv) {
             "(permission denied: run as root, or grant CAP_DAC_READ_SEARCH "
             "and CAP_SYS_PTRACE); sockets they hold may show no owner\n",
             (unsigned long long)snap.stats.walk.denied);
+  else if (!status && snap.stats.unowned_foreign && !po_proc_self_sees_all())
+    fprintf(stderr,
+            "portowner-dump: %llu socket(s) of other users show no owner: "
+            "their processes may be hidden from us (/proc mounted with "
+            "hidepid) or their fds unreadable; run as root, or grant "
+            "CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE\n",
+            (unsigned long long)snap.stats.unowned_foreign);
   if (!status && snap.stats.ns_failed)
     fprintf(stderr,
             "portowner-dump: %llu network namespaces could not be read\n",

@@ -72,6 +72,7 @@ static int have_boot_id;
  * DENIED_READS reads in a row. */
 #define DENIED_READS 3
 static unsigned denied_reads;
+static int sees_all; /* CAP_SYS_PTRACE: no process is hidden from us */
 static int told_denied, told_proc_fallback, told_ns_failed, told_malformed;
 static c_complain_t snapshot_complaint = C_COMPLAIN_INIT_STATIC;
 static int state_save_error;
@@ -594,8 +595,23 @@ static void notify(const struct po_event *e, cdtime_t t) {
 
 /* What a snapshot says that a user should hear about, once. */
 static void tell_once(const struct po_stats *st) {
-  denied_reads = st->walk.denied > 0 ? denied_reads + 1 : 0;
-  if (denied_reads >= DENIED_READS && !told_denied) {
+  /* Without CAP_SYS_PTRACE, a socket of another user with no owner may be
+   * held by a process /proc hides from us (hidepid): nothing is "denied". */
+  int hidden = !sees_all && st->unowned_foreign > 0;
+
+  denied_reads = st->walk.denied > 0 || hidden ? denied_reads + 1 : 0;
+  if (denied_reads >= DENIED_READS && !told_denied && !st->walk.denied) {
+    told_denied = 1;
+    WARNING(PFX
+            "could not read the open files (/proc/PID/fd) of the "
+            "processes holding %llu socket%s of other users: /proc may "
+            "hide them (hidepid), so these sockets count as unowned. Run "
+            "collectd as root, or grant it CAP_DAC_READ_SEARCH and "
+            "CAP_SYS_PTRACE (systemd: AmbientCapabilities=CAP_DAC_READ_SEARCH "
+            "CAP_SYS_PTRACE). Said once.",
+            (unsigned long long)st->unowned_foreign,
+            st->unowned_foreign == 1 ? "" : "s");
+  } else if (denied_reads >= DENIED_READS && !told_denied) {
     told_denied = 1;
     WARNING(PFX "could not read the open files (/proc/PID/fd) of %llu "
                 "process%s for lack of privilege: the sockets they hold count "
@@ -718,6 +734,7 @@ static int po_init(void) {
     return -1;
   }
   query.source = source;
+  sees_all = po_proc_self_sees_all();
   po_ctx_set_full_scan_interval(ctx, full_scan_interval);
   have_boot_id =
       po_boot_id_read(po_ctx_proc_root(ctx), boot_id, sizeof boot_id) == 0;

@@ -219,3 +219,17 @@ void po_proc_release(struct po_proc *p) {
   free(p->exe);
   p->exe = NULL;
 }
+
+int po_proc_self_sees_all(void) {
+  char line[256];
+  unsigned long long cap = 0;
+  int found = 0;
+  FILE *f = fopen("/proc/self/status", "re");
+
+  if (!f)
+    return 0;
+  while (!found && fgets(line, sizeof line, f))
+    found = sscanf(line, "CapEff: %llx", &cap) == 1;
+  fclose(f);
+  return found && (cap >> 19) & 1; /* CAP_SYS_PTRACE */
+}

@@ -479,6 +479,9 @@ int po_snapshot_take(struct po_ctx *ctx, const struct po_query *q,
     if (sk->owner_count++ == 0)
       sk->owner_first = i;
   }
+  for (size_t i = 0; i < s->socks.len; i++)
+    if (s->socks.v[i].owner_count == 0 && s->socks.v[i].uid != geteuid())
+      s->stats.unowned_foreign++;
   err = load_procs(ctx, s);
   s->stats.scan_ns = clock_ns(CLOCK_MONOTONIC) - start;
   return err;

@@ -35,6 +35,13 @@ struct po_proc {
  */
 int po_proc_read(const char *proc_root, pid_t pid, struct po_proc *p);
 
+/*
+ * 1 when the calling process may read every process's fds and see every
+ * process under a hidepid proc: CAP_SYS_PTRACE in its effective set (root
+ * normally has it). 0 when not, or when that cannot be read.
+ */
+int po_proc_self_sees_all(void);
+
 /* Frees what po_proc_read() allocated. */
 void po_proc_release(struct po_proc *p);
 

@@ -41,6 +41,10 @@ struct po_stats {
   struct po_walk_stats walk;  /* the owner walk: walk.kind tells full or
                                  incremental, walk.procs and walk.fds the
                                  processes and fds read */
+  uint64_t unowned_foreign;   /* matching sockets of another uid than the
+                                 caller's effective uid with no owner found:
+                                 their holders may be hidden from the caller
+                                 (hidepid) or its fds unreadable */
   uint64_t scan_ns;           /* time spent finding the owners and reading
                                  their details (CLOCK_MONOTONIC) */
 };

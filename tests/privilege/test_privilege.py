@@ -21,7 +21,10 @@ import pytest
 from daemon import harness as H
 
 DROPIN = os.path.join(H.SRCDIR, "contrib", "systemd", "portowner.conf")
-WARNING_RE = H.DENIED_WARNING
+# The once-only privilege warning: fds denied, or (under hidepid) processes
+# hidden.
+WARNING_RE = (r"\[warning\] portowner plugin: could not read the open files "
+              r"\(/proc/PID/fd\) of")
 SETPRIV_NOBODY = ["setpriv", "--reuid", H.NOBODY, "--regid", "nogroup",
                   "--clear-groups"]
 CAP_BITS = {"CAP_DAC_READ_SEARCH": 2, "CAP_SYS_PTRACE": 19, "CAP_SYS_ADMIN": 21}
@@ -188,10 +191,6 @@ def test_hidepid_dump_as_root_resolves_owners(listen, hidepid):
     assert socks[0]["owners"][0]["user"] == "root"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "plugin bug: under hidepid=2 an unprivileged portowner-dump cannot see "
-    "other users' processes at all, counts none as denied, and so says "
-    "nothing about the owners it could not name"))
 def test_hidepid_dump_as_nobody_warns(listen, hidepid):
     l = listen("tcp4:127.0.0.1:%d" % H.free_port())
     socks, err = hidepid_dump(hidepid, l.port, as_nobody=True)
@@ -226,10 +225,6 @@ def test_hidepid_collectd_as_nobody_counts(daemons, listen, monkeypatch,
     d.stop()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "plugin bug: under hidepid=2 collectd as nobody cannot see other users' "
-    "processes, walk.denied stays 0, and the once-only privilege warning "
-    "never comes although root's listener counts as unowned"))
 def test_hidepid_collectd_as_nobody_warns_once(daemons, listen, monkeypatch,
                                                tmp_path, hidepid):
     d, said = hidepid_collectd_as_nobody(daemons, listen, monkeypatch,
