@@ -17,11 +17,6 @@ def pytest_runtest_makereport(item, call):
     setattr(item, "rep_" + rep.when, rep)
 
 
-def _failed(request):
-    rep = getattr(request.node, "rep_call", None)
-    return rep is None or rep.failed
-
-
 @pytest.fixture(scope="session", autouse=True)
 def environment():
     problems = []
@@ -40,7 +35,7 @@ def environment():
 def work(request):
     w = H.Workdir()
     yield w
-    if _failed(request) or os.environ.get("PO_KEEP"):
+    if H.test_failed(request) or os.environ.get("PO_KEEP"):
         print("workdir kept: %s" % w.path)
     else:
         w.remove()
@@ -65,7 +60,7 @@ def daemon(request, work):
         return d
 
     yield make
-    failed = _failed(request)
+    failed = H.test_failed(request)
     for d in made:
         if failed:
             print("---- %s: collectd log (last 80 lines) ----" % work.path)

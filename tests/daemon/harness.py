@@ -1043,3 +1043,44 @@ def collectd_test_config(work, body):
     with open(log, errors="replace") as f:
         lines = f.read().splitlines()
     return r.returncode, lines + (r.stdout + r.stderr).splitlines()
+
+
+# ------------------------------------------------ fixtures' shared parts ----
+
+def test_failed(request):
+    """Whether the test behind a fixture's request failed (or never ran its
+    call phase); needs the pytest_runtest_makereport hook of the conftests."""
+    rep = getattr(request.node, "rep_call", None)
+    return rep is None or rep.failed
+
+
+def finish_daemons(made, failed, tail=80, notifications=False):
+    """Teardown of fixtures that start daemons each in a Workdir of its own:
+    a failed test prints every log (and the notifications) and kills the
+    daemons; a passed one stops those still running, which checks their exit
+    status and logs. Workdirs are removed unless the test failed or PO_KEEP
+    is set. Fails the test with what stop() found."""
+    import pytest
+    errors = []
+    for d in made:
+        if failed:
+            print("---- %s (%s): collectd log (last %d lines) ----"
+                  % (d.hostname, d.work.path, tail))
+            print("\n".join(d.log_lines()[-tail:]))
+            if notifications:
+                print("---- notifications recorded by %s ----" % d.hostname)
+                for n in d.notifications(include_sync=True):
+                    print(short(n))
+            d.kill()
+        elif d.running():
+            try:
+                d.stop()
+            except AssertionError as e:
+                errors.append(str(e))
+    for d in made:
+        if failed or os.environ.get("PO_KEEP"):
+            print("workdir kept: %s" % d.work.path)
+        else:
+            d.work.remove()
+    if errors:
+        pytest.fail("\n".join(errors), pytrace=False)

@@ -6,7 +6,6 @@ They reuse tests/daemon/harness.py (read-only) for the daemons, the
 listeners and the deadlines. Run as root (exec runs the notification
 recorder as nobody):  /usr/bin/python3 -m pytest tests/fleet
 """
-import errno
 import os
 
 import pytest
@@ -19,11 +18,6 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, "rep_" + rep.when, rep)
-
-
-def _failed(request):
-    rep = getattr(request.node, "rep_call", None)
-    return rep is None or rep.failed
 
 
 @pytest.fixture(autouse=True)
@@ -51,32 +45,10 @@ def environment():
 UNIXSOCK_RACE = (r'\[error\] set_thread_name\("unixsock conn"\): '
                  r'No such (file or directory|process)')
 
-PRIVILEGE_WARNING = (r"\[warning\] portowner plugin: could not read the open "
-                     r"files \(/proc/PID/fd\) of \d+ process(es)? for lack of "
-                     r"privilege")
-
-
-def pids_with_unreadable_fds():
-    """Processes whose open files even root may not read here (a sandbox's
-    pid 1, say). When there are any, portowner rightly says so once."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            fds = os.listdir("/proc/%s/fd" % pid)
-            if fds:
-                os.readlink("/proc/%s/fd/%s" % (pid, fds[0]))
-        except OSError as e:
-            if e.errno in (errno.EACCES, errno.EPERM):
-                found.append(int(pid))
-    return found
-
-
 def expect_environment_noise(d):
     d.expect_log(UNIXSOCK_RACE)
-    if pids_with_unreadable_fds():
-        d.expect_log(PRIVILEGE_WARNING)
+    if H.environment_denied_pids():
+        d.expect_log(H.DENIED_WARNING)
 
 
 @pytest.fixture
@@ -94,29 +66,7 @@ def daemons(request):
         return d
 
     yield make
-    failed = _failed(request)
-    errors = []
-    for d in made:
-        if failed:
-            print("---- %s (%s): collectd log (last 80 lines) ----"
-                  % (d.hostname, d.work.path))
-            print("\n".join(d.log_lines()[-80:]))
-            print("---- notifications recorded by %s ----" % d.hostname)
-            for n in d.notifications(include_sync=True):
-                print(H.short(n))
-            d.kill()
-        elif d.running():
-            try:
-                d.stop()
-            except AssertionError as e:
-                errors.append(str(e))
-    for d in made:
-        if failed or os.environ.get("PO_KEEP"):
-            print("workdir kept: %s" % d.work.path)
-        else:
-            d.work.remove()
-    if errors:
-        pytest.fail("\n".join(errors), pytrace=False)
+    H.finish_daemons(made, H.test_failed(request), tail=80, notifications=True)
 
 
 @pytest.fixture

@@ -23,11 +23,6 @@ def pytest_runtest_makereport(item, call):
     setattr(item, "rep_" + rep.when, rep)
 
 
-def _failed(request):
-    rep = getattr(request.node, "rep_call", None)
-    return rep is None or rep.failed
-
-
 @pytest.fixture(autouse=True)
 def environment():
     if os.geteuid() != 0:
@@ -66,25 +61,7 @@ def daemons(request):
         return d
 
     yield make
-    failed = _failed(request)
-    errors = []
-    for d in made:
-        if failed:
-            print("---- %s: collectd log (last 60 lines) ----" % d.work.path)
-            print("\n".join(d.log_lines()[-60:]))
-            d.kill()
-        elif d.running():
-            try:
-                d.stop()
-            except AssertionError as e:
-                errors.append(str(e))
-    for d in made:
-        if failed or os.environ.get("PO_KEEP"):
-            print("workdir kept: %s" % d.work.path)
-        else:
-            d.work.remove()
-    if errors:
-        pytest.fail("\n".join(errors), pytrace=False)
+    H.finish_daemons(made, H.test_failed(request), tail=60)
 
 
 @pytest.fixture
