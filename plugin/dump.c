@@ -72,7 +72,7 @@ static const char *proto_label(const struct po_socket *s) {
 static void format_local(const struct po_socket *s, char *buf, size_t size) {
   char addr[INET6_ADDRSTRLEN] = "?";
 
-  inet_ntop(s->family, s->addr, addr, sizeof addr);
+  inet_ntop(s->family, s->addr, addr, sizeof(addr));
   if (s->family == AF_INET)
     snprintf(buf, size, "%s:%u", addr, s->port);
   else
@@ -83,7 +83,7 @@ static void format_local(const struct po_socket *s, char *buf, size_t size) {
 /* Same endpoint: one table row (an SO_REUSEPORT group, say). */
 static int same_row(const struct po_socket *a, const struct po_socket *b) {
   return a->proto == b->proto && a->family == b->family && a->port == b->port &&
-         a->netns == b->netns && memcmp(a->addr, b->addr, sizeof a->addr) == 0;
+         a->netns == b->netns && memcmp(a->addr, b->addr, sizeof(a->addr)) == 0;
 }
 
 /* Writes a process name as printable text: a backslash as \\, and control
@@ -118,7 +118,7 @@ static void print_table(const struct po_snapshot *s, int all_ns, FILE *f) {
     char local[80];
     int n;
 
-    format_local(&s->socks.v[i], local, sizeof local);
+    format_local(&s->socks.v[i], local, sizeof(local));
     n = (int)strlen(local);
     if (n > w)
       w = n;
@@ -144,11 +144,11 @@ static void print_table(const struct po_snapshot *s, int all_ns, FILE *f) {
     }
     if (first->proto == IPPROTO_TCP) {
       if (qmax_known)
-        snprintf(acc, sizeof acc, "%llu/%llu", q, qmax);
+        snprintf(acc, sizeof(acc), "%llu/%llu", q, qmax);
       else
-        snprintf(acc, sizeof acc, "%llu/?", q);
+        snprintf(acc, sizeof(acc), "%llu/?", q);
     }
-    format_local(first, local, sizeof local);
+    format_local(first, local, sizeof(local));
     if (all_ns)
       fprintf(f, "%-12llu ", (unsigned long long)first->netns);
     fprintf(f, "%-6s %-*s %-8zu %-10s ", proto_label(first), w, local, j - i,

@@ -44,7 +44,7 @@ yajl_gen_status po_json_string(yajl_gen g, const char *s, size_t len) {
   const unsigned char *u = (const unsigned char *)s;
   char stackbuf[256] = "";
   char *buf = stackbuf;
-  size_t w = 0, cap = sizeof stackbuf;
+  size_t w = 0, cap = sizeof(stackbuf);
   yajl_gen_status st;
 
   if (len == 0)
@@ -114,7 +114,7 @@ static int gen_socket(yajl_gen g, const struct po_snapshot *s,
   char addr[INET6_ADDRSTRLEN] = "";
   int bad = 0;
 
-  inet_ntop(sk->family, sk->addr, addr, sizeof addr);
+  inet_ntop(sk->family, sk->addr, addr, sizeof(addr));
   bad |= yajl_gen_map_open(g);
   bad |= key(g, "protocol") | str(g, sk->proto == IPPROTO_TCP ? "tcp" : "udp");
   bad |= key(g, "family") | str(g, sk->family == AF_INET ? "inet" : "inet6");

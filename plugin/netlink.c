@@ -47,7 +47,7 @@ int po_diag_request(void *buf, size_t size, int family, int proto,
     struct inet_diag_req_v2 req;
   } r;
 
-  if (buf == NULL || (family != AF_INET && family != AF_INET6) ||
+  if (!buf || (family != AF_INET && family != AF_INET6) ||
       (proto != IPPROTO_TCP && proto != IPPROTO_UDP))
     return -EINVAL;
   if (size < sizeof(r))
@@ -105,7 +105,7 @@ int po_diag_bytecode(void *buf, size_t size, const struct po_range *r,
 
   if (n == 0)
     return 0;
-  if (buf == NULL || r == NULL)
+  if (!buf || !r)
     return -EINVAL;
   for (size_t i = 0; i < n; i++)
     if (r[i].lo > r[i].hi)
@@ -185,7 +185,7 @@ int po_diag_request_ports(void *buf, size_t size, int family, int proto,
 
   if (len < 0)
     return len;
-  if (n > 0 && r == NULL)
+  if (n > 0 && !r)
     return -EINVAL;
   if ((size_t)len + NLA_HDRLEN > size)
     return n == 0 ? len : -ENOSPC;
@@ -273,7 +273,7 @@ int po_table_parse_diag(struct po_table *t, struct po_diag_dump *d,
   const unsigned char *p = buf;
   size_t off = 0;
 
-  if (d == NULL || (buf == NULL && len > 0) ||
+  if (!d || (!buf && len > 0) ||
       (d->proto != IPPROTO_TCP && d->proto != IPPROTO_UDP))
     return -EINVAL;
 
@@ -400,7 +400,7 @@ static ssize_t recv_one(int fd, struct nl_buf *b) {
     return -errno;
   if ((size_t)n > b->cap) {
     unsigned char *np = realloc(b->p, (size_t)n);
-    if (np == NULL)
+    if (!np)
       return -ENOMEM;
     b->p = np;
     b->cap = (size_t)n;
@@ -523,14 +523,14 @@ int po_table_dump_netlink_ports(struct po_table *t, int nl_fd, unsigned mask,
 
   if (nl_fd < 0)
     return -EBADF;
-  if (nr > 0 && r == NULL)
+  if (nr > 0 && !r)
     return -EINVAL;
   for (size_t i = 0; i < nr; i++)
     if (r[i].lo > r[i].hi)
       return -EINVAL;
   b.cap = PO_NL_BUF_MIN;
   b.p = malloc(b.cap);
-  if (b.p == NULL)
+  if (!b.p)
     return -ENOMEM;
 
   drain(nl_fd);

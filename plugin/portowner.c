@@ -129,7 +129,7 @@ static int config_ports(const char *block, const oconfig_item_t *ci,
     const char *bad = NULL;
     int err;
 
-    value_text(v, text, sizeof text);
+    value_text(v, text, sizeof(text));
     if (v->type == OCONFIG_TYPE_NUMBER) {
       err = po_watch_port_add_number(w, v->value.number);
     } else if (v->type == OCONFIG_TYPE_STRING) {
@@ -192,11 +192,11 @@ config_strings(const char *block, const oconfig_item_t *ci, int numbers_ok,
     } else if (numbers_ok && v->type == OCONFIG_TYPE_NUMBER &&
                v->value.number >= 0 && v->value.number < 4294967295.0 &&
                v->value.number == (double)(uint32_t)v->value.number) {
-      snprintf(text, sizeof text, "%u", (unsigned)v->value.number);
+      snprintf(text, sizeof(text), "%u", (unsigned)v->value.number);
       errors += add(block, ci, text, w) != 0;
     } else {
       ERROR(PFX "<Port \"%s\"> %s %s: needs a string", block, ci->key,
-            value_text(v, text, sizeof text));
+            value_text(v, text, sizeof(text)));
       errors++;
     }
   }
@@ -230,7 +230,7 @@ static int add_address(const char *block, const oconfig_item_t *ci,
 static int add_process(const char *block, const oconfig_item_t *ci,
                        const char *s, struct po_watch *w) {
   char why[256];
-  int err = po_watch_expect_process_add(w, s, why, sizeof why);
+  int err = po_watch_expect_process_add(w, s, why, sizeof(why));
 
   if (err == 0)
     return 0;
@@ -267,7 +267,7 @@ static int config_hits(const char *block, const oconfig_item_t *ci,
     return 0;
   ERROR(PFX "<Port \"%s\"> Hits%s%s: needs one whole number from 1 to %u",
         block, ci->values_num == 1 ? " " : "",
-        ci->values_num == 1 ? value_text(&ci->values[0], text, sizeof text)
+        ci->values_num == 1 ? value_text(&ci->values[0], text, sizeof(text))
                             : "",
         PO_HITS_MAX);
   return -1;
@@ -478,7 +478,7 @@ static int po_config(oconfig_item_t *ci) {
         ERROR(PFX "FullScanInterval%s%s: needs one number of seconds from 0 "
                   "(every read walks every process) to 86400",
               c->values_num == 1 ? " " : "",
-              c->values_num == 1 ? value_text(&c->values[0], buf, sizeof buf)
+              c->values_num == 1 ? value_text(&c->values[0], buf, sizeof(buf))
                                  : "");
         errors++;
       } else {
@@ -517,10 +517,10 @@ static void submit_value(const char *instance, const char *type,
   vl.values = &value;
   vl.values_len = 1;
   vl.time = t;
-  sstrncpy(vl.plugin, PLUGIN_NAME, sizeof vl.plugin);
-  sstrncpy(vl.plugin_instance, instance, sizeof vl.plugin_instance);
-  sstrncpy(vl.type, type, sizeof vl.type);
-  sstrncpy(vl.type_instance, type_instance, sizeof vl.type_instance);
+  sstrncpy(vl.plugin, PLUGIN_NAME, sizeof(vl.plugin));
+  sstrncpy(vl.plugin_instance, instance, sizeof(vl.plugin_instance));
+  sstrncpy(vl.type, type, sizeof(vl.type));
+  sstrncpy(vl.type_instance, type_instance, sizeof(vl.type_instance));
   plugin_dispatch_values(&vl);
 }
 
@@ -558,13 +558,13 @@ static void notify(const struct po_event *e, cdtime_t t) {
                : e->severity == PO_SEVERITY_WARNING ? NOTIF_WARNING
                                                     : NOTIF_OKAY;
   n.time = t;
-  sstrncpy(n.host, hostname_g, sizeof n.host);
-  sstrncpy(n.plugin, PLUGIN_NAME, sizeof n.plugin);
-  sstrncpy(n.plugin_instance, po_watch_name(w), sizeof n.plugin_instance);
-  sstrncpy(n.type, "count", sizeof n.type);
+  sstrncpy(n.host, hostname_g, sizeof(n.host));
+  sstrncpy(n.plugin, PLUGIN_NAME, sizeof(n.plugin));
+  sstrncpy(n.plugin_instance, po_watch_name(w), sizeof(n.plugin_instance));
+  sstrncpy(n.type, "count", sizeof(n.type));
   sstrncpy(n.type_instance, po_event_condition(e->type),
-           sizeof n.type_instance);
-  sstrncpy(n.message, e->message, sizeof n.message);
+           sizeof(n.type_instance));
+  sstrncpy(n.message, e->message, sizeof(n.message));
 
   bad |= plugin_notification_meta_add_string(&n, "event",
                                              po_event_type_name(e->type));
@@ -723,7 +723,7 @@ static int po_init(void) {
   if (ctx) /* init twice */
     return 0;
   ctx = po_ctx_new(proc_root ? proc_root : "/proc");
-  values = calloc(n, sizeof *values);
+  values = calloc(n, sizeof(*values));
   if (!ctx || !values) {
     ERROR(PFX "cannot start: %s", STRERRNO);
     return -1;
@@ -737,7 +737,7 @@ static int po_init(void) {
   sees_all = po_proc_self_sees_all();
   po_ctx_set_full_scan_interval(ctx, full_scan_interval);
   have_boot_id =
-      po_boot_id_read(po_ctx_proc_root(ctx), boot_id, sizeof boot_id) == 0;
+      po_boot_id_read(po_ctx_proc_root(ctx), boot_id, sizeof(boot_id)) == 0;
 
   if (state_file) {
     err = po_state_load(watches, state_file, have_boot_id ? boot_id : NULL);

@@ -38,8 +38,8 @@ static int port_service(const char *s, uint16_t *port) {
   /* Service names are letters, digits and '-', starting with a letter. */
   if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
     return -EINVAL;
-  if (getservbyname_r(s, "tcp", &sbuf, buf, sizeof buf, &se) != 0 || !se)
-    if (getservbyname_r(s, "udp", &sbuf, buf, sizeof buf, &se) != 0 || !se)
+  if (getservbyname_r(s, "tcp", &sbuf, buf, sizeof(buf), &se) != 0 || !se)
+    if (getservbyname_r(s, "udp", &sbuf, buf, sizeof(buf), &se) != 0 || !se)
       return -ENOENT;
   *port = ntohs((uint16_t)se->s_port);
   return 0;
@@ -89,7 +89,7 @@ int po_ports_parse(const char *s, struct po_range **v, size_t *n,
     struct po_range r, *nv;
     int err;
 
-    if (len >= sizeof tmp) {
+    if (len >= sizeof(tmp)) {
       err = -EINVAL;
     } else {
       memcpy(tmp, item, len);
@@ -101,7 +101,7 @@ int po_ports_parse(const char *s, struct po_range **v, size_t *n,
         *bad = item;
       return err;
     }
-    nv = realloc(*v, (*n + 1) * sizeof **v);
+    nv = realloc(*v, (*n + 1) * sizeof(**v));
     if (!nv)
       return -ENOMEM;
     *v = nv;
@@ -124,7 +124,7 @@ int po_proto_parse(const char *s, unsigned *mask) {
 
   if (!s || !mask)
     return -EINVAL;
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
     if (strcasecmp(s, names[i].name) == 0) {
       *mask = names[i].mask;
       return 0;

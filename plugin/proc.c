@@ -81,7 +81,7 @@ static int read_exe(int dfd, char **exe) {
     }
     size *= 2;
     char *b = realloc(heap, size);
-    if (b == NULL) {
+    if (!b) {
       free(heap);
       return -ENOMEM;
     }
@@ -89,7 +89,7 @@ static int read_exe(int dfd, char **exe) {
   }
   *exe = strndup(buf, (size_t)len);
   free(heap);
-  return *exe != NULL ? 0 : -ENOMEM;
+  return *exe ? 0 : -ENOMEM;
 }
 
 /* Parses a decimal number of at most 32 bits at *s, advancing *s.
@@ -111,7 +111,7 @@ static int parse_u32(const char **s, uint32_t *v) {
 
 /* The effective uid from status text: "Uid:\tREAL\tEFFECTIVE\t...". */
 static uint32_t status_euid(const char *buf) {
-  for (const char *line = buf; line != NULL;) {
+  for (const char *line = buf; line;) {
     if (strncmp(line, "Uid:", 4) == 0) {
       const char *p = line + 4;
       uint32_t real, eff;
@@ -125,7 +125,7 @@ static uint32_t status_euid(const char *buf) {
       return eff;
     }
     line = strchr(line, '\n');
-    if (line != NULL)
+    if (line)
       line++;
   }
   return PO_UID_UNKNOWN;
@@ -158,12 +158,12 @@ static void user_name(uint32_t uid, char *user, size_t size) {
       break;
     bsize *= 2;
     char *b = realloc(heap, bsize);
-    if (b == NULL)
+    if (!b)
       break;
     buf = heap = b;
   }
   /* A name that does not fit is not cut: the number is unambiguous. */
-  if (res != NULL && res->pw_name != NULL && res->pw_name[0] != '\0' &&
+  if (res && res->pw_name && res->pw_name[0] != '\0' &&
       strlen(res->pw_name) < size)
     strcpy(user, res->pw_name);
   else
@@ -179,7 +179,7 @@ int po_proc_read(const char *proc_root, pid_t pid, struct po_proc *p) {
   memset(p, 0, sizeof(*p));
   p->pid = pid;
   p->uid = PO_UID_UNKNOWN;
-  if (proc_root == NULL)
+  if (!proc_root)
     proc_root = "/proc";
 
   char path[PATH_MAX];
@@ -214,7 +214,7 @@ int po_proc_read(const char *proc_root, pid_t pid, struct po_proc *p) {
 }
 
 void po_proc_release(struct po_proc *p) {
-  if (p == NULL)
+  if (!p)
     return;
   free(p->exe);
   p->exe = NULL;
@@ -228,7 +228,7 @@ int po_proc_self_sees_all(void) {
 
   if (!f)
     return 0;
-  while (!found && fgets(line, sizeof line, f))
+  while (!found && fgets(line, sizeof(line), f))
     found = sscanf(line, "CapEff: %llx", &cap) == 1;
   fclose(f);
   return found && (cap >> 19) & 1; /* CAP_SYS_PTRACE */

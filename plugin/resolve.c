@@ -95,12 +95,12 @@ struct po_resolver {
 
 struct po_resolver *po_resolver_new(void) {
   struct po_resolver *r = calloc(1, sizeof(*r));
-  if (r == NULL)
+  if (!r)
     return NULL;
   /* malloc() aligns for the 8-byte fields of the records. */
   r->proc_buf = malloc(PO_DENTS_SIZE);
   r->fd_buf = malloc(PO_DENTS_SIZE);
-  if (r->proc_buf == NULL || r->fd_buf == NULL) {
+  if (!r->proc_buf || !r->fd_buf) {
     po_resolver_free(r);
     errno = ENOMEM;
     return NULL;
@@ -109,7 +109,7 @@ struct po_resolver *po_resolver_new(void) {
 }
 
 void po_resolver_free(struct po_resolver *r) {
-  if (r == NULL)
+  if (!r)
     return;
   free(r->slots);
   free(r->proc_buf);
@@ -122,7 +122,7 @@ void po_resolver_free(struct po_resolver *r) {
 }
 
 void po_resolver_forget(struct po_resolver *r) {
-  if (r == NULL)
+  if (!r)
     return;
   r->tracking = 0;
   r->nknown = 0;
@@ -132,7 +132,7 @@ void po_resolver_forget(struct po_resolver *r) {
 }
 
 void po_owners_free(struct po_owners *o) {
-  if (o == NULL)
+  if (!o)
     return;
   free(o->v);
   o->v = NULL;
@@ -186,7 +186,7 @@ static long set_build(struct po_resolver *r, const struct po_table *t) {
   }
   if (want > r->cap) {
     struct po_slot *s = malloc(want * sizeof(*s));
-    if (s == NULL)
+    if (!s)
       return -ENOMEM;
     free(r->slots);
     r->slots = s;
@@ -217,7 +217,7 @@ static int owners_push(struct po_owners *o, pid_t pid, int fd, size_t sock) {
     if (cap < o->cap || cap > SIZE_MAX / sizeof(*o->v))
       return -ENOMEM;
     struct po_owner *v = realloc(o->v, cap * sizeof(*v));
-    if (v == NULL)
+    if (!v)
       return -ENOMEM;
     o->v = v;
     o->cap = cap;
@@ -356,7 +356,7 @@ static int pmap_put(struct po_pmap *m, int pid, unsigned flags,
     if (cap > SIZE_MAX / sizeof(struct po_pent))
       return -ENOMEM;
     struct po_pent *v = calloc(cap, sizeof(*v));
-    if (v == NULL)
+    if (!v)
       return -ENOMEM;
     struct po_pmap n = {.v = v, .cap = cap, .len = 0};
     for (size_t i = 0; i < m->cap; i++) {
@@ -402,13 +402,13 @@ static uint64_t start_time(int pfd, const char *pid_name, size_t len) {
     return PO_IDENT_UNKNOWN;
   buf[n] = '\0';
   char *p = strrchr(buf, ')');
-  if (p == NULL)
+  if (!p)
     return PO_IDENT_UNKNOWN;
   p++;
   /* Fields 3 (state) to 21, then 22. */
   for (int field = 2; field < 22; field++) {
     p = strchr(p, ' ');
-    if (p == NULL)
+    if (!p)
       return PO_IDENT_UNKNOWN;
     p++;
   }
@@ -454,7 +454,7 @@ static int walk_proc(struct walk_ctx *w, const struct po_dirent *d, int pid,
     ident = w->procfs ? d->d_ino : start_time(w->pfd, d->d_name, len);
   if (w->incremental) {
     const struct po_pent *old = pmap_find(&r->procs[r->cur], pid);
-    if (old != NULL && old->ident == ident && ident != PO_IDENT_UNKNOWN) {
+    if (old && old->ident == ident && ident != PO_IDENT_UNKNOWN) {
       /* Read before, the same process: its fds are known. */
       if (old->flags & PO_PE_DENIED)
         w->st->denied++;
@@ -504,9 +504,9 @@ int po_resolver_walk(struct po_resolver *r, const char *proc_root,
                      const struct po_table *t, struct po_owners *out,
                      struct po_walk_stats *st) {
   struct po_walk_stats dummy = {0};
-  if (r == NULL || proc_root == NULL || t == NULL || out == NULL)
+  if (!r || !proc_root || !t || !out)
     return -EINVAL;
-  if (st == NULL)
+  if (!st)
     st = &dummy;
 
   long wanted = set_build(r, t);
@@ -558,7 +558,7 @@ static int remember(struct po_resolver *r, const struct po_table *t,
       n++;
   if (n > r->wanted_cap) {
     struct po_wanted *v = realloc(r->wanted, n * sizeof(*v));
-    if (v == NULL)
+    if (!v)
       return -ENOMEM;
     r->wanted = v;
     r->wanted_cap = n;
@@ -583,7 +583,7 @@ static int remember(struct po_resolver *r, const struct po_table *t,
   size_t need = out->len - base;
   if (need > r->known_cap) {
     struct po_known *v = realloc(r->known, need * sizeof(*v));
-    if (v == NULL)
+    if (!v)
       return -ENOMEM;
     r->known = v;
     r->known_cap = need;
@@ -610,7 +610,7 @@ static int verify_known(struct po_resolver *r, int pfd, struct po_owners *out,
   for (size_t i = 0; i < r->nknown; i++) {
     const struct po_known *k = &r->known[i];
     const struct po_pent *e = pmap_find(now, k->pid);
-    if (e == NULL || (e->flags & PO_PE_NEW))
+    if (!e || (e->flags & PO_PE_NEW))
       continue; /* exited, or read in full just now */
 
     /* Still wanted? A socket that left the table is not looked at. */
@@ -655,7 +655,7 @@ static int resolve_incremental(struct walk_ctx *w) {
   /* Every wanted socket must have been wanted last time: owners of a new
    * one may be any process, read before or not. */
   for (size_t j = 0; j < r->nslots; j++)
-    if (r->slots[j].inode != 0 && wanted_find(r, r->slots[j].inode) == NULL)
+    if (r->slots[j].inode != 0 && !wanted_find(r, r->slots[j].inode))
       return PO_REASON_NEW_INODE;
 
   int rc = walk_all(w);
@@ -671,7 +671,7 @@ static int resolve_incremental(struct walk_ctx *w) {
     if (r->slots[j].inode == 0 || r->slots[j].hit)
       continue;
     const struct po_wanted *p = wanted_find(r, r->slots[j].inode);
-    if (p == NULL || p->owned)
+    if (!p || p->owned)
       return PO_REASON_UNOWNED;
   }
   return 0;
@@ -682,9 +682,9 @@ int po_resolver_resolve(struct po_resolver *r, const char *proc_root,
                         enum po_walk_reason full_reason, struct po_owners *out,
                         struct po_walk_stats *st) {
   struct po_walk_stats dummy = {0};
-  if (r == NULL || proc_root == NULL || t == NULL || out == NULL)
+  if (!r || !proc_root || !t || !out)
     return -EINVAL;
-  if (st == NULL)
+  if (!st)
     st = &dummy;
 
   long wanted = set_build(r, t);

@@ -41,7 +41,7 @@ struct ns_entry {
 };
 
 struct po_ctx *po_ctx_new(const char *proc_root) {
-  struct po_ctx *ctx = calloc(1, sizeof *ctx);
+  struct po_ctx *ctx = calloc(1, sizeof(*ctx));
 
   if (!ctx)
     return NULL;
@@ -127,7 +127,7 @@ unsigned po_socket_bit(const struct po_socket *s) {
 /* Reads a "net:[4026531840]" link. Returns 0, -errno or -EINVAL. */
 static int netns_read(const char *path, uint64_t *netns) {
   char link[64];
-  ssize_t len = readlink(path, link, sizeof link - 1);
+  ssize_t len = readlink(path, link, sizeof(link) - 1);
   uint64_t v = 0;
 
   if (len < 0)
@@ -156,10 +156,10 @@ int po_netns_self(const char *proc_root, uint64_t *netns) {
 
   if (!proc_root)
     proc_root = "/proc";
-  snprintf(path, sizeof path, "%s/thread-self/ns/net", proc_root);
+  snprintf(path, sizeof(path), "%s/thread-self/ns/net", proc_root);
   err = netns_read(path, netns);
   if (err) {
-    snprintf(path, sizeof path, "%s/self/ns/net", proc_root);
+    snprintf(path, sizeof(path), "%s/self/ns/net", proc_root);
     err = netns_read(path, netns);
   }
   return err;
@@ -234,7 +234,7 @@ static int read_own(struct po_ctx *ctx, const struct po_query *q, unsigned mask,
   {
     char dir[PATH_MAX];
 
-    snprintf(dir, sizeof dir, "%s/net", ctx->proc_root);
+    snprintf(dir, sizeof(dir), "%s/net", ctx->proc_root);
     err = po_table_read_proc(&ctx->scratch, dir, mask, netns,
                              &s->stats.malformed);
   }
@@ -257,7 +257,7 @@ static int read_other(struct po_ctx *ctx, const struct po_query *q,
       s->stats.source_used == PO_SOURCE_NETLINK) {
     int self_fd, target_fd, nl = -1;
 
-    snprintf(path, sizeof path, "%s/%d/ns/net", ctx->proc_root, (int)ns->pid);
+    snprintf(path, sizeof(path), "%s/%d/ns/net", ctx->proc_root, (int)ns->pid);
     target_fd = open(path, O_RDONLY | O_CLOEXEC);
     self_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     if (target_fd >= 0 && self_fd >= 0 && setns(target_fd, CLONE_NEWNET) == 0) {
@@ -283,7 +283,7 @@ static int read_other(struct po_ctx *ctx, const struct po_query *q,
     if (q->source == PO_SOURCE_NETLINK && nl >= 0)
       return err;
   }
-  snprintf(path, sizeof path, "%s/%d/net", ctx->proc_root, (int)ns->pid);
+  snprintf(path, sizeof(path), "%s/%d/net", ctx->proc_root, (int)ns->pid);
   return po_table_read_proc(&ctx->scratch, path, mask, ns->netns,
                             &s->stats.malformed);
 }
@@ -307,7 +307,7 @@ static int list_namespaces(const struct po_ctx *ctx, uint64_t own,
 
   if (!d)
     return -errno;
-  while ((de = readdir(d)) != NULL) {
+  while ((de = readdir(d))) {
     char path[PATH_MAX];
     char *end;
     long pid = strtol(de->d_name, &end, 10);
@@ -315,13 +315,13 @@ static int list_namespaces(const struct po_ctx *ctx, uint64_t own,
 
     if (*end || pid <= 0 || de->d_name[0] < '0' || de->d_name[0] > '9')
       continue;
-    snprintf(path, sizeof path, "%s/%s/ns/net", ctx->proc_root, de->d_name);
+    snprintf(path, sizeof(path), "%s/%s/ns/net", ctx->proc_root, de->d_name);
     ns = netns_of(path);
     if (!ns || ns == own)
       continue;
     if (len == cap) {
       size_t ncap = cap ? 2 * cap : 16;
-      struct ns_entry *nv = realloc(v, ncap * sizeof *v);
+      struct ns_entry *nv = realloc(v, ncap * sizeof(*v));
 
       if (!nv) {
         free(v);
@@ -337,7 +337,7 @@ static int list_namespaces(const struct po_ctx *ctx, uint64_t own,
   }
   closedir(d);
   if (len)
-    qsort(v, len, sizeof *v, ns_cmp);
+    qsort(v, len, sizeof(*v), ns_cmp);
   for (size_t i = 0; i < len; i++)
     if (w == 0 || v[w - 1].netns != v[i].netns)
       v[w++] = v[i];
@@ -375,16 +375,16 @@ static int load_procs(const struct po_ctx *ctx, struct po_snapshot *s) {
 
   if (s->nowners == 0)
     return 0;
-  pids = malloc(s->nowners * sizeof *pids);
+  pids = malloc(s->nowners * sizeof(*pids));
   if (!pids)
     return -ENOMEM;
   for (size_t i = 0; i < s->nowners; i++)
     pids[i] = s->owners[i].pid;
-  qsort(pids, s->nowners, sizeof *pids, pid_cmp);
+  qsort(pids, s->nowners, sizeof(*pids), pid_cmp);
   for (size_t i = 0; i < s->nowners; i++)
     if (n == 0 || pids[n - 1] != pids[i])
       pids[n++] = pids[i];
-  s->procs = calloc(n, sizeof *s->procs);
+  s->procs = calloc(n, sizeof(*s->procs));
   if (!s->procs) {
     free(pids);
     return -ENOMEM;
@@ -405,7 +405,7 @@ static int load_procs(const struct po_ctx *ctx, struct po_snapshot *s) {
   for (size_t i = 0; i < s->nowners; i++) {
     struct po_proc key = {.pid = s->owners[i].pid};
     struct po_proc *p =
-        bsearch(&key, s->procs, s->nprocs, sizeof key, proc_cmp);
+        bsearch(&key, s->procs, s->nprocs, sizeof(key), proc_cmp);
 
     s->owners[i].proc = (size_t)(p - s->procs);
   }
@@ -419,7 +419,7 @@ int po_snapshot_take(struct po_ctx *ctx, const struct po_query *q,
   uint64_t own, start, now;
   int err;
 
-  memset(s, 0, sizeof *s);
+  memset(s, 0, sizeof(*s));
   own = own_netns(ctx);
 
   po_table_clear(&ctx->scratch);
@@ -470,7 +470,7 @@ int po_snapshot_take(struct po_ctx *ctx, const struct po_query *q,
     ctx->full_asked = 0;
   }
   if (owners.len)
-    qsort(owners.v, owners.len, sizeof *owners.v, owner_cmp);
+    qsort(owners.v, owners.len, sizeof(*owners.v), owner_cmp);
   s->owners = owners.v;
   s->nowners = owners.len;
   for (size_t i = 0; i < s->nowners; i++) {
@@ -495,5 +495,5 @@ void po_snapshot_free(struct po_snapshot *s) {
   for (size_t i = 0; i < s->nprocs; i++)
     po_proc_release(&s->procs[i]);
   free(s->procs);
-  memset(s, 0, sizeof *s);
+  memset(s, 0, sizeof(*s));
 }

@@ -48,7 +48,7 @@ int po_table_push(struct po_table *t, const struct po_socket *s) {
       return -ENOMEM;
     ncap *= 2;
     nv = realloc(t->v, ncap * sizeof(*nv));
-    if (nv == NULL)
+    if (!nv)
       return -ENOMEM;
     t->v = nv;
     t->cap = ncap;
@@ -153,7 +153,7 @@ static int parse_hex_pair(const struct field *f, uint64_t max, uint64_t *a,
   const char *colon = memchr(f->p, ':', f->n);
   size_t la;
 
-  if (colon == NULL)
+  if (!colon)
     return -1;
   la = (size_t)(colon - f->p);
   if (parse_hex(f->p, la, a) < 0 || parse_hex(colon + 1, f->n - la - 1, b) < 0)
@@ -299,7 +299,7 @@ static int parse_lines(struct po_table *t, const char *buf, size_t len,
     struct po_socket s;
     enum line_result r;
 
-    off += n + (nl != NULL);
+    off += n + !!nl;
     if (first && is_header(line, n)) {
       first = 0;
       continue;
@@ -322,7 +322,7 @@ int po_table_parse_proc(struct po_table *t, const char *buf, size_t len,
                         int proto, int family, uint64_t netns,
                         uint64_t *malformed) {
   if ((proto != IPPROTO_TCP && proto != IPPROTO_UDP) ||
-      (family != AF_INET && family != AF_INET6) || (buf == NULL && len > 0))
+      (family != AF_INET && family != AF_INET6) || (!buf && len > 0))
     return -EINVAL;
   return parse_lines(t, buf, len, proto, family, netns, malformed, 1);
 }
@@ -356,7 +356,7 @@ static int read_one(struct po_table *t, int dirfd, const char *name, int proto,
         break;
       }
       nb = realloc(*buf, *cap * 2);
-      if (nb == NULL) {
+      if (!nb) {
         ret = -ENOMEM;
         break;
       }
@@ -379,7 +379,7 @@ static int read_one(struct po_table *t, int dirfd, const char *name, int proto,
     }
     have += (size_t)n;
     last_nl = memrchr(*buf, '\n', have);
-    if (last_nl == NULL)
+    if (!last_nl)
       continue;
     done = (size_t)(last_nl - *buf) + 1;
     r = parse_lines(t, *buf, done, proto, family, netns, malformed, at_start);
@@ -412,13 +412,13 @@ int po_table_read_proc(struct po_table *t, const char *dir, unsigned mask,
   char *buf;
   int dirfd, ret = 0;
 
-  if (dir == NULL)
+  if (!dir)
     return -EINVAL;
   dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dirfd < 0)
     return -errno;
   buf = malloc(cap);
-  if (buf == NULL) {
+  if (!buf) {
     close(dirfd);
     return -ENOMEM;
   }

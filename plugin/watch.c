@@ -130,14 +130,14 @@ struct po_watchset {
 static void identlist_free(struct identlist *l) {
   free(l->v);
   free(l->arena);
-  memset(l, 0, sizeof *l);
+  memset(l, 0, sizeof(*l));
 }
 
 /* Deep copy of src into dst (one arena for all strings). */
 static int identlist_copy(struct identlist *dst, const struct identlist *src) {
   size_t bytes = 0, off = 0;
 
-  memset(dst, 0, sizeof *dst);
+  memset(dst, 0, sizeof(*dst));
   if (src->len == 0)
     return 0;
   for (size_t i = 0; i < src->len; i++) {
@@ -145,7 +145,7 @@ static int identlist_copy(struct identlist *dst, const struct identlist *src) {
     if (src->v[i].exe)
       bytes += strlen(src->v[i].exe) + 1;
   }
-  dst->v = malloc(src->len * sizeof *dst->v);
+  dst->v = malloc(src->len * sizeof(*dst->v));
   dst->arena = malloc(bytes);
   if (!dst->v || !dst->arena) {
     identlist_free(dst);
@@ -195,7 +195,7 @@ static int utf8_valid(const char *s, size_t n) {
  * comm when the exe is unknown. Not NUL-terminated: *len bytes. */
 static const char *prog_name(const struct ident *o, size_t *len) {
   static const char deleted[] = " (deleted)";
-  const size_t dl = sizeof deleted - 1;
+  const size_t dl = sizeof(deleted) - 1;
 
   if (o->exe && o->exe[0]) {
     const char *base = strrchr(o->exe, '/');
@@ -217,7 +217,7 @@ static const char *prog_name(const struct ident *o, size_t *len) {
 /* The exe path without " (deleted)". */
 static size_t exe_len(const char *exe) {
   static const char deleted[] = " (deleted)";
-  const size_t dl = sizeof deleted - 1;
+  const size_t dl = sizeof(deleted) - 1;
   size_t n = strlen(exe);
 
   if (n > dl && memcmp(exe + n - dl, deleted, dl) == 0)
@@ -255,7 +255,7 @@ int po_config_bool(const char *s, int *b) {
 
   if (!s)
     return -EINVAL;
-  for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+  for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
     if (strcasecmp(s, yes[i]) == 0) {
       *b = 1;
       return 0;
@@ -292,7 +292,7 @@ struct po_watch *po_watch_new(const char *name) {
     errno = EINVAL;
     return NULL;
   }
-  w = calloc(1, sizeof *w);
+  w = calloc(1, sizeof(*w));
   if (!w || !(w->name = strdup(name))) {
     free(w);
     errno = ENOMEM;
@@ -340,7 +340,7 @@ static int grow(void **v, size_t n, size_t size) {
 int po_watch_port_add(struct po_watch *w, const struct po_range *r) {
   if (!r || r->lo == 0 || r->lo > r->hi)
     return -EINVAL;
-  if (grow((void **)&w->ports, w->nports, sizeof *w->ports))
+  if (grow((void **)&w->ports, w->nports, sizeof(*w->ports)))
     return -ENOMEM;
   w->ports[w->nports++] = *r;
   return 0;
@@ -389,7 +389,7 @@ int po_watch_address_add(struct po_watch *w, const char *s) {
     a.family = AF_INET6;
   else
     return -EINVAL;
-  if (grow((void **)&w->addrs, w->naddrs, sizeof *w->addrs))
+  if (grow((void **)&w->addrs, w->naddrs, sizeof(*w->addrs)))
     return -ENOMEM;
   w->addrs[w->naddrs++] = a;
   return 0;
@@ -424,12 +424,12 @@ int po_watch_expect_process_add(struct po_watch *w, const char *pattern,
       return rc == REG_ESPACE ? -ENOMEM : -EINVAL;
     }
   } else {
-    e.is_path = strchr(pattern, '/') != NULL;
+    e.is_path = !!strchr(pattern, '/');
     e.pattern = strdup(pattern);
     if (!e.pattern)
       return -ENOMEM;
   }
-  if (grow((void **)&w->procs, w->nprocs, sizeof *w->procs)) {
+  if (grow((void **)&w->procs, w->nprocs, sizeof(*w->procs))) {
     if (e.is_regex)
       regfree(&e.re);
     free(e.pattern);
@@ -456,13 +456,13 @@ int po_watch_expect_user_add(struct po_watch *w, const char *user) {
     char buf[4096];
     struct passwd pw, *res = NULL;
 
-    if (getpwnam_r(user, &pw, buf, sizeof buf, &res) == 0 && res)
+    if (getpwnam_r(user, &pw, buf, sizeof(buf), &res) == 0 && res)
       u.uid = (uint32_t)res->pw_uid;
   }
   u.name = strdup(user);
   if (!u.name)
     return -ENOMEM;
-  if (grow((void **)&w->users, w->nusers, sizeof *w->users)) {
+  if (grow((void **)&w->users, w->nusers, sizeof(*w->users))) {
     free(u.name);
     return -ENOMEM;
   }
@@ -559,9 +559,9 @@ static char *describe_ports(const struct po_range *r, size_t n) {
     char tmp[32];
 
     if (r[i].lo == r[i].hi)
-      snprintf(tmp, sizeof tmp, "%s%u", i ? "," : "", (unsigned)r[i].lo);
+      snprintf(tmp, sizeof(tmp), "%s%u", i ? "," : "", (unsigned)r[i].lo);
     else
-      snprintf(tmp, sizeof tmp, "%s%u-%u", i ? "," : "", (unsigned)r[i].lo,
+      snprintf(tmp, sizeof(tmp), "%s%u-%u", i ? "," : "", (unsigned)r[i].lo,
                (unsigned)r[i].hi);
     sbuf_add(&s, tmp);
   }
@@ -574,7 +574,7 @@ static char *describe_addrs(const struct addr *a, size_t n) {
   for (size_t i = 0; i < n; i++) {
     char tmp[INET6_ADDRSTRLEN] = "";
 
-    inet_ntop(a[i].family, a[i].a, tmp, sizeof tmp);
+    inet_ntop(a[i].family, a[i].a, tmp, sizeof(tmp));
     if (i)
       sbuf_add(&s, ",");
     sbuf_add(&s, tmp);
@@ -678,7 +678,7 @@ static int regex_on(const regex_t *re, const char *s, size_t len) {
   char *buf = stack;
   int rc;
 
-  if (len >= sizeof stack) {
+  if (len >= sizeof(stack)) {
     buf = malloc(len + 1);
     if (!buf)
       return 0;
@@ -777,14 +777,14 @@ static ssize_t progs_of(const struct identlist *l, struct prog **out) {
   *out = NULL;
   if (l->len == 0)
     return 0;
-  v = malloc(l->len * sizeof *v);
+  v = malloc(l->len * sizeof(*v));
   if (!v)
     return -ENOMEM;
   for (size_t i = 0; i < l->len; i++) {
     v[i].name = prog_name(&l->v[i], &v[i].len);
     v[i].user = l->v[i].user;
   }
-  qsort(v, l->len, sizeof *v, prog_cmp);
+  qsort(v, l->len, sizeof(*v), prog_cmp);
   for (size_t i = 0; i < l->len; i++)
     if (n == 0 || prog_cmp(&v[n - 1], &v[i]) != 0)
       v[n++] = v[i];
@@ -911,7 +911,7 @@ static size_t text_width(const char *s, size_t n) {
  * cut at a character boundary with "..." when it does not fit. */
 static void msg_text(struct msg *m, const char *s, size_t n, size_t max) {
   const unsigned char *u = (const unsigned char *)s;
-  size_t room = sizeof m->b - 1 - m->len, limit;
+  size_t room = sizeof(m->b) - 1 - m->len, limit;
 
   limit = max < room ? max : room;
   if (text_width(s, n) > limit)
@@ -924,7 +924,7 @@ static void msg_text(struct msg *m, const char *s, size_t n, size_t max) {
     size_t w = bad ? 1 : c;
 
     if (limit != (size_t)-1 && w > limit) {
-      if (sizeof m->b - 1 - m->len >= 3) {
+      if (sizeof(m->b) - 1 - m->len >= 3) {
         memcpy(m->b + m->len, "...", 3);
         m->len += 3;
       }
@@ -943,7 +943,7 @@ static void msg_text(struct msg *m, const char *s, size_t n, size_t max) {
 }
 
 static void msg_str(struct msg *m, const char *s) {
-  msg_text(m, s, strlen(s), sizeof m->b);
+  msg_text(m, s, strlen(s), sizeof(m->b));
 }
 
 /* "nginx[1311] www-data" into e (at least 128 bytes). The name is the comm,
@@ -957,7 +957,7 @@ static void owner_entry(const struct ident *o, struct msg *e) {
   e->len = 0;
   e->b[0] = '\0';
   msg_text(e, plen ? prog : "?", plen ? plen : 1, MSG_PROG_MAX);
-  snprintf(pid, sizeof pid, "[%ld]", (long)o->pid);
+  snprintf(pid, sizeof(pid), "[%ld]", (long)o->pid);
   msg_str(e, pid);
   if (o->user[0]) {
     msg_str(e, " ");
@@ -967,7 +967,7 @@ static void owner_entry(const struct ident *o, struct msg *e) {
 
 /* Appends the owners of l, in at most max bytes: ", ..." when cut. */
 static void msg_owners(struct msg *m, const struct identlist *l, size_t max) {
-  size_t room = sizeof m->b - 1 - m->len, used = 0;
+  size_t room = sizeof(m->b) - 1 - m->len, used = 0;
 
   if (max > room)
     max = room;
@@ -1055,7 +1055,7 @@ void po_events_clear(struct po_events *e) {
 void po_events_free(struct po_events *e) {
   po_events_clear(e);
   free(e->v);
-  memset(e, 0, sizeof *e);
+  memset(e, 0, sizeof(*e));
 }
 
 static int events_reserve(struct po_events *e, size_t more) {
@@ -1065,7 +1065,7 @@ static int events_reserve(struct po_events *e, size_t more) {
 
     while (cap < e->len + more)
       cap *= 2;
-    nv = realloc(e->v, cap * sizeof *nv);
+    nv = realloc(e->v, cap * sizeof(*nv));
     if (!nv)
       return -ENOMEM;
     e->v = nv;
@@ -1125,8 +1125,8 @@ static int collect(const struct po_watch *w, const struct po_snapshot *s,
                    struct identlist *cur) {
   uint8_t *mark = NULL;
 
-  memset(v, 0, sizeof *v);
-  memset(cur, 0, sizeof *cur);
+  memset(v, 0, sizeof(*v));
+  memset(cur, 0, sizeof(*cur));
   if (s->nprocs) {
     mark = calloc(s->nprocs, 1);
     if (!mark)
@@ -1157,7 +1157,7 @@ static int collect(const struct po_watch *w, const struct po_snapshot *s,
   if (cur->len) {
     size_t n = 0;
 
-    cur->v = malloc(cur->len * sizeof *cur->v);
+    cur->v = malloc(cur->len * sizeof(*cur->v));
     if (!cur->v) {
       free(mark);
       cur->len = 0;
@@ -1226,7 +1226,7 @@ int po_watch_eval(struct po_watch *w, const struct po_snapshot *s,
   if (ns.pids_valid)
     details_keep(&cur, last);
 
-  memset(&m, 0, sizeof m);
+  memset(&m, 0, sizeof(m));
   if (values->sockets == 0) {
     if (!ns.started) {
       if (w->notify_missing && !ns.listener_failure) {
@@ -1244,7 +1244,7 @@ int po_watch_eval(struct po_watch *w, const struct po_snapshot *s,
         msg_str(&m, " lost its listener");
         if (last->len) {
           msg_str(&m, "; last held by ");
-          msg_owners(&m, last, sizeof m.b);
+          msg_owners(&m, last, sizeof(m.b));
         }
         err = event_add(&local, w, PO_EVENT_LISTENER_LOST, &m, values, &cur,
                         last);
@@ -1262,7 +1262,7 @@ int po_watch_eval(struct po_watch *w, const struct po_snapshot *s,
     msg_label(&m, w);
     if (cur.len) {
       msg_str(&m, " has a listener again; held by ");
-      msg_owners(&m, &cur, sizeof m.b);
+      msg_owners(&m, &cur, sizeof(m.b));
     } else {
       msg_str(&m, " has a listener again; owner unknown");
     }
@@ -1287,14 +1287,14 @@ int po_watch_eval(struct po_watch *w, const struct po_snapshot *s,
     if (differ || replaced) {
       size_t half;
 
-      memset(&m, 0, sizeof m);
+      memset(&m, 0, sizeof(m));
       msg_label(&m, w);
       msg_str(&m, differ ? " changed owner: "
                          : " changed owner (every process replaced): ");
-      half = m.len + 4 < sizeof m.b ? (sizeof m.b - 1 - m.len - 4) / 2 : 0;
+      half = m.len + 4 < sizeof(m.b) ? (sizeof(m.b) - 1 - m.len - 4) / 2 : 0;
       msg_owners(&m, last, half);
       msg_str(&m, " -> ");
-      msg_owners(&m, &cur, sizeof m.b);
+      msg_owners(&m, &cur, sizeof(m.b));
       err =
           event_add(&local, w, PO_EVENT_OWNER_CHANGED, &m, values, &cur, last);
       if (err)
@@ -1305,7 +1305,7 @@ int po_watch_eval(struct po_watch *w, const struct po_snapshot *s,
   {
     size_t judged = 0;
 
-    bad.v = malloc(cur.len * sizeof *bad.v);
+    bad.v = malloc(cur.len * sizeof(*bad.v));
     if (!bad.v) {
       err = -ENOMEM;
       goto fail;
@@ -1319,20 +1319,20 @@ int po_watch_eval(struct po_watch *w, const struct po_snapshot *s,
         bad.v[bad.len++] = cur.v[i];
     }
     if (bad.len && !ns.unexpected_failure) {
-      memset(&m, 0, sizeof m);
+      memset(&m, 0, sizeof(m));
       msg_label(&m, w);
       msg_str(&m, " is held by an unexpected owner: ");
-      msg_owners(&m, &bad, sizeof m.b);
+      msg_owners(&m, &bad, sizeof(m.b));
       err = event_add(&local, w, PO_EVENT_UNEXPECTED_OWNER, &m, values, &cur,
                       NULL);
       if (err)
         goto fail;
       ns.unexpected_failure = 1;
     } else if (!bad.len && judged && ns.unexpected_failure) {
-      memset(&m, 0, sizeof m);
+      memset(&m, 0, sizeof(m));
       msg_label(&m, w);
       msg_str(&m, " is held by expected owners again: ");
-      msg_owners(&m, &cur, sizeof m.b);
+      msg_owners(&m, &cur, sizeof(m.b));
       err =
           event_add(&local, w, PO_EVENT_EXPECTED_OWNER, &m, values, &cur, NULL);
       if (err)
@@ -1355,7 +1355,7 @@ commit:
   if (err)
     goto fail;
   if (local.len)
-    memcpy(ev->v + ev->len, local.v, local.len * sizeof *local.v);
+    memcpy(ev->v + ev->len, local.v, local.len * sizeof(*local.v));
   ev->len += local.len;
   free(local.v);
   if (update_last) {
@@ -1378,7 +1378,7 @@ fail:
 /* ---- the set ------------------------------------------------------------- */
 
 struct po_watchset *po_watchset_new(void) {
-  struct po_watchset *set = calloc(1, sizeof *set);
+  struct po_watchset *set = calloc(1, sizeof(*set));
 
   if (!set)
     errno = ENOMEM;
@@ -1401,7 +1401,7 @@ int po_watchset_add(struct po_watchset *set, struct po_watch *w) {
     return -EINVAL;
   if (po_watchset_find(set, w->name))
     return -EEXIST;
-  if (grow((void **)&set->v, set->len, sizeof *set->v))
+  if (grow((void **)&set->v, set->len, sizeof(*set->v)))
     return -ENOMEM;
   set->v[set->len++] = w;
   w->in_set = 1;
@@ -1430,7 +1430,7 @@ int po_watchset_query(struct po_watchset *set, struct po_query *q) {
 
   for (size_t i = 0; i < set->len; i++)
     n += set->v[i]->nports;
-  r = realloc(set->qports, (n ? n : 1) * sizeof *r);
+  r = realloc(set->qports, (n ? n : 1) * sizeof(*r));
   if (!r)
     return -ENOMEM;
   set->qports = r;
@@ -1439,7 +1439,7 @@ int po_watchset_query(struct po_watchset *set, struct po_query *q) {
   for (size_t i = 0; i < set->len; i++) {
     const struct po_watch *w = set->v[i];
 
-    memcpy(r + k, w->ports, w->nports * sizeof *r);
+    memcpy(r + k, w->ports, w->nports * sizeof(*r));
     k += w->nports;
     q->mask |= w->mask;
     q->all_namespaces |= w->all_ns;
@@ -1633,8 +1633,8 @@ static int load_owners(yajl_val arr, struct watch_state *st) {
   n = arr->u.array.len;
   if (n == 0)
     return 0;
-  loose.v = calloc(n, sizeof *loose.v);
-  strs = calloc(3 * n, sizeof *strs);
+  loose.v = calloc(n, sizeof(*loose.v));
+  strs = calloc(3 * n, sizeof(*strs));
   if (!loose.v || !strs) {
     free(loose.v);
     free(strs);
@@ -1677,7 +1677,7 @@ static int load_owners(yajl_val arr, struct watch_state *st) {
     loose.len = i + 1;
   }
   if (!err) {
-    qsort(loose.v, loose.len, sizeof *loose.v, ident_cmp);
+    qsort(loose.v, loose.len, sizeof(*loose.v), ident_cmp);
     for (size_t i = 1; i < loose.len && !err; i++)
       if (loose.v[i].pid == loose.v[i - 1].pid)
         err = -EBADMSG;
@@ -1696,7 +1696,7 @@ static int load_watch(yajl_val o, struct watch_state *st, unsigned hits) {
   long long v;
   int err;
 
-  memset(st, 0, sizeof *st);
+  memset(st, 0, sizeof(*st));
   err = get_bool(obj_get(o, "started"), &st->started);
   if (!err)
     err = get_bool(obj_get(o, "ever_up"), &st->ever_up);
@@ -1779,7 +1779,7 @@ int po_state_load(struct po_watchset *set, const char *path,
   err = read_file(path, &buf);
   if (err)
     return err;
-  root = yajl_tree_parse(buf, errbuf, sizeof errbuf);
+  root = yajl_tree_parse(buf, errbuf, sizeof(errbuf));
   free(buf);
   if (!root)
     return -EBADMSG;
@@ -1795,7 +1795,7 @@ int po_state_load(struct po_watchset *set, const char *path,
     goto out;
   same_boot = boot_id && saved_boot_id && strcmp(boot_id, saved_boot_id) == 0;
 
-  states = calloc(set->len ? set->len : 1, sizeof *states);
+  states = calloc(set->len ? set->len : 1, sizeof(*states));
   seen = calloc(set->len ? set->len : 1, 1);
   if (!states || !seen) {
     err = -ENOMEM;
@@ -1843,7 +1843,7 @@ int po_state_load(struct po_watchset *set, const char *path,
   for (size_t i = 0; i < set->len; i++) {
     identlist_free(&set->v[i]->st.last);
     set->v[i]->st = states[i];
-    memset(&states[i], 0, sizeof states[i]);
+    memset(&states[i], 0, sizeof(states[i]));
   }
   /* What was loaded counts as saved: no write until a read changes it. */
   free(set->saved);
@@ -1965,13 +1965,13 @@ int po_boot_id_read(const char *proc_root, char *buf, size_t size) {
   ssize_t n;
   int fd;
 
-  snprintf(path, sizeof path, "%s/sys/kernel/random/boot_id",
+  snprintf(path, sizeof(path), "%s/sys/kernel/random/boot_id",
            proc_root ? proc_root : "/proc");
   fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0)
     return -errno;
   do
-    n = read(fd, tmp, sizeof tmp - 1);
+    n = read(fd, tmp, sizeof(tmp) - 1);
   while (n < 0 && errno == EINTR);
   if (n < 0) {
     int e = -errno;

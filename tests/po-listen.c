@@ -155,7 +155,7 @@ static void parse_base(const char *whole, const char *base, struct spec *sp) {
   size_t plen, alen;
   long port;
 
-  if (colon == NULL)
+  if (!colon)
     bad_arg("bad SPEC '%s': expected PROTO:ADDR:PORT", whole);
   plen = (size_t)(colon - base);
   if (plen >= sizeof(proto))
@@ -186,7 +186,7 @@ static void parse_base(const char *whole, const char *base, struct spec *sp) {
   }
 
   last = strrchr(colon + 1, ':');
-  if (last == NULL)
+  if (!last)
     bad_arg("bad SPEC '%s': expected PROTO:ADDR:PORT", whole);
   if (parse_long(last + 1, 0, 65535, &port) != 0)
     bad_arg("bad SPEC '%s': bad port '%s'", whole, last + 1);
@@ -244,9 +244,9 @@ static void parse_spec(const char *text, struct spec *sp) {
     const char *colon = strchr(rest, ':');
     char num[16];
     long n;
-    size_t len = colon != NULL ? (size_t)(colon - rest) : 0;
+    size_t len = colon ? (size_t)(colon - rest) : 0;
 
-    if (colon == NULL || len == 0 || len >= sizeof(num))
+    if (!colon || len == 0 || len >= sizeof(num))
       bad_arg("bad SPEC '%s': expected a process count", text);
     memcpy(num, rest, len);
     num[len] = '\0';
@@ -265,7 +265,7 @@ static void parse_opts(int argc, char **argv, struct opts *o) {
   o->timeout = 600;
   o->backlog = 128;
   o->specs = calloc((size_t)argc, sizeof(*o->specs));
-  if (o->specs == NULL) {
+  if (!o->specs) {
     perror("po-listen: calloc");
     exit(1);
   }
@@ -378,7 +378,7 @@ static int open_spec(struct spec *sp, int backlog) {
   sp->fds = calloc((size_t)n, sizeof(*sp->fds));
   sp->inodes = calloc((size_t)n, sizeof(*sp->inodes));
   sp->pids = calloc((size_t)sp->nprocs + 1, sizeof(*sp->pids));
-  if (sp->fds == NULL || sp->inodes == NULL || sp->pids == NULL) {
+  if (!sp->fds || !sp->inodes || !sp->pids) {
     perror("po-listen: calloc");
     return -1;
   }
@@ -413,7 +413,7 @@ static int drop_privileges(const char *user) {
 
   errno = 0;
   pw = getpwnam(user);
-  if (pw != NULL) {
+  if (pw) {
     uid = pw->pw_uid;
     gid = pw->pw_gid;
   } else if (parse_long(user, 0, INT_MAX, &v) == 0) {
@@ -519,7 +519,7 @@ static int spawn_all(struct opts *o, const sigset_t *orig_mask) {
   for (i = 0; i < o->nspecs; i++)
     total += o->specs[i].nprocs;
   children = calloc((size_t)total + 1, sizeof(*children));
-  if (children == NULL) {
+  if (!children) {
     perror("po-listen: calloc");
     return -1;
   }
@@ -679,14 +679,14 @@ int main(int argc, char **argv) {
   sigdelset(&orig_mask, SIGTERM);
   sigdelset(&orig_mask, SIGINT);
 
-  if (o.comm != NULL && prctl(PR_SET_NAME, o.comm, 0, 0, 0) != 0) {
+  if (o.comm && prctl(PR_SET_NAME, o.comm, 0, 0, 0) != 0) {
     sys_error("prctl PR_SET_NAME '%s'", o.comm);
     goto out;
   }
   for (i = 0; i < o.nspecs; i++)
     if (open_spec(&o.specs[i], o.backlog) != 0)
       goto out;
-  if (o.user != NULL && drop_privileges(o.user) != 0)
+  if (o.user && drop_privileges(o.user) != 0)
     goto out;
   if (spawn_all(&o, &orig_mask) != 0)
     goto out;

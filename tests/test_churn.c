@@ -593,10 +593,10 @@ static const char *fx_step(struct fixture *x) {
 
 static int fx_setup(void **state) {
   struct fixture *x = calloc(1, sizeof(*x));
-  if (x == NULL)
+  if (!x)
     return -1;
   snprintf(x->root, sizeof(x->root), "/tmp/po-churn-XXXXXX");
-  if (mkdtemp(x->root) == NULL) {
+  if (!mkdtemp(x->root)) {
     free(x);
     return -1;
   }
@@ -1197,8 +1197,7 @@ static void test_live_scm_rights(void **state) {
 }
 
 int main(int argc, char **argv) {
-  if (realpath("/proc/self/exe", self_exe) == NULL &&
-      realpath(argv[0], self_exe) == NULL)
+  if (!realpath("/proc/self/exe", self_exe) && !realpath(argv[0], self_exe))
     return 99;
   if (argc == 4 && strcmp(argv[1], "--agent") == 0) {
     prctl(PR_SET_NAME, argv[3]);
@@ -1206,7 +1205,7 @@ int main(int argc, char **argv) {
   }
   /* Under valgrind /proc/self/exe is valgrind: agents must be us. */
   if (strstr(self_exe, "valgrind") || strstr(self_exe, "memcheck"))
-    if (realpath(argv[0], self_exe) == NULL)
+    if (!realpath(argv[0], self_exe))
       return 99;
 
   const char *s = getenv("PO_CHURN_SEED");

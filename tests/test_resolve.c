@@ -135,10 +135,10 @@ static int chmod_dir(const char *path, const struct stat *sb, int type,
 
 static int setup(void **state) {
   struct fx *f = calloc(1, sizeof(*f));
-  if (f == NULL)
+  if (!f)
     return -1;
   strcpy(f->root, "/tmp/po-resolve-XXXXXX");
-  if (mkdtemp(f->root) == NULL || (f->r = po_resolver_new()) == NULL) {
+  if (!mkdtemp(f->root) || !(f->r = po_resolver_new())) {
     free(f);
     return -1;
   }
@@ -749,7 +749,7 @@ static void test_proc_unknown_uid(void **state) {
   struct po_proc p;
   static const char status[] = "Name:\tx\nUid:\t0\t4000000\t4000000\t4000000\n"
                                "Gid:\t0\t0\t0\t0\n";
-  if (getpwuid(4000000) != NULL)
+  if (getpwuid(4000000))
     skip(); /* this machine names uid 4000000 */
   fx_proc(f, 501);
   fx_file(f, "501/comm", "x", 1); /* no newline */
@@ -826,7 +826,7 @@ static void test_proc_live_self(void **state) {
   assert_string_equal(p.comm, kcomm);
   assert_true(p.uid == geteuid());
   struct passwd *pw = getpwuid(geteuid());
-  if (pw != NULL)
+  if (pw)
     assert_string_equal(p.user, pw->pw_name);
   assert_non_null(p.exe);
   /* Under valgrind the process is valgrind's tool binary
@@ -883,7 +883,7 @@ static void test_proc_live_child(void **state) {
 int main(int argc, char **argv) {
   (void)argc;
   const char *slash = strrchr(argv[0], '/');
-  prog_name = slash != NULL ? slash + 1 : argv[0];
+  prog_name = slash ? slash + 1 : argv[0];
 
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_link_parse),

@@ -47,7 +47,7 @@ static char *load(const char *path, size_t *len) {
   char *buf;
   long n;
 
-  if (f == NULL)
+  if (!f)
     fail_msg("cannot open fixture %s: %s", path, strerror(errno));
   assert_int_equal(fseek(f, 0, SEEK_END), 0);
   n = ftell(f);
@@ -152,7 +152,7 @@ static void check_wants(const struct po_table *t, const struct want *w,
   for (size_t i = 0; i < n; i++) {
     const struct po_socket *s =
         find(t, w[i].proto, w[i].family, w[i].addr, w[i].port);
-    if (s == NULL)
+    if (!s)
       fail_msg("%s:%u not found", w[i].addr, w[i].port);
     assert_int_equal(s->inode, w[i].inode);
     assert_int_equal(s->uid, w[i].uid);
@@ -1358,10 +1358,10 @@ static void test_live_netlink_matches_proc(void **state) {
         find(&nl, ls[i].proto, ls[i].family, ls[i].addr, ls[i].port);
     const struct po_socket *b =
         find(&pr, ls[i].proto, ls[i].family, ls[i].addr, ls[i].port);
-    if (a == NULL || b == NULL)
+    if (!a || !b)
       fail_msg("own %s socket %s:%u missing from %s",
                ls[i].proto == IPPROTO_TCP ? "tcp" : "udp", ls[i].addr,
-               ls[i].port, a == NULL ? "the netlink dump" : "/proc/net");
+               ls[i].port, !a ? "the netlink dump" : "/proc/net");
     assert_int_equal(a->inode, ls[i].inode);
     assert_int_equal(b->inode, ls[i].inode);
     assert_int_equal(a->uid, geteuid());

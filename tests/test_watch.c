@@ -36,7 +36,7 @@ static size_t sock_add(struct po_snapshot *s, int proto, const char *addr,
                        uint16_t port) {
   struct po_socket sk;
 
-  memset(&sk, 0, sizeof sk);
+  memset(&sk, 0, sizeof(sk));
   if (inet_pton(AF_INET, addr, sk.addr) == 1) {
     sk.family = AF_INET;
   } else {
@@ -58,19 +58,19 @@ static void proc_add(struct po_snapshot *s, pid_t pid, const char *comm,
                      const char *exe, uint32_t uid, const char *user) {
   struct po_proc *p;
 
-  s->procs = realloc(s->procs, (s->nprocs + 1) * sizeof *s->procs);
+  s->procs = realloc(s->procs, (s->nprocs + 1) * sizeof(*s->procs));
   assert_non_null(s->procs);
   p = &s->procs[s->nprocs++];
-  memset(p, 0, sizeof *p);
+  memset(p, 0, sizeof(*p));
   p->pid = pid;
   p->uid = uid;
-  snprintf(p->comm, sizeof p->comm, "%s", comm);
+  snprintf(p->comm, sizeof(p->comm), "%s", comm);
   p->exe = exe ? strdup(exe) : NULL;
-  snprintf(p->user, sizeof p->user, "%s", user);
+  snprintf(p->user, sizeof(p->user), "%s", user);
 }
 
 static void owner_add(struct po_snapshot *s, size_t sock, pid_t pid) {
-  s->owners = realloc(s->owners, (s->nowners + 1) * sizeof *s->owners);
+  s->owners = realloc(s->owners, (s->nowners + 1) * sizeof(*s->owners));
   assert_non_null(s->owners);
   s->owners[s->nowners].pid = pid;
   s->owners[s->nowners].fd = 3 + (int)s->nowners;
@@ -111,15 +111,15 @@ static int owner_cmp(const void *a, const void *b) {
  * (sockets are not re-sorted: the tests know their indexes). */
 static void snap_done(struct po_snapshot *s) {
   if (s->nprocs)
-    qsort(s->procs, s->nprocs, sizeof *s->procs, proc_cmp);
+    qsort(s->procs, s->nprocs, sizeof(*s->procs), proc_cmp);
   if (s->nowners)
-    qsort(s->owners, s->nowners, sizeof *s->owners, owner_cmp);
+    qsort(s->owners, s->nowners, sizeof(*s->owners), owner_cmp);
   for (size_t i = 0; i < s->socks.len; i++)
     s->socks.v[i].owner_count = 0;
   for (size_t i = 0; i < s->nowners; i++) {
     struct po_proc key = {.pid = s->owners[i].pid};
     struct po_proc *p =
-        bsearch(&key, s->procs, s->nprocs, sizeof key, proc_cmp);
+        bsearch(&key, s->procs, s->nprocs, sizeof(key), proc_cmp);
     struct po_socket *sk = &s->socks.v[s->owners[i].sock];
 
     assert_non_null(p);
@@ -162,7 +162,7 @@ static size_t eval_empty(struct po_watch *w, struct po_events *ev) {
   struct po_snapshot s;
   size_t n;
 
-  memset(&s, 0, sizeof s);
+  memset(&s, 0, sizeof(s));
   n = eval(w, &s, NULL, ev);
   po_snapshot_free(&s);
   return n;
@@ -175,7 +175,7 @@ static size_t eval_one(struct po_watch *w, pid_t pid, const char *comm,
   struct po_snapshot s;
   size_t n;
 
-  memset(&s, 0, sizeof s);
+  memset(&s, 0, sizeof(s));
   own(&s, sock_add(&s, IPPROTO_TCP, "0.0.0.0", 80), pid, comm, exe, uid, user);
   snap_done(&s);
   n = eval(w, &s, NULL, ev);
@@ -216,7 +216,7 @@ static void check_events(const struct po_events *ev) {
     assert_true(strlen(e->message) < PO_MESSAGE_MAX);
     assert_true(utf8_clean(e->message));
     assert_non_null(e->owners);
-    v = yajl_tree_parse(e->owners, err, sizeof err);
+    v = yajl_tree_parse(e->owners, err, sizeof(err));
     assert_non_null(v);
     assert_true(YAJL_IS_ARRAY(v));
     assert_true(v->u.array.len <= PO_OWNERS_MAX);
@@ -250,7 +250,7 @@ static void test_values(void **state) {
   (void)state;
   finish(w);
   finish(u);
-  memset(&s, 0, sizeof s);
+  memset(&s, 0, sizeof(s));
   /* Prefork: one socket, a parent and three workers. */
   a = sock_add(&s, IPPROTO_TCP, "0.0.0.0", 80);
   s.socks.v[a].rqueue = 3;
@@ -309,7 +309,7 @@ static void test_values_addresses(void **state) {
   struct po_watch *any4, *any6, *lo4, *lo6;
 
   (void)state;
-  memset(&s, 0, sizeof s);
+  memset(&s, 0, sizeof(s));
   sock_add(&s, IPPROTO_TCP, "0.0.0.0", 80);
   sock_add(&s, IPPROTO_TCP, "::", 80);
   sock_add(&s, IPPROTO_TCP, "127.0.0.1", 80);
@@ -399,7 +399,7 @@ static void test_lost_after_hits_and_back(void **state) {
   assert_int_equal(e->owners_total, 0);
   assert_string_equal(e->owners, "[]");
   assert_non_null(e->previous_owners);
-  prev = yajl_tree_parse(e->previous_owners, err, sizeof err);
+  prev = yajl_tree_parse(e->previous_owners, err, sizeof(err));
   assert_non_null(prev);
   assert_int_equal(prev->u.array.len, 1);
   {
@@ -518,7 +518,7 @@ static void test_unowned_socket_is_a_listener(void **state) {
 
   (void)state;
   finish(w);
-  memset(&s, 0, sizeof s);
+  memset(&s, 0, sizeof(s));
   sock_add(&s, IPPROTO_TCP, "0.0.0.0", 80);
   snap_done(&s);
   assert_int_equal(eval_empty(w, &ev), 1); /* missing at start */
@@ -587,7 +587,7 @@ static void test_owner_changed_pids_replaced(void **state) {
   (void)state;
   finish(w);
   /* master 100 and worker 101 */
-  memset(&s, 0, sizeof s);
+  memset(&s, 0, sizeof(s));
   k = sock_add(&s, IPPROTO_TCP, "0.0.0.0", 80);
   own(&s, k, 100, "nginx", "/usr/sbin/nginx", 33, "www-data");
   own(&s, k, 101, "nginx", "/usr/sbin/nginx", 33, "www-data");
@@ -596,7 +596,7 @@ static void test_owner_changed_pids_replaced(void **state) {
   po_snapshot_free(&s);
 
   /* A reload: the master stays, workers are replaced: no change. */
-  memset(&s, 0, sizeof s);
+  memset(&s, 0, sizeof(s));
   k = sock_add(&s, IPPROTO_TCP, "0.0.0.0", 80);
   own(&s, k, 100, "nginx", "/usr/sbin/nginx", 33, "www-data");
   own(&s, k, 150, "nginx", "/usr/sbin/nginx", 33, "www-data");
@@ -605,7 +605,7 @@ static void test_owner_changed_pids_replaced(void **state) {
   po_snapshot_free(&s);
 
   /* A restart: every pid is new: WARNING. */
-  memset(&s, 0, sizeof s);
+  memset(&s, 0, sizeof(s));
   k = sock_add(&s, IPPROTO_TCP, "0.0.0.0", 80);
   own(&s, k, 200, "nginx", "/usr/sbin/nginx", 33, "www-data");
   own(&s, k, 201, "nginx", "/usr/sbin/nginx", 33, "www-data");
@@ -795,8 +795,8 @@ static void crowd(struct po_snapshot *s, pid_t base, size_t n, const char *comm,
                   const char *exe, uint32_t uid, const char *user) {
   size_t k = sock_add(s, IPPROTO_TCP, "0.0.0.0", 80);
 
-  s->procs = calloc(n, sizeof *s->procs);
-  s->owners = calloc(n, sizeof *s->owners);
+  s->procs = calloc(n, sizeof(*s->procs));
+  s->owners = calloc(n, sizeof(*s->owners));
   assert_non_null(s->procs);
   assert_non_null(s->owners);
   for (size_t i = 0; i < n; i++) {
@@ -804,10 +804,10 @@ static void crowd(struct po_snapshot *s, pid_t base, size_t n, const char *comm,
 
     p->pid = base + (pid_t)i;
     p->uid = uid;
-    snprintf(p->comm, sizeof p->comm, "%s", comm);
+    snprintf(p->comm, sizeof(p->comm), "%s", comm);
     p->exe = strdup(exe);
     assert_non_null(p->exe);
-    snprintf(p->user, sizeof p->user, "%s", user);
+    snprintf(p->user, sizeof(p->user), "%s", user);
     s->owners[i].pid = p->pid;
     s->owners[i].fd = 3;
     s->owners[i].sock = k;
@@ -828,7 +828,7 @@ static void test_message_10000_owners(void **state) {
   assert_int_equal(po_watch_expect_user_add(w, "root"), 0);
   finish(w);
   assert_int_equal(eval_empty(w, &ev), 1);
-  memset(&s, 0, sizeof s);
+  memset(&s, 0, sizeof(s));
   crowd(&s, 1000, 10000, "worker", "/usr/bin/worker", 33, "www-data");
   /* BACK and UNEXPECTED, each listing the owners. */
   assert_int_equal(eval(w, &s, NULL, &ev), 2);
@@ -842,7 +842,7 @@ static void test_message_10000_owners(void **state) {
     assert_string_equal(e->message + len - 5, ", ...");
     assert_int_equal(e->owners_total, 10000);
     assert_int_equal(e->processes, 10000);
-    v = yajl_tree_parse(e->owners, err, sizeof err);
+    v = yajl_tree_parse(e->owners, err, sizeof(err));
     assert_non_null(v);
     assert_int_equal(v->u.array.len, PO_OWNERS_MAX);
     /* Lowest pids first. */
@@ -854,14 +854,14 @@ static void test_message_10000_owners(void **state) {
   po_snapshot_free(&s);
 
   /* A change between two big sets: both lists cut, still < 256. */
-  memset(&s, 0, sizeof s);
+  memset(&s, 0, sizeof(s));
   crowd(&s, 20000, 10000, "other", "/usr/bin/other", 0, "root");
   assert_int_equal(eval(w, &s, NULL, &ev), 2); /* changed, expected again */
   check_events(&ev);
   assert_int_equal(ev.v[0].type, PO_EVENT_OWNER_CHANGED);
   assert_true(strlen(ev.v[0].message) < PO_MESSAGE_MAX);
   assert_non_null(strstr(ev.v[0].message, ", ... -> other[20000] root"));
-  v = yajl_tree_parse(ev.v[0].previous_owners, err, sizeof err);
+  v = yajl_tree_parse(ev.v[0].previous_owners, err, sizeof(err));
   assert_non_null(v);
   assert_int_equal(v->u.array.len, PO_OWNERS_MAX);
   yajl_tree_free(v);
@@ -896,7 +896,7 @@ static void test_owners_json_hostile_names(void **state) {
   assert_true(utf8_clean(ev.v[0].message));
   assert_non_null(strstr(ev.v[0].message, "[42] \xc3\xa9ve"));
 
-  v = yajl_tree_parse(ev.v[0].owners, err, sizeof err);
+  v = yajl_tree_parse(ev.v[0].owners, err, sizeof(err));
   assert_non_null(v);
   assert_int_equal(v->u.array.len, 1);
   o = v->u.array.values[0];
@@ -922,7 +922,7 @@ static void test_message_long_names(void **state) {
 
   (void)state;
   /* 127 bytes of 2-byte characters and one byte: cut on a boundary. */
-  memset(name, 0, sizeof name);
+  memset(name, 0, sizeof(name));
   for (int i = 0; i < 63; i++)
     memcpy(name + 2 * i, "\xc3\xa9", 2);
   name[126] = 'x';
@@ -947,7 +947,7 @@ static void test_message_long_names(void **state) {
     struct po_snapshot s;
     size_t k;
 
-    memset(&s, 0, sizeof s);
+    memset(&s, 0, sizeof(s));
     k = sock_add(&s, IPPROTO_TCP, "0.0.0.0", 1000);
     for (pid_t p = 1; p <= 5; p++)
       own(&s, k, p, comm, exe, 1, user);
@@ -1010,7 +1010,7 @@ static void test_watchset(void **state) {
   assert_ptr_equal(po_watchset_get(set, 0), a);
   assert_null(po_watchset_find(set, "nope"));
 
-  memset(&q, 0, sizeof q);
+  memset(&q, 0, sizeof(q));
   q.source = PO_SOURCE_PROC;
   assert_int_equal(po_watchset_query(set, &q), 0);
   assert_int_equal(q.mask, PO_TCP | PO_UDP);
@@ -1021,7 +1021,7 @@ static void test_watchset(void **state) {
   assert_int_equal(q.all_namespaces, 1);
   assert_int_equal(q.source, PO_SOURCE_PROC);
 
-  memset(&s, 0, sizeof s);
+  memset(&s, 0, sizeof(s));
   own(&s, sock_add(&s, IPPROTO_TCP, "0.0.0.0", 22), 5, "sshd", NULL, 0, "root");
   snap_done(&s);
   assert_int_equal(po_watchset_eval(set, &s, OWN_NS, v, &ev), 0);
@@ -1045,7 +1045,7 @@ static char tmpdir[64];
 
 static int setup_dir(void **state) {
   (void)state;
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/test_watch.XXXXXX");
+  snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_watch.XXXXXX");
   return mkdtemp(tmpdir) ? 0 : -1;
 }
 
@@ -1053,7 +1053,7 @@ static int teardown_dir(void **state) {
   char cmd[128];
 
   (void)state;
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
   return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -1103,7 +1103,7 @@ static void test_state_down_restart(void **state) {
   struct stat sb;
 
   (void)state;
-  path_in_tmp(path, sizeof path, "down.json");
+  path_in_tmp(path, sizeof(path), "down.json");
   assert_int_equal(eval_nginx(w, 1311, &ev), 0);
   assert_int_equal(po_state_save(set, path, "boot-1"), 1);
   assert_int_equal(po_state_save(set, path, "boot-1"), 0); /* unchanged */
@@ -1145,7 +1145,7 @@ static void test_state_up_restart(void **state) {
   struct po_events ev = {0};
 
   (void)state;
-  path_in_tmp(path, sizeof path, "up.json");
+  path_in_tmp(path, sizeof(path), "up.json");
   assert_int_equal(eval_nginx(w, 1311, &ev), 0);
   assert_int_equal(po_state_save(set, path, "boot-1"), 1);
   po_watchset_free(set);
@@ -1194,7 +1194,7 @@ static void test_state_unexpected_and_names(void **state) {
   struct po_events ev = {0};
 
   (void)state;
-  path_in_tmp(path, sizeof path, "names.json");
+  path_in_tmp(path, sizeof(path), "names.json");
   assert_int_equal(po_watch_expect_process_add(w, "sshd", NULL, 0), 0);
   finish(w);
   assert_int_equal(po_watchset_add(set, w), 0);
@@ -1225,7 +1225,7 @@ static void test_state_spec_changed(void **state) {
   struct po_watch *w;
 
   (void)state;
-  path_in_tmp(path, sizeof path, "spec.json");
+  path_in_tmp(path, sizeof(path), "spec.json");
   assert_int_equal(eval_empty(po_watchset_get(set, 0), &ev), 1);
   assert_int_equal(po_state_save(set, path, "b"), 1);
   po_watchset_free(set);
@@ -1268,7 +1268,7 @@ static void test_state_bad_files(void **state) {
   size_t len;
 
   (void)state;
-  path_in_tmp(path, sizeof path, "bad.json");
+  path_in_tmp(path, sizeof(path), "bad.json");
 
   /* Missing: -ENOENT, fresh. */
   set = web_set();
@@ -1276,7 +1276,7 @@ static void test_state_bad_files(void **state) {
   expect_fresh(set);
   po_watchset_free(set);
 
-  for (size_t i = 0; i < sizeof corrupt / sizeof corrupt[0]; i++) {
+  for (size_t i = 0; i < sizeof(corrupt) / sizeof(corrupt[0]); i++) {
     write_file(path, corrupt[i], strlen(corrupt[i]));
     set = web_set();
     assert_int_equal(po_state_load(set, path, "b"), -EBADMSG);
@@ -1315,7 +1315,7 @@ static void test_state_bad_files(void **state) {
   po_watchset_free(set);
 
   /* A symlink is refused, both ways, and its target is left alone. */
-  path_in_tmp(link, sizeof link, "link.json");
+  path_in_tmp(link, sizeof(link), "link.json");
   assert_int_equal(symlink(path, link), 0);
   set = web_set();
   assert_int_equal(po_state_load(set, link, "b"), -ELOOP);
@@ -1340,7 +1340,7 @@ static void test_state_bad_files(void **state) {
   /* An unwritable place: the error, and no temporary file left behind. */
   set = web_set();
   expect_fresh(set);
-  path_in_tmp(link, sizeof link, "nodir/state.json");
+  path_in_tmp(link, sizeof(link), "nodir/state.json");
   assert_int_equal(po_state_save(set, link, "b"), -ENOENT);
   po_watchset_free(set);
 
@@ -1355,7 +1355,7 @@ static void test_state_other_watches_dropped(void **state) {
   struct po_events ev = {0};
 
   (void)state;
-  path_in_tmp(path, sizeof path, "two.json");
+  path_in_tmp(path, sizeof(path), "two.json");
   finish(a);
   finish(b);
   assert_int_equal(po_watchset_add(set, a), 0);
@@ -1446,17 +1446,17 @@ static void test_config_other_values(void **state) {
   assert_int_equal(po_watch_address_add(w, "10.0.0.0/8"), -EINVAL);
   /* ExpectProcess */
   assert_int_equal(
-      po_watch_expect_process_add(w, "/^ssh(d)?$/", err, sizeof err), 0);
-  assert_int_equal(po_watch_expect_process_add(w, "/(/", err, sizeof err),
+      po_watch_expect_process_add(w, "/^ssh(d)?$/", err, sizeof(err)), 0);
+  assert_int_equal(po_watch_expect_process_add(w, "/(/", err, sizeof(err)),
                    -EINVAL);
   assert_true(strlen(err) > 0); /* regerror's text */
-  assert_int_equal(po_watch_expect_process_add(w, "/a{2,1}/", err, sizeof err),
+  assert_int_equal(po_watch_expect_process_add(w, "/a{2,1}/", err, sizeof(err)),
                    -EINVAL);
-  assert_int_equal(po_watch_expect_process_add(w, "//", err, sizeof err),
+  assert_int_equal(po_watch_expect_process_add(w, "//", err, sizeof(err)),
                    -EINVAL);
-  assert_int_equal(po_watch_expect_process_add(w, "", err, sizeof err),
+  assert_int_equal(po_watch_expect_process_add(w, "", err, sizeof(err)),
                    -EINVAL);
-  assert_int_equal(po_watch_expect_process_add(w, "/", err, sizeof err), 0);
+  assert_int_equal(po_watch_expect_process_add(w, "/", err, sizeof(err)), 0);
   /* ExpectUser */
   assert_int_equal(po_watch_expect_user_add(w, "root"), 0);
   assert_int_equal(po_watch_expect_user_add(w, "0"), 0);
@@ -1502,7 +1502,7 @@ static void test_config_names(void **state) {
   assert_int_equal(errno, EINVAL);
   assert_null(po_watch_new("a/b"));
   assert_null(po_watch_new(NULL));
-  memset(longname, 'n', sizeof longname - 1);
+  memset(longname, 'n', sizeof(longname) - 1);
   longname[PO_WATCH_NAME_MAX] = '\0';
   assert_null(po_watch_new(longname));
   longname[PO_WATCH_NAME_MAX - 1] = '\0';
@@ -1520,10 +1520,10 @@ static void test_boot_id_and_netns(void **state) {
   uint64_t ns = 0;
 
   (void)state;
-  assert_int_equal(po_boot_id_read("/proc", id, sizeof id), 0);
+  assert_int_equal(po_boot_id_read("/proc", id, sizeof(id)), 0);
   assert_int_equal(strlen(id), 36);
-  assert_int_equal(po_boot_id_read("/proc", small, sizeof small), -ENOSPC);
-  assert_int_equal(po_boot_id_read("/nonexistent", id, sizeof id), -ENOENT);
+  assert_int_equal(po_boot_id_read("/proc", small, sizeof(small)), -ENOSPC);
+  assert_int_equal(po_boot_id_read("/nonexistent", id, sizeof(id)), -ENOENT);
   assert_int_equal(po_netns_self("/proc", &ns), 0);
   assert_true(ns != 0);
   assert_int_equal(po_netns_self("/nonexistent", &ns), -ENOENT);

@@ -45,7 +45,7 @@ static inline size_t fuzz_utf8_seq(const unsigned char *p, size_t n) {
       {0xF4, 0xF4, 0x80, 0x8F, 4},
   };
 
-  for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+  for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
     size_t len = rows[r].len;
 
     if (p[0] < rows[r].first_lo || p[0] > rows[r].first_hi)
@@ -82,7 +82,7 @@ static inline char *fuzz_replaced(const char *s, size_t n) {
   char *out = malloc(n * 3 + 1);
   size_t w = 0;
 
-  if (out == NULL)
+  if (!out)
     return NULL;
   for (size_t i = 0; i < n;) {
     size_t k = fuzz_utf8_seq(u + i, n - i);
@@ -110,8 +110,8 @@ static void fuzz_tmpdir_remove(void) {
   DIR *d = opendir(fuzz_tmp);
   struct dirent *e;
 
-  if (d != NULL) {
-    while ((e = readdir(d)) != NULL)
+  if (d) {
+    while ((e = readdir(d)))
       if (e->d_name[0] != '.' ||
           (e->d_name[1] != '\0' && (e->d_name[1] != '.' || e->d_name[2])))
         unlinkat(dirfd(d), e->d_name, 0);
@@ -127,10 +127,10 @@ static void fuzz_tmpdir_remove(void) {
 static inline const char *fuzz_tmpdir(void) {
   if (fuzz_tmp[0] == '\0') {
     const char *base = getenv("PO_FUZZ_TMPDIR");
-    if (base == NULL)
+    if (!base)
       base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(fuzz_tmp, sizeof fuzz_tmp, "%s/po-fuzz.XXXXXX", base);
-    FUZZ_CHECK(mkdtemp(fuzz_tmp) != NULL);
+    snprintf(fuzz_tmp, sizeof(fuzz_tmp), "%s/po-fuzz.XXXXXX", base);
+    FUZZ_CHECK(mkdtemp(fuzz_tmp));
     atexit(fuzz_tmpdir_remove);
   }
   return fuzz_tmp;
@@ -142,7 +142,7 @@ static inline const char *fuzz_tmpdir(void) {
 static inline int fuzz_socket_equal(const struct po_socket *a,
                                     const struct po_socket *b) {
   return a->inode == b->inode && a->netns == b->netns &&
-         memcmp(a->addr, b->addr, sizeof a->addr) == 0 && a->port == b->port &&
+         memcmp(a->addr, b->addr, sizeof(a->addr)) == 0 && a->port == b->port &&
          a->proto == b->proto && a->family == b->family &&
          a->v6only == b->v6only && a->rqueue == b->rqueue &&
          a->wqueue == b->wqueue && a->uid == b->uid &&

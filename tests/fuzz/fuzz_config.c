@@ -104,7 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   check_numbers(port, hits);
 
   buf = malloc(size - 16 + 1);
-  FUZZ_CHECK(buf != NULL);
+  FUZZ_CHECK(buf);
   memcpy(buf, data + 16, size - 16);
   buf[size - 16] = '\0';
   for (char *p = buf; nf < NFIELDS;) {
@@ -123,11 +123,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   name_len = strlen(field[0]);
   w = po_watch_new(field[0]);
   if (name_len == 0 || name_len >= PO_WATCH_NAME_MAX || strchr(field[0], '/')) {
-    FUZZ_CHECK(w == NULL && errno == EINVAL);
+    FUZZ_CHECK(!w && errno == EINVAL);
     free(buf);
     return 0;
   }
-  FUZZ_CHECK(w != NULL);
+  FUZZ_CHECK(w);
   FUZZ_CHECK(strcmp(po_watch_name(w), field[0]) == 0);
 
   /* Port as a number. */
@@ -184,14 +184,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
    * repetitions: glibc's regcomp() expands them, and 29 bytes such as
    * /((a{1,100}){1,100}){1,100}/ take seconds and a GiB (a known cost of
    * the config, not a bug this target is after). */
-  if (strchr(field[4], '{') == NULL ||
-      strchr(strchr(field[4], '{') + 1, '{') == NULL) {
+  if (!strchr(field[4], '{') || !strchr(strchr(field[4], '{') + 1, '{')) {
     char msg[128];
 
-    memset(msg, 'x', sizeof msg);
-    err = po_watch_expect_process_add(w, field[4], msg, sizeof msg);
+    memset(msg, 'x', sizeof(msg));
+    err = po_watch_expect_process_add(w, field[4], msg, sizeof(msg));
     FUZZ_CHECK(err == 0 || err == -EINVAL || err == -ENOMEM);
-    FUZZ_CHECK(strnlen(msg, sizeof msg) < sizeof msg);
+    FUZZ_CHECK(strnlen(msg, sizeof(msg)) < sizeof(msg));
     if (field[4][0] == '\0')
       FUZZ_CHECK(err == -EINVAL);
     else if (field[4][0] != '/' || strlen(field[4]) < 2 ||
@@ -219,10 +218,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (size_t i = 0; i < n; i++)
       mark(got_ports, &v[i]);
     free(v);
-    FUZZ_CHECK(memcmp(want_ports, got_ports, sizeof want_ports) == 0);
+    FUZZ_CHECK(memcmp(want_ports, got_ports, sizeof(want_ports)) == 0);
     /* The protocols description: the same protocols (tcp by default). */
     protos = strdup(po_watch_protocols(w));
-    FUZZ_CHECK(protos != NULL);
+    FUZZ_CHECK(protos);
     for (char *save = NULL, *t = strtok_r(protos, ",", &save); t;
          t = strtok_r(NULL, ",", &save)) {
       unsigned m;
@@ -233,12 +232,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_CHECK(got_mask == (want_mask ? want_mask : PO_TCP));
     /* One address per Address given, each an address. */
     if (naddrs == 0) {
-      FUZZ_CHECK(addrs == NULL);
+      FUZZ_CHECK(!addrs);
     } else {
       char *copy = strdup(addrs);
       size_t count = 0;
 
-      FUZZ_CHECK(copy != NULL);
+      FUZZ_CHECK(copy);
       for (char *save = NULL, *t = strtok_r(copy, ",", &save); t;
            t = strtok_r(NULL, ",", &save)) {
         unsigned char a[16];

@@ -31,12 +31,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   yajl_val tree;
   int valid = 1;
 
-  FUZZ_CHECK(g != NULL);
+  FUZZ_CHECK(g);
   FUZZ_CHECK(yajl_gen_config(g, yajl_gen_validate_utf8, 1));
 
   /* What must come back. */
   expect = (unsigned char *)fuzz_replaced((const char *)data, size);
-  FUZZ_CHECK(expect != NULL);
+  FUZZ_CHECK(expect);
   /* Its length (not strlen(): a NUL in the input stays in it). */
   for (size_t i = 0; i < size;) {
     size_t k = fuzz_utf8_seq(data + i, size - i);
@@ -62,13 +62,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
 
   doc = malloc(outlen + 1);
-  FUZZ_CHECK(doc != NULL);
+  FUZZ_CHECK(doc);
   memcpy(doc, out, outlen);
   doc[outlen] = '\0';
-  tree = yajl_tree_parse(doc, errbuf, sizeof errbuf);
-  if (tree == NULL)
+  tree = yajl_tree_parse(doc, errbuf, sizeof(errbuf));
+  if (!tree)
     fprintf(stderr, "yajl_tree_parse: %s\n", errbuf);
-  FUZZ_CHECK(tree != NULL);
+  FUZZ_CHECK(tree);
   FUZZ_CHECK(YAJL_IS_ARRAY(tree) && YAJL_GET_ARRAY(tree)->len == 1);
   {
     yajl_val v = YAJL_GET_ARRAY(tree)->values[0];
@@ -76,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     FUZZ_CHECK(YAJL_IS_STRING(v));
     got = YAJL_GET_STRING(v);
-    FUZZ_CHECK(got != NULL);
+    FUZZ_CHECK(got);
     /* yajl's strings end at a NUL: compare up to the first one. */
     FUZZ_CHECK(strcmp(got, (const char *)expect) == 0);
   }

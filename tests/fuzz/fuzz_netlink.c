@@ -39,7 +39,7 @@ struct round {
 
 static void round_init(struct round *r, int proto, uint32_t seq,
                        uint32_t portid) {
-  memset(r, 0, sizeof *r);
+  memset(r, 0, sizeof(*r));
   r->d.seq = seq;
   r->d.portid = portid;
   r->d.netns = NETNS;
@@ -67,7 +67,7 @@ static void check_round(const struct round *r, size_t bound) {
     FUZZ_CHECK(s->owner_first == 0 && s->owner_count == 0);
     if (s->family == AF_INET) {
       FUZZ_CHECK(s->v6only == 0);
-      for (size_t k = 4; k < sizeof s->addr; k++)
+      for (size_t k = 4; k < sizeof(s->addr); k++)
         FUZZ_CHECK(s->addr[k] == 0);
     } else {
       FUZZ_CHECK(s->v6only >= -1 && s->v6only <= 1);
@@ -88,10 +88,10 @@ static size_t next_boundary(const uint8_t *p, size_t len, size_t off) {
   struct nlmsghdr h;
   size_t rem = len - off;
 
-  if (rem < sizeof h)
+  if (rem < sizeof(h))
     return len;
-  memcpy(&h, p + off, sizeof h);
-  if (h.nlmsg_len < sizeof h || h.nlmsg_len > rem)
+  memcpy(&h, p + off, sizeof(h));
+  if (h.nlmsg_len < sizeof(h) || h.nlmsg_len > rem)
     return len;
   return off +
          (NLMSG_ALIGN(h.nlmsg_len) < rem ? NLMSG_ALIGN(h.nlmsg_len) : rem);
@@ -113,7 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   len = size - 1;
   if (len >= sizeof(struct nlmsghdr)) {
     struct nlmsghdr h;
-    memcpy(&h, p, sizeof h);
+    memcpy(&h, p, sizeof(h));
     seq = h.nlmsg_seq;
     if (data[0] & 2)
       portid = h.nlmsg_pid;

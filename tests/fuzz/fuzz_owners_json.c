@@ -65,7 +65,7 @@ struct owners {
 };
 
 static void take_owners(struct input *in, struct owners *o, pid_t *pid) {
-  memset(o, 0, sizeof *o);
+  memset(o, 0, sizeof(*o));
   o->n = 1 + take(in) % MAX_OWNERS;
   for (size_t i = 0; i < o->n; i++) {
     struct po_proc *p = &o->procs[i];
@@ -75,15 +75,15 @@ static void take_owners(struct input *in, struct owners *o, pid_t *pid) {
     *pid += 1 + (pid_t)((take(in) | take(in) << 8) % 4096);
     p->pid = *pid;
     p->uid = uid == 0xff ? PO_UID_UNKNOWN : uid * 1000;
-    take_str(in, p->comm, sizeof p->comm);
+    take_str(in, p->comm, sizeof(p->comm));
     exe_len = take(in);
     if (exe_len > 0) {
       p->exe = malloc(exe_len + 1);
-      FUZZ_CHECK(p->exe != NULL);
+      FUZZ_CHECK(p->exe);
       in->p--, in->n++; /* take_str reads the length byte itself */
       take_str(in, p->exe, exe_len + 1);
     }
-    take_str(in, p->user, sizeof p->user);
+    take_str(in, p->user, sizeof(p->user));
   }
 }
 
@@ -100,8 +100,8 @@ struct snap {
 };
 
 static void make_snapshot(struct snap *sn, struct owners *o) {
-  memset(sn, 0, sizeof *sn);
-  if (o == NULL)
+  memset(sn, 0, sizeof(*sn));
+  if (!o)
     return;
   sn->sock.proto = IPPROTO_TCP;
   sn->sock.family = AF_INET;
@@ -126,7 +126,7 @@ static void make_snapshot(struct snap *sn, struct owners *o) {
 
 /* A JSON string member that must be name (replaced), or null when unknown. */
 static void check_name(yajl_val v, const char *name) {
-  if (name == NULL || name[0] == '\0') {
+  if (!name || name[0] == '\0') {
     FUZZ_CHECK(YAJL_IS_NULL(v));
     return;
   }
@@ -134,7 +134,7 @@ static void check_name(yajl_val v, const char *name) {
   {
     char *want = fuzz_replaced(name, strlen(name));
     const char *got = YAJL_GET_STRING(v);
-    FUZZ_CHECK(want != NULL && got != NULL);
+    FUZZ_CHECK(want && got);
     FUZZ_CHECK(strcmp(got, want) == 0);
     free(want);
   }
@@ -142,12 +142,12 @@ static void check_name(yajl_val v, const char *name) {
 
 static void check_owners_json(const char *json, const struct owners *o) {
   char err[128];
-  yajl_val root = yajl_tree_parse(json, err, sizeof err);
+  yajl_val root = yajl_tree_parse(json, err, sizeof(err));
   size_t n = o ? o->n : 0, listed = n < PO_OWNERS_MAX ? n : PO_OWNERS_MAX;
 
-  if (root == NULL)
+  if (!root)
     fprintf(stderr, "owners JSON does not parse: %s: %s\n", err, json);
-  FUZZ_CHECK(root != NULL);
+  FUZZ_CHECK(root);
   FUZZ_CHECK(YAJL_IS_ARRAY(root));
   FUZZ_CHECK(YAJL_GET_ARRAY(root)->len == listed);
   for (size_t i = 0; i < listed; i++) {
@@ -157,7 +157,7 @@ static void check_owners_json(const char *json, const struct owners *o) {
 
     FUZZ_CHECK(YAJL_IS_OBJECT(e) && YAJL_GET_OBJECT(e)->len == 4);
     pid = yajl_tree_get(e, pid_path, yajl_t_number);
-    FUZZ_CHECK(pid != NULL && YAJL_IS_INTEGER(pid));
+    FUZZ_CHECK(pid && YAJL_IS_INTEGER(pid));
     FUZZ_CHECK(YAJL_GET_INTEGER(pid) == o->procs[i].pid);
     check_name(yajl_tree_get(e, comm_path, yajl_t_any), o->procs[i].comm);
     check_name(yajl_tree_get(e, exe_path, yajl_t_any), o->procs[i].exe);
@@ -169,12 +169,12 @@ static void check_owners_json(const char *json, const struct owners *o) {
 /* cur: the owners now; prev: the last owners before. */
 static void check_event(const struct po_event *e, const struct owners *cur,
                         const struct owners *prev) {
-  size_t len = strnlen(e->message, sizeof e->message);
+  size_t len = strnlen(e->message, sizeof(e->message));
 
   FUZZ_CHECK(len > 0 && len < PO_MESSAGE_MAX);
   FUZZ_CHECK(fuzz_clean_text(e->message, len));
-  FUZZ_CHECK(po_event_type_name(e->type) != NULL);
-  FUZZ_CHECK(po_event_condition(e->type) != NULL);
+  FUZZ_CHECK(po_event_type_name(e->type));
+  FUZZ_CHECK(po_event_condition(e->type));
   switch (e->type) {
   case PO_EVENT_LISTENER_LOST:
   case PO_EVENT_MISSING_AT_START:
@@ -191,13 +191,13 @@ static void check_event(const struct po_event *e, const struct owners *cur,
   }
   FUZZ_CHECK(e->owners_total == (cur ? cur->n : 0));
   FUZZ_CHECK(e->processes == e->owners_total);
-  FUZZ_CHECK(e->owners != NULL);
+  FUZZ_CHECK(e->owners);
   check_owners_json(e->owners, cur);
   if (e->type == PO_EVENT_LISTENER_LOST || e->type == PO_EVENT_OWNER_CHANGED) {
-    FUZZ_CHECK(e->previous_owners != NULL);
+    FUZZ_CHECK(e->previous_owners);
     check_owners_json(e->previous_owners, prev);
   } else {
-    FUZZ_CHECK(e->previous_owners == NULL);
+    FUZZ_CHECK(!e->previous_owners);
   }
 }
 
@@ -205,7 +205,7 @@ static struct po_watchset *new_set(unsigned flags) {
   struct po_watchset *set = po_watchset_new();
   struct po_watch *w = po_watch_new("web");
 
-  FUZZ_CHECK(set != NULL && w != NULL);
+  FUZZ_CHECK(set && w);
   FUZZ_CHECK(po_watch_port_add_string(w, "80", NULL) == 0);
   if (flags & 1)
     FUZZ_CHECK(po_watch_expect_process_add(w, "nginx", NULL, 0) == 0);
@@ -247,7 +247,7 @@ static int events_equal(const struct po_events *a, const struct po_events *b) {
 
     if (x->type != y->type || strcmp(x->message, y->message) != 0 ||
         strcmp(x->owners, y->owners) != 0 ||
-        (x->previous_owners == NULL) != (y->previous_owners == NULL) ||
+        (!x->previous_owners) != (!y->previous_owners) ||
         (x->previous_owners &&
          strcmp(x->previous_owners, y->previous_owners) != 0))
       return 0;
@@ -285,8 +285,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FUZZ_CHECK(count(&ev, PO_EVENT_LISTENER_BACK) == 0);
 
   /* The StateFile: save, load into a second set, save again: unchanged. */
-  snprintf(path, sizeof path, "%s/state", fuzz_tmpdir());
-  snprintf(path2, sizeof path2, "%s/state2", fuzz_tmpdir());
+  snprintf(path, sizeof(path), "%s/state", fuzz_tmpdir());
+  snprintf(path2, sizeof(path2), "%s/state2", fuzz_tmpdir());
   FUZZ_CHECK(po_state_save(a, path, "boot-1") == 1);
   FUZZ_CHECK(po_state_save(a, path, "boot-1") == 0);
   b = new_set(flags);

@@ -85,7 +85,7 @@ static void check_list(const char *s) {
     struct po_range r;
     int ierr;
 
-    FUZZ_CHECK(copy != NULL);
+    FUZZ_CHECK(copy);
     ierr = ilen >= 256 ? -EINVAL : po_port_parse(copy, &r);
     free(copy);
     items++;
@@ -122,7 +122,7 @@ static void check_proto(const char *s) {
   unsigned mask = 0, want = 0;
   int err = po_proto_parse(s, &mask);
 
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
     if (strlen(s) == strlen(names[i].name) &&
         strncasecmp(s, names[i].name, strlen(s)) == 0)
       want = names[i].mask;
@@ -139,7 +139,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size > MAX_INPUT)
     return 0;
   s = malloc(size + 1);
-  if (s == NULL)
+  if (!s)
     return 0;
   memcpy(s, data, size);
   s[size] = '\0';

@@ -34,7 +34,7 @@ static const struct {
     {"udp", PO_UDP4, IPPROTO_UDP, AF_INET},
     {"udp6", PO_UDP6, IPPROTO_UDP, AF_INET6},
 };
-#define NFILES (sizeof files / sizeof files[0])
+#define NFILES (sizeof(files) / sizeof(files[0]))
 
 static char dir[512];
 static int dirfd_ = -1;
@@ -69,13 +69,13 @@ static int write_all(const char *name, const uint8_t *data, size_t size) {
 static int setup_dir(void) {
   const char *base = getenv("PO_FUZZ_TMPDIR");
 
-  if (base == NULL)
+  if (!base)
     base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 
   if (dirfd_ >= 0)
     return 0;
-  snprintf(dir, sizeof dir, "%s/po-fuzz-proc.XXXXXX", base);
-  if (mkdtemp(dir) == NULL)
+  snprintf(dir, sizeof(dir), "%s/po-fuzz-proc.XXXXXX", base);
+  if (!mkdtemp(dir))
     return -1;
   dirfd_ = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dirfd_ < 0)
@@ -97,7 +97,7 @@ static void check_socket(const struct po_socket *s, int proto, int family) {
   FUZZ_CHECK(s->v6only == (family == AF_INET6 ? -1 : 0));
   FUZZ_CHECK(s->owner_first == 0 && s->owner_count == 0);
   if (family == AF_INET)
-    for (size_t i = 4; i < sizeof s->addr; i++)
+    for (size_t i = 4; i < sizeof(s->addr); i++)
       FUZZ_CHECK(s->addr[i] == 0);
   if (proto == IPPROTO_TCP)
     FUZZ_CHECK(s->wqueue == PO_QUEUE_UNKNOWN);

@@ -36,7 +36,7 @@ static struct po_watch *watch(const char *name, const char *ports,
                               unsigned hits, int all_ns) {
   struct po_watch *w = po_watch_new(name);
 
-  FUZZ_CHECK(w != NULL);
+  FUZZ_CHECK(w);
   FUZZ_CHECK(po_watch_port_add_string(w, ports, NULL) == 0);
   if (proto)
     FUZZ_CHECK(po_watch_protocol_add(w, proto) == 0);
@@ -51,7 +51,7 @@ static struct po_watch *watch(const char *name, const char *ports,
 static struct po_watchset *new_set(void) {
   struct po_watchset *set = po_watchset_new();
 
-  FUZZ_CHECK(set != NULL);
+  FUZZ_CHECK(set);
   FUZZ_CHECK(po_watchset_add(set, watch("web", "80,443", NULL, NULL, 1, 0)) ==
              0);
   FUZZ_CHECK(
@@ -79,11 +79,11 @@ static char *read_whole(const char *path, size_t *len) {
   char *buf;
   long n;
 
-  FUZZ_CHECK(f != NULL);
+  FUZZ_CHECK(f);
   FUZZ_CHECK(fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0);
   rewind(f);
   buf = malloc((size_t)n + 1);
-  FUZZ_CHECK(buf != NULL);
+  FUZZ_CHECK(buf);
   FUZZ_CHECK(fread(buf, 1, (size_t)n, f) == (size_t)n);
   fclose(f);
   *len = (size_t)n;
@@ -93,21 +93,21 @@ static char *read_whole(const char *path, size_t *len) {
 static void check_events(const struct po_events *ev) {
   for (size_t i = 0; i < ev->len; i++) {
     const struct po_event *e = &ev->v[i];
-    size_t len = strnlen(e->message, sizeof e->message);
+    size_t len = strnlen(e->message, sizeof(e->message));
     yajl_val v;
 
     FUZZ_CHECK(len > 0 && len < PO_MESSAGE_MAX);
     FUZZ_CHECK(fuzz_clean_text(e->message, len));
-    FUZZ_CHECK(e->owners != NULL);
+    FUZZ_CHECK(e->owners);
     v = yajl_tree_parse(e->owners, NULL, 0);
-    FUZZ_CHECK(v != NULL && YAJL_IS_ARRAY(v));
+    FUZZ_CHECK(v && YAJL_IS_ARRAY(v));
     FUZZ_CHECK(
         YAJL_GET_ARRAY(v)->len ==
         (e->owners_total < PO_OWNERS_MAX ? e->owners_total : PO_OWNERS_MAX));
     yajl_tree_free(v);
     if (e->previous_owners) {
       v = yajl_tree_parse(e->previous_owners, NULL, 0);
-      FUZZ_CHECK(v != NULL && YAJL_IS_ARRAY(v));
+      FUZZ_CHECK(v && YAJL_IS_ARRAY(v));
       yajl_tree_free(v);
     }
   }
@@ -154,10 +154,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct po_watchset *a = new_set(), *b;
   int r;
 
-  snprintf(in, sizeof in, "%s/in", fuzz_tmpdir());
-  snprintf(out, sizeof out, "%s/out", fuzz_tmpdir());
-  snprintf(out2, sizeof out2, "%s/out2", fuzz_tmpdir());
-  snprintf(fresh, sizeof fresh, "%s/fresh", fuzz_tmpdir());
+  snprintf(in, sizeof(in), "%s/in", fuzz_tmpdir());
+  snprintf(out, sizeof(out), "%s/out", fuzz_tmpdir());
+  snprintf(out2, sizeof(out2), "%s/out2", fuzz_tmpdir());
+  snprintf(fresh, sizeof(fresh), "%s/fresh", fuzz_tmpdir());
   write_file(in, data, size);
 
   r = po_state_load(a, in, "boot-1");

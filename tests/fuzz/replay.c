@@ -24,7 +24,7 @@ static int replay_file(const char *path, size_t *count) {
   unsigned char *buf = NULL;
   size_t len = 0, cap = 0;
 
-  if (f == NULL) {
+  if (!f) {
     fprintf(stderr, "replay: %s: %s\n", path, strerror(errno));
     return -1;
   }
@@ -32,7 +32,7 @@ static int replay_file(const char *path, size_t *count) {
     size_t n;
     if (len == cap) {
       unsigned char *nb = realloc(buf, cap ? cap * 2 : 4096);
-      if (nb == NULL) {
+      if (!nb) {
         fclose(f);
         free(buf);
         fprintf(stderr, "replay: %s: out of memory\n", path);
@@ -57,7 +57,7 @@ static int replay_file(const char *path, size_t *count) {
    * memory checker see reads past the end. */
   {
     unsigned char *exact = malloc(len ? len : 1);
-    if (exact == NULL) {
+    if (!exact) {
       free(buf);
       return -1;
     }
@@ -95,8 +95,8 @@ static int replay_path(const char *path, size_t *count) {
     char sub[4096];
 
     if (names[i]->d_name[0] != '.' &&
-        (size_t)snprintf(sub, sizeof sub, "%s/%s", path, names[i]->d_name) <
-            sizeof sub &&
+        (size_t)snprintf(sub, sizeof(sub), "%s/%s", path, names[i]->d_name) <
+            sizeof(sub) &&
         stat(sub, &st) == 0 && S_ISREG(st.st_mode) &&
         replay_file(sub, count) < 0)
       ret = -1;
@@ -111,7 +111,7 @@ int main(int argc, char **argv) {
   size_t count = 0;
   int ret = 0;
 
-  for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d != NULL;
+  for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d;
        d = strtok_r(NULL, ":", &save)) {
     struct stat st;
     /* A target may have no regressions yet: its directory may not exist. */
