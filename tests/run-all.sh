@@ -4,8 +4,10 @@
 #   test and the fuzz replays under valgrind (make check), the live tests
 #   against ss, the real collectd daemon, a two-daemon fleet, the Grafana
 #   dashboard against a real write_prometheus scrape, the Debian package
-#   (pytest), each fuzz target for a short bounded time (make fuzz-smoke),
-#   and make distcheck; ends with "N passed, N failed".
+#   (pytest), each fuzz target for a fixed seed and run count (make
+#   fuzz-smoke), clang-format and the C dialect (make check-format), and make
+#   distcheck (the tarball's own make check, which also imports every pytest
+#   suite from the unpacked tree); ends with "N passed, N failed".
 # Tests that need root (network namespaces, exec as nobody, dpkg -i) skip
 # with the reason printed when run as another user.
 set -uo pipefail
@@ -52,6 +54,13 @@ step build bash -c 'autoreconf -fi >/dev/null 2>&1 && ./configure -q &&
   exit 1
 }
 
+# One style: clang-format and the C dialect (sizeof(x), !p), every C file.
+if step "make check-format" make -s check-format; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+fi
+
 # Unit tests: each cmocka case counts once.
 step "make check (unit tests under valgrind)" bash -c \
   "make -j$(nproc) check >'$log/check.out' 2>&1"
@@ -71,6 +80,12 @@ if [ $check_rc -ne 0 ]; then
   tail -n 80 tests/test-suite.log 2>/dev/null
   # A crash or valgrind error fails a binary without a cmocka count.
   failed=$((failed + $(grep -cE '^(FAIL|ERROR):' "$log/check.out")))
+  # So does a failure outside the test binaries (the pytest import check,
+  # a build error): make check failed, so something counts as failed.
+  if ! grep -qE '^(FAIL|ERROR):' "$log/check.out"; then
+    tail -n 40 "$log/check.out"
+    failed=$((failed + 1))
+  fi
 fi
 
 # Live tests: real listeners, ss, and the real collectd daemon.
