@@ -26,7 +26,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/inet_diag.h>
@@ -47,6 +46,7 @@
 #include "portowner/resolve.h"
 #include "portowner/snapshot.h"
 #include "portowner/table.h"
+#include "fixture.h"
 
 static char self_exe[PATH_MAX];
 static uint64_t seed;
@@ -312,16 +312,11 @@ struct fproc {
   uint64_t fd[FX_FDS]; /* 0: closed; ~0: a pipe; else a socket inode */
 };
 
-struct fsock {
-  uint64_t inode; /* 0: slot free */
-  uint16_t port;
-};
-
 struct fixture {
   char root[64];
   struct fproc p[FX_PROCS];
-  struct fsock s[FX_SOCKS];
-  int dead[FX_PROCS]; /* pids free for reuse */
+  struct fx_listener s[FX_SOCKS]; /* inode 0: slot free */
+  int dead[FX_PROCS];             /* pids free for reuse */
   int ndead;
   int next_pid;
   uint64_t next_inode, clock;
@@ -331,81 +326,29 @@ struct fixture {
 static const uint16_t fx_ports[] = {8001, 8002, 8003, 9999};
 static const struct po_range fx_watch[] = {{8001, 8003}};
 
-static int rm_one(const char *path, const struct stat *sb, int type,
-                  struct FTW *ftw) {
-  (void)sb;
-  (void)ftw;
-  if (type == FTW_DP || type == FTW_D || type == FTW_DNR)
-    return rmdir(path);
-  return unlink(path);
-}
-
-static void rm_tree(const char *path) {
-  nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void write_file(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  fputs(text, f);
-  assert_int_equal(fclose(f), 0);
-}
-
 /* Writes process slot i as <root>/<pid>/{stat,comm,status,fd/N}. */
 static void fx_write_proc(struct fixture *x, int i) {
   const struct fproc *p = &x->p[i];
-  char path[PATH_MAX], text[512];
 
-  snprintf(path, sizeof(path), "%s/%d", x->root, p->pid);
-  rm_tree(path);
-  assert_int_equal(mkdir(path, 0755), 0);
-  snprintf(path, sizeof(path), "%s/%d/fd", x->root, p->pid);
-  assert_int_equal(mkdir(path, 0755), 0);
-  /* stat: a comm with a space and a ')' makes the parser look for the last
-   * one; start time is field 22. */
-  snprintf(text, sizeof(text),
-           "%d (a) b) S 1 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 %" PRIu64
-           " 0 0\n",
-           p->pid, p->start);
-  snprintf(path, sizeof(path), "%s/%d/stat", x->root, p->pid);
-  write_file(path, text);
-  snprintf(path, sizeof(path), "%s/%d/comm", x->root, p->pid);
-  snprintf(text, sizeof(text), "%s\n", p->comm);
-  write_file(path, text);
-  snprintf(path, sizeof(path), "%s/%d/status", x->root, p->pid);
-  write_file(path, "Name:\tx\nUid:\t0\t0\t0\t0\n");
+  fx_remove(x->root, "%d", p->pid);
+  fx_proc(x->root, p->pid);
+  fx_proc_details(x->root, p->pid, p->comm, 0, p->start);
   for (int k = 0; k < FX_FDS; k++) {
+    char target[32];
+
     if (!p->fd[k])
       continue;
-    if (p->fd[k] == UINT64_MAX)
-      snprintf(text, sizeof(text), "pipe:[%d]", 1000 + k);
-    else
-      snprintf(text, sizeof(text), "socket:[%" PRIu64 "]", p->fd[k]);
-    snprintf(path, sizeof(path), "%s/%d/fd/%d", x->root, p->pid, k);
-    assert_int_equal(symlink(text, path), 0);
+    if (p->fd[k] == UINT64_MAX) {
+      snprintf(target, sizeof(target), "pipe:[%d]", 1000 + k);
+      fx_fd(x->root, p->pid, k, target);
+    } else {
+      fx_sockfd(x->root, p->pid, k, p->fd[k]);
+    }
   }
 }
 
 static void fx_write_table(struct fixture *x) {
-  char path[PATH_MAX], line[256];
-  snprintf(path, sizeof(path), "%s/net/tcp", x->root);
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  fputs("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when "
-        "retrnsmt   uid  timeout inode\n",
-        f);
-  int n = 0;
-  for (int i = 0; i < FX_SOCKS; i++) {
-    if (!x->s[i].inode)
-      continue;
-    snprintf(line, sizeof(line),
-             "%4d: 0100007F:%04X 00000000:0000 0A 00000000:00000000 "
-             "00:00000000 00000000     0        0 %" PRIu64
-             " 1 0000000000000000 100 0 0 10 0\n",
-             n++, x->s[i].port, x->s[i].inode);
-    fputs(line, f);
-  }
-  assert_int_equal(fclose(f), 0);
+  fx_net_tcp(x->root, x->s, FX_SOCKS);
 }
 
 static int fx_alive(const struct fixture *x) {
@@ -464,9 +407,7 @@ static int fx_spawn(struct fixture *x, int parent) {
 }
 
 static void fx_exit(struct fixture *x, int i) {
-  char path[PATH_MAX];
-  snprintf(path, sizeof(path), "%s/%d", x->root, x->p[i].pid);
-  rm_tree(path);
+  fx_remove(x->root, "%d", x->p[i].pid);
   if (x->ndead < FX_PROCS)
     x->dead[x->ndead++] = x->p[i].pid;
   x->p[i].pid = 0;
@@ -595,11 +536,7 @@ static int fx_setup(void **state) {
   struct fixture *x = calloc(1, sizeof(*x));
   if (!x)
     return -1;
-  snprintf(x->root, sizeof(x->root), "/tmp/po-churn-XXXXXX");
-  if (!mkdtemp(x->root)) {
-    free(x);
-    return -1;
-  }
+  fx_root_make(x->root, sizeof(x->root), NULL, "churn");
   *state = x;
   return 0;
 }
@@ -607,16 +544,13 @@ static int fx_setup(void **state) {
 /* Removes the tree even when the test failed. */
 static int fx_teardown(void **state) {
   struct fixture *x = *state;
-  rm_tree(x->root);
+  int rc = fx_root_remove(x->root);
   free(x);
-  return 0;
+  return rc;
 }
 
 static void test_fixture_churn(void **state) {
   struct fixture *x = *state;
-  char path[PATH_MAX];
-  snprintf(path, sizeof(path), "%s/net", x->root);
-  assert_int_equal(mkdir(path, 0755), 0);
   x->next_pid = 100;
   x->next_inode = 5000;
   fx_write_table(x);
@@ -1216,6 +1150,7 @@ int main(int argc, char **argv) {
   printf("# seed %" PRIu64 " (PO_CHURN_SEED=%" PRIu64 " replays this run)\n",
          seed, seed);
   fflush(stdout);
+  fx_set_failure(fx_fail_cmocka);
 
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bytecode),

@@ -1,10 +1,11 @@
 /*
  * portowner: tests of the owner resolver and the process details.
  *
- * Fixture trees are built at run time under a mkdtemp() directory used as
- * proc_root: <root>/<pid>/fd/<n> symlinks to "socket:[INODE]" and the other
- * kinds of links the kernel shows, <root>/<pid>/{comm,status,exe}. The live
- * tests use the real /proc with real sockets held by real processes.
+ * Fixture trees (fixture.h) are built at run time under a mkdtemp()
+ * directory used as proc_root: <root>/<pid>/fd/<n> symlinks to
+ * "socket:[INODE]" and the other kinds of links the kernel shows,
+ * <root>/<pid>/{comm,status,exe}. The live tests use the real /proc with
+ * real sockets held by real processes.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,9 +16,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <grp.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <pwd.h>
@@ -45,6 +44,7 @@
 #include "portowner/proc.h"
 #include "portowner/resolve.h"
 #include "portowner/table.h"
+#include "fixture.h"
 
 static const char *prog_name; /* basename of argv[0] */
 
@@ -55,90 +55,13 @@ struct fx {
   struct po_walk_stats st;
 };
 
-/* ---- fixture tree helpers ---------------------------------------------- */
-
-static void fx_path(const struct fx *f, char *buf, size_t size, const char *fmt,
-                    ...) {
-  va_list ap;
-  int n = snprintf(buf, size, "%s/", f->root);
-  assert_true(n > 0 && (size_t)n < size);
-  va_start(ap, fmt);
-  int m = vsnprintf(buf + n, size - (size_t)n, fmt, ap);
-  va_end(ap);
-  assert_true(m >= 0 && (size_t)(n + m) < size);
-}
-
-static void fx_dir(const struct fx *f, const char *rel) {
-  char p[PATH_MAX];
-  fx_path(f, p, sizeof(p), "%s", rel);
-  assert_int_equal(mkdir(p, 0755), 0);
-}
-
-/* <root>/<pid> and <root>/<pid>/fd */
-static void fx_proc(const struct fx *f, int pid) {
-  char p[PATH_MAX];
-  fx_path(f, p, sizeof(p), "%d", pid);
-  assert_int_equal(mkdir(p, 0755), 0);
-  fx_path(f, p, sizeof(p), "%d/fd", pid);
-  assert_int_equal(mkdir(p, 0755), 0);
-}
-
-static void fx_link(const struct fx *f, const char *target, const char *fmt,
-                    ...) {
-  char rel[PATH_MAX], p[PATH_MAX];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(rel, sizeof(rel), fmt, ap);
-  va_end(ap);
-  fx_path(f, p, sizeof(p), "%s", rel);
-  assert_int_equal(symlink(target, p), 0);
-}
-
-static void fx_fd(const struct fx *f, int pid, int fd, const char *target) {
-  fx_link(f, target, "%d/fd/%d", pid, fd);
-}
-
-static void fx_sockfd(const struct fx *f, int pid, int fd, uint64_t inode) {
-  char target[64];
-  snprintf(target, sizeof(target), "socket:[%" PRIu64 "]", inode);
-  fx_fd(f, pid, fd, target);
-}
-
-static void fx_file(const struct fx *f, const char *rel, const void *data,
-                    size_t len) {
-  char p[PATH_MAX];
-  fx_path(f, p, sizeof(p), "%s", rel);
-  int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  assert_true(fd >= 0);
-  assert_int_equal(write(fd, data, len), (ssize_t)len);
-  assert_int_equal(close(fd), 0);
-}
-
-static int rm_one(const char *path, const struct stat *sb, int type,
-                  struct FTW *ftw) {
-  (void)sb;
-  (void)ftw;
-  if (type == FTW_DP || type == FTW_D || type == FTW_DNR)
-    return rmdir(path);
-  return unlink(path);
-}
-
-/* Gives back the access a test took away (mode 000 fd directories). */
-static int chmod_dir(const char *path, const struct stat *sb, int type,
-                     struct FTW *ftw) {
-  (void)sb;
-  (void)ftw;
-  if (type == FTW_D || type == FTW_DNR)
-    chmod(path, 0700);
-  return 0;
-}
-
 static int setup(void **state) {
   struct fx *f = calloc(1, sizeof(*f));
   if (!f)
     return -1;
-  strcpy(f->root, "/tmp/po-resolve-XXXXXX");
-  if (!mkdtemp(f->root) || !(f->r = po_resolver_new())) {
+  fx_root_make(f->root, sizeof(f->root), NULL, "resolve");
+  if (!(f->r = po_resolver_new())) {
+    fx_root_remove(f->root);
     free(f);
     return -1;
   }
@@ -146,10 +69,10 @@ static int setup(void **state) {
   return 0;
 }
 
+/* Removes the tree, giving back the access a test took away. */
 static int teardown(void **state) {
   struct fx *f = *state;
-  nftw(f->root, chmod_dir, 16, FTW_PHYS);
-  int rc = nftw(f->root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+  int rc = fx_root_remove(f->root);
   po_resolver_free(f->r);
   po_owners_free(&f->out);
   free(f);
@@ -157,15 +80,6 @@ static int teardown(void **state) {
 }
 
 /* ---- table and result helpers ------------------------------------------ */
-
-/* A table built by hand (table.c is not needed). */
-#define TABLE(name, ...)                                                       \
-  struct po_socket name##_v[] = {__VA_ARGS__};                                 \
-  struct po_table name = {.v = name##_v,                                       \
-                          .len = sizeof(name##_v) / sizeof(name##_v[0]),       \
-                          .cap = sizeof(name##_v) / sizeof(name##_v[0])}
-#define SOCK(ino)                                                              \
-  { .inode = (ino), .proto = IPPROTO_TCP, .family = AF_INET }
 
 static int walk(struct fx *f, const struct po_table *t) {
   return po_resolver_walk(f->r, f->root, t, &f->out, &f->st);
@@ -240,13 +154,13 @@ static void test_link_parse(void **state) {
 
 static void test_one_owner(void **state) {
   struct fx *f = *state;
-  fx_proc(f, 100);
-  fx_fd(f, 100, 0, "/dev/null");
-  fx_fd(f, 100, 1, "pipe:[123]");
-  fx_fd(f, 100, 2, "anon_inode:[eventpoll]");
-  fx_sockfd(f, 100, 3, 5000);
-  fx_sockfd(f, 100, 4, 5001); /* a socket nobody asked for */
-  TABLE(t, SOCK(5000));
+  fx_proc(f->root, 100);
+  fx_fd(f->root, 100, 0, "/dev/null");
+  fx_fd(f->root, 100, 1, "pipe:[123]");
+  fx_fd(f->root, 100, 2, "anon_inode:[eventpoll]");
+  fx_sockfd(f->root, 100, 3, 5000);
+  fx_sockfd(f->root, 100, 4, 5001); /* a socket nobody asked for */
+  FX_TABLE(t, FX_SOCK(5000));
 
   assert_int_equal(walk(f, &t), 0);
   assert_int_equal(f->out.len, 1);
@@ -262,17 +176,17 @@ static void test_one_owner(void **state) {
 /* A parent and 4 forked workers that share one listening socket. */
 static void test_shared_by_forked_children(void **state) {
   struct fx *f = *state;
-  fx_proc(f, 200);
-  fx_fd(f, 200, 0, "/dev/null");
-  fx_sockfd(f, 200, 6, 7000);
+  fx_proc(f->root, 200);
+  fx_fd(f->root, 200, 0, "/dev/null");
+  fx_sockfd(f->root, 200, 6, 7000);
   for (int pid = 201; pid <= 204; pid++) {
-    fx_proc(f, pid);
-    fx_fd(f, pid, 0, "/dev/null");
-    fx_fd(f, pid, 1, "pipe:[99]");
-    fx_sockfd(f, pid, 6, 7000);
-    fx_sockfd(f, pid, 9, 7100 + (uint64_t)pid); /* per-child connection */
+    fx_proc(f->root, pid);
+    fx_fd(f->root, pid, 0, "/dev/null");
+    fx_fd(f->root, pid, 1, "pipe:[99]");
+    fx_sockfd(f->root, pid, 6, 7000);
+    fx_sockfd(f->root, pid, 9, 7100 + (uint64_t)pid); /* per-child connection */
   }
-  TABLE(t, SOCK(7000));
+  FX_TABLE(t, FX_SOCK(7000));
 
   assert_int_equal(walk(f, &t), 0);
   assert_int_equal(f->out.len, 5);
@@ -284,13 +198,13 @@ static void test_shared_by_forked_children(void **state) {
 
 static void test_two_sockets(void **state) {
   struct fx *f = *state;
-  fx_proc(f, 300);
-  fx_sockfd(f, 300, 3, 8000);
-  fx_sockfd(f, 300, 4, 8001);
-  fx_proc(f, 301);
-  fx_fd(f, 301, 0, "/dev/null");
-  fx_sockfd(f, 301, 7, 8001);
-  TABLE(t, SOCK(8000), SOCK(8001));
+  fx_proc(f->root, 300);
+  fx_sockfd(f->root, 300, 3, 8000);
+  fx_sockfd(f->root, 300, 4, 8001);
+  fx_proc(f->root, 301);
+  fx_fd(f->root, 301, 0, "/dev/null");
+  fx_sockfd(f->root, 301, 7, 8001);
+  FX_TABLE(t, FX_SOCK(8000), FX_SOCK(8001));
 
   assert_int_equal(walk(f, &t), 0);
   assert_int_equal(f->out.len, 3);
@@ -303,10 +217,10 @@ static void test_two_sockets(void **state) {
 
 static void test_socket_without_owner(void **state) {
   struct fx *f = *state;
-  fx_proc(f, 400);
-  fx_sockfd(f, 400, 3, 9000);
-  fx_sockfd(f, 400, 4, 9002);
-  TABLE(t, SOCK(9000), SOCK(9001));
+  fx_proc(f->root, 400);
+  fx_sockfd(f->root, 400, 3, 9000);
+  fx_sockfd(f->root, 400, 4, 9002);
+  FX_TABLE(t, FX_SOCK(9000), FX_SOCK(9001));
 
   assert_int_equal(walk(f, &t), 0);
   assert_int_equal(f->out.len, 1);
@@ -316,10 +230,10 @@ static void test_socket_without_owner(void **state) {
 
 static void test_inode_zero_never_matched(void **state) {
   struct fx *f = *state;
-  fx_proc(f, 410);
-  fx_sockfd(f, 410, 3, 0);
-  fx_sockfd(f, 410, 4, 9100);
-  TABLE(t, SOCK(0), SOCK(9100));
+  fx_proc(f->root, 410);
+  fx_sockfd(f->root, 410, 3, 0);
+  fx_sockfd(f->root, 410, 4, 9100);
+  FX_TABLE(t, FX_SOCK(0), FX_SOCK(9100));
 
   assert_int_equal(walk(f, &t), 0);
   assert_int_equal(f->out.len, 1);
@@ -327,7 +241,7 @@ static void test_inode_zero_never_matched(void **state) {
   assert_int_equal(owners_of(&f->out, 0), 0);
 
   /* A table of inode 0 only has nothing to find. */
-  TABLE(z, SOCK(0));
+  FX_TABLE(z, FX_SOCK(0));
   f->out.len = 0;
   assert_int_equal(walk(f, &z), 0);
   assert_int_equal(f->out.len, 0);
@@ -339,24 +253,21 @@ static void test_non_numeric_ignored(void **state) {
    * match if they were walked. */
   const char *others[] = {"self", "net", "sys", "1a", "a1"};
   for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
-    char rel[64];
-    fx_dir(f, others[i]);
-    snprintf(rel, sizeof(rel), "%s/fd", others[i]);
-    fx_dir(f, rel);
-    snprintf(rel, sizeof(rel), "%s/fd/3", others[i]);
-    fx_link(f, "socket:[9200]", "%s", rel);
+    fx_mkdir(f->root, "%s", others[i]);
+    fx_mkdir(f->root, "%s/fd", others[i]);
+    fx_symlink(f->root, "socket:[9200]", "%s/fd/3", others[i]);
   }
   /* A numeric name that is a file, and one that is a symlink to a process
    * directory (d_type says it is no directory: never walked). */
-  fx_file(f, "12345", "x", 1);
-  fx_proc(f, 420);
-  fx_link(f, "420", "421");
-  fx_sockfd(f, 420, 5, 9200);
+  fx_write(f->root, "12345", "x", 1);
+  fx_proc(f->root, 420);
+  fx_symlink(f->root, "420", "421");
+  fx_sockfd(f->root, 420, 5, 9200);
   /* Non-numeric entries of an fd directory. */
-  fx_link(f, "socket:[9200]", "420/fd/x");
-  fx_link(f, "socket:[9200]", "420/fd/5a");
-  fx_link(f, "socket:[9200]", "420/fd/-5");
-  TABLE(t, SOCK(9200));
+  fx_symlink(f->root, "socket:[9200]", "420/fd/x");
+  fx_symlink(f->root, "socket:[9200]", "420/fd/5a");
+  fx_symlink(f->root, "socket:[9200]", "420/fd/-5");
+  FX_TABLE(t, FX_SOCK(9200));
 
   assert_int_equal(walk(f, &t), 0);
   assert_int_equal(f->out.len, 1);
@@ -368,12 +279,10 @@ static void test_non_numeric_ignored(void **state) {
 
 static void test_vanished(void **state) {
   struct fx *f = *state;
-  char p[PATH_MAX];
-  fx_path(f, p, sizeof(p), "430");
-  assert_int_equal(mkdir(p, 0755), 0); /* no fd directory: it exited */
-  fx_proc(f, 431);
-  fx_sockfd(f, 431, 3, 9300);
-  TABLE(t, SOCK(9300));
+  fx_mkdir(f->root, "430"); /* no fd directory: it exited */
+  fx_proc(f->root, 431);
+  fx_sockfd(f->root, 431, 3, 9300);
+  FX_TABLE(t, FX_SOCK(9300));
 
   assert_int_equal(walk(f, &t), 0);
   assert_int_equal(f->out.len, 1);
@@ -385,14 +294,14 @@ static void test_vanished(void **state) {
 
 static void test_counts(void **state) {
   struct fx *f = *state;
-  fx_proc(f, 440);
-  fx_fd(f, 440, 0, "/dev/null");
-  fx_fd(f, 440, 1, "/dev/null");
-  fx_proc(f, 441); /* no fds at all, like a zombie */
-  fx_proc(f, 442);
+  fx_proc(f->root, 440);
+  fx_fd(f->root, 440, 0, "/dev/null");
+  fx_fd(f->root, 440, 1, "/dev/null");
+  fx_proc(f->root, 441); /* no fds at all, like a zombie */
+  fx_proc(f->root, 442);
   for (int fd = 0; fd < 5; fd++)
-    fx_fd(f, 442, fd, "pipe:[5]");
-  TABLE(t, SOCK(9400));
+    fx_fd(f->root, 442, fd, "pipe:[5]");
+  FX_TABLE(t, FX_SOCK(9400));
 
   assert_int_equal(walk(f, &t), 0);
   assert_int_equal(f->out.len, 0);
@@ -408,11 +317,11 @@ static void test_counts(void **state) {
 /* Owners are appended; a reused resolver forgets the last walk's inodes. */
 static void test_append_and_reuse(void **state) {
   struct fx *f = *state;
-  fx_proc(f, 450);
-  fx_sockfd(f, 450, 3, 9500);
-  fx_sockfd(f, 450, 4, 9501);
-  TABLE(a, SOCK(9500));
-  TABLE(b, SOCK(1), SOCK(9501), SOCK(2));
+  fx_proc(f->root, 450);
+  fx_sockfd(f->root, 450, 3, 9500);
+  fx_sockfd(f->root, 450, 4, 9501);
+  FX_TABLE(a, FX_SOCK(9500));
+  FX_TABLE(b, FX_SOCK(1), FX_SOCK(9501), FX_SOCK(2));
 
   assert_int_equal(walk(f, &a), 0);
   assert_int_equal(f->out.len, 1);
@@ -425,9 +334,9 @@ static void test_append_and_reuse(void **state) {
 /* A table listing the same inode twice: each entry gets the owner. */
 static void test_duplicate_inode_in_table(void **state) {
   struct fx *f = *state;
-  fx_proc(f, 460);
-  fx_sockfd(f, 460, 3, 9600);
-  TABLE(t, SOCK(9600), SOCK(9601), SOCK(9600));
+  fx_proc(f->root, 460);
+  fx_sockfd(f->root, 460, 3, 9600);
+  FX_TABLE(t, FX_SOCK(9600), FX_SOCK(9601), FX_SOCK(9600));
 
   assert_int_equal(walk(f, &t), 0);
   assert_int_equal(f->out.len, 2);
@@ -442,10 +351,10 @@ static void test_many_sockets(void **state) {
   enum { N = 3000 };
   struct po_socket *v = calloc(N, sizeof(*v));
   assert_non_null(v);
-  fx_proc(f, 470);
+  fx_proc(f->root, 470);
   for (int i = 0; i < N; i++) {
     v[i].inode = 100000 + (uint64_t)i * 3; /* sequential-ish, like sockfs */
-    fx_sockfd(f, 470, 10 + i, v[i].inode);
+    fx_sockfd(f->root, 470, 10 + i, v[i].inode);
   }
   struct po_table t = {.v = v, .len = N, .cap = N};
 
@@ -461,12 +370,12 @@ static void test_many_sockets(void **state) {
 static void test_bad_proc_root(void **state) {
   struct fx *f = *state;
   char p[PATH_MAX];
-  TABLE(t, SOCK(1));
+  FX_TABLE(t, FX_SOCK(1));
 
-  fx_path(f, p, sizeof(p), "missing");
+  fx_path(f->root, p, sizeof(p), "missing");
   assert_int_equal(po_resolver_walk(f->r, p, &t, &f->out, &f->st), -ENOENT);
-  fx_file(f, "file", "x", 1);
-  fx_path(f, p, sizeof(p), "file");
+  fx_write(f->root, "file", "x", 1);
+  fx_path(f->root, p, sizeof(p), "file");
   assert_int_equal(po_resolver_walk(f->r, p, &t, &f->out, &f->st), -ENOTDIR);
   assert_int_equal(f->out.len, 0);
 }
@@ -490,18 +399,18 @@ static void test_denied(void **state) {
    * fails) and that of 482 (mode 0444: it lists, but its links cannot be
    * read, as /proc answers for a process we may not ptrace). */
   assert_int_equal(chmod(f->root, 0755), 0);
-  fx_proc(f, 480);
-  fx_sockfd(f, 480, 3, 9800);
-  fx_proc(f, 481);
-  fx_sockfd(f, 481, 4, 9801);
-  fx_proc(f, 482);
-  fx_sockfd(f, 482, 5, 9800);
-  fx_sockfd(f, 482, 6, 9801);
-  fx_path(f, p, sizeof(p), "480/fd");
+  fx_proc(f->root, 480);
+  fx_sockfd(f->root, 480, 3, 9800);
+  fx_proc(f->root, 481);
+  fx_sockfd(f->root, 481, 4, 9801);
+  fx_proc(f->root, 482);
+  fx_sockfd(f->root, 482, 5, 9800);
+  fx_sockfd(f->root, 482, 6, 9801);
+  fx_path(f->root, p, sizeof(p), "480/fd");
   assert_int_equal(chmod(p, 0), 0);
-  fx_path(f, p, sizeof(p), "482/fd");
+  fx_path(f->root, p, sizeof(p), "482/fd");
   assert_int_equal(chmod(p, 0444), 0);
-  TABLE(t, SOCK(9800), SOCK(9801));
+  FX_TABLE(t, FX_SOCK(9800), FX_SOCK(9801));
 
   /* The same tree walked by someone who may read it: every owner. */
   if (geteuid() == 0) {
@@ -608,7 +517,7 @@ static void test_live_forked_holders(void **state) {
   }
   close(ready[0]);
 
-  TABLE(t, SOCK(0), SOCK((uint64_t)sb.st_ino));
+  FX_TABLE(t, FX_SOCK(0), FX_SOCK((uint64_t)sb.st_ino));
   int rc = po_resolver_walk(f->r, "/proc", &t, &f->out, &f->st);
 
   close(hold[1]);
@@ -658,7 +567,7 @@ static void test_live_not_dumpable(void **state) {
   assert_true(s >= 0);
   struct stat sb;
   assert_int_equal(fstat(s, &sb), 0);
-  TABLE(t, SOCK((uint64_t)sb.st_ino));
+  FX_TABLE(t, FX_SOCK((uint64_t)sb.st_ino));
 
   int hold[2], ready[2];
   assert_int_equal(pipe(hold), 0);
@@ -728,10 +637,10 @@ static const char status_500[] = "Name:\tmy worker\n"
 static void test_proc_fixture(void **state) {
   struct fx *f = *state;
   struct po_proc p;
-  fx_proc(f, 500);
-  fx_file(f, "500/comm", "my worker \xff\n", 12);
-  fx_file(f, "500/status", status_500, sizeof(status_500) - 1);
-  fx_link(f, "/usr/sbin/my daemon", "500/exe");
+  fx_proc(f->root, 500);
+  fx_write(f->root, "500/comm", "my worker \xff\n", 12);
+  fx_write(f->root, "500/status", status_500, sizeof(status_500) - 1);
+  fx_symlink(f->root, "/usr/sbin/my daemon", "500/exe");
 
   assert_int_equal(po_proc_read(f->root, 500, &p), 0);
   assert_int_equal(p.pid, 500);
@@ -751,9 +660,9 @@ static void test_proc_unknown_uid(void **state) {
                                "Gid:\t0\t0\t0\t0\n";
   if (getpwuid(4000000))
     skip(); /* this machine names uid 4000000 */
-  fx_proc(f, 501);
-  fx_file(f, "501/comm", "x", 1); /* no newline */
-  fx_file(f, "501/status", status, sizeof(status) - 1);
+  fx_proc(f->root, 501);
+  fx_write(f->root, "501/comm", "x", 1); /* no newline */
+  fx_write(f->root, "501/status", status, sizeof(status) - 1);
 
   assert_int_equal(po_proc_read(f->root, 501, &p), 0);
   assert_string_equal(p.comm, "x");
@@ -768,8 +677,8 @@ static void test_proc_missing_parts(void **state) {
   struct po_proc p;
 
   /* comm only: no status, no exe. */
-  fx_proc(f, 502);
-  fx_file(f, "502/comm", "\n", 1);
+  fx_proc(f->root, 502);
+  fx_write(f->root, "502/comm", "\n", 1);
   assert_int_equal(po_proc_read(f->root, 502, &p), 0);
   assert_string_equal(p.comm, "");
   assert_true(p.uid == PO_UID_UNKNOWN);
@@ -782,7 +691,7 @@ static void test_proc_missing_parts(void **state) {
                               "Uid:\t1\t99999999999\t1\t1\n",
                               "Uid:\t1\t2x\t1\t1\n"};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    fx_file(f, "502/status", bad[i], strlen(bad[i]));
+    fx_write(f->root, "502/status", bad[i], strlen(bad[i]));
     assert_int_equal(po_proc_read(f->root, 502, &p), 0);
     assert_true(p.uid == PO_UID_UNKNOWN);
     assert_string_equal(p.user, "");
@@ -790,8 +699,8 @@ static void test_proc_missing_parts(void **state) {
   }
 
   /* No comm but a status: still there. */
-  fx_proc(f, 503);
-  fx_file(f, "503/status", status_500, sizeof(status_500) - 1);
+  fx_proc(f->root, 503);
+  fx_write(f->root, "503/status", status_500, sizeof(status_500) - 1);
   assert_int_equal(po_proc_read(f->root, 503, &p), 0);
   assert_string_equal(p.comm, "");
   assert_true(p.uid == 0);
@@ -810,7 +719,7 @@ static void test_proc_gone(void **state) {
 
   /* A directory whose comm and status are gone: the process exited after
    * its directory was opened. */
-  fx_proc(f, 505);
+  fx_proc(f->root, 505);
   assert_int_equal(po_proc_read(f->root, 505, &p), -ENOENT);
   assert_null(p.exe);
   po_proc_release(&p);
@@ -884,6 +793,7 @@ int main(int argc, char **argv) {
   (void)argc;
   const char *slash = strrchr(argv[0], '/');
   prog_name = slash ? slash + 1 : argv[0];
+  fx_set_failure(fx_fail_cmocka);
 
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_link_parse),

@@ -101,36 +101,26 @@ static inline char *fuzz_replaced(const char *s, size_t n) {
 }
 
 #ifdef FUZZ_WANT_TMPDIR
-#include <dirent.h>
 #include <unistd.h>
+
+#include "../fixture.h" /* link tests/fixture.c */
 
 static char fuzz_tmp[512];
 
 static void fuzz_tmpdir_remove(void) {
-  DIR *d = opendir(fuzz_tmp);
-  struct dirent *e;
-
-  if (d) {
-    while ((e = readdir(d)))
-      if (e->d_name[0] != '.' ||
-          (e->d_name[1] != '\0' && (e->d_name[1] != '.' || e->d_name[2])))
-        unlinkat(dirfd(d), e->d_name, 0);
-    closedir(d);
-  }
-  rmdir(fuzz_tmp);
+  fx_root_remove(fuzz_tmp);
 }
 
 /* A private directory for files a target writes, in $PO_FUZZ_TMPDIR, else
- * /dev/shm when writable (fsync() there costs nothing); emptied and removed
- * at exit (libFuzzer ends some runs with _Exit(): run-fuzz.sh removes the
+ * /dev/shm when writable (fsync() there costs nothing); removed with all in
+ * it at exit (libFuzzer ends some runs with _Exit(): run-fuzz.sh removes the
  * PO_FUZZ_TMPDIR it made). */
 static inline const char *fuzz_tmpdir(void) {
   if (fuzz_tmp[0] == '\0') {
     const char *base = getenv("PO_FUZZ_TMPDIR");
-    if (!base)
-      base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(fuzz_tmp, sizeof(fuzz_tmp), "%s/po-fuzz.XXXXXX", base);
-    FUZZ_CHECK(mkdtemp(fuzz_tmp));
+    if (!base && access("/dev/shm", W_OK) == 0)
+      base = "/dev/shm";
+    fx_root_make(fuzz_tmp, sizeof(fuzz_tmp), base, "fuzz");
     atexit(fuzz_tmpdir_remove);
   }
   return fuzz_tmp;

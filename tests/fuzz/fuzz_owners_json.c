@@ -29,9 +29,10 @@
 #include <yajl/yajl_tree.h>
 
 #include "portowner/watch.h"
+#include "../fixture.h"
 #include "fuzz.h"
 
-#define NETNS 4026531840u
+#define NETNS FX_NETNS
 #define MAX_OWNERS 24 /* more than PO_OWNERS_MAX: the cap is exercised */
 
 struct input {
@@ -93,35 +94,20 @@ static void free_owners(struct owners *o) {
 }
 
 /* One tcp4 socket on port 80 held by o's processes, or none (o NULL). */
-struct snap {
-  struct po_snapshot s;
-  struct po_socket sock;
-  struct po_owner owners[MAX_OWNERS];
-};
-
-static void make_snapshot(struct snap *sn, struct owners *o) {
-  memset(sn, 0, sizeof(*sn));
+static void make_snapshot(struct po_snapshot *s, const struct owners *o) {
+  memset(s, 0, sizeof(*s));
   if (!o)
     return;
-  sn->sock.proto = IPPROTO_TCP;
-  sn->sock.family = AF_INET;
-  sn->sock.port = 80;
-  sn->sock.netns = NETNS;
-  sn->sock.inode = 4242;
-  sn->sock.v6only = 0;
-  sn->sock.wqueue = 128;
-  sn->sock.owner_count = o->n;
-  for (size_t i = 0; i < o->n; i++) {
-    sn->owners[i].pid = o->procs[i].pid;
-    sn->owners[i].fd = 3;
-    sn->owners[i].proc = i;
+  {
+    size_t k = fx_snap_sock(s, IPPROTO_TCP, "0.0.0.0", 80);
+
+    for (size_t i = 0; i < o->n; i++) {
+      const struct po_proc *p = &o->procs[i];
+
+      fx_snap_own(s, k, p->pid, p->comm, p->exe, p->uid, p->user);
+    }
   }
-  sn->s.socks.v = &sn->sock;
-  sn->s.socks.len = sn->s.socks.cap = 1;
-  sn->s.owners = sn->owners;
-  sn->s.nowners = o->n;
-  sn->s.procs = o->procs;
-  sn->s.nprocs = o->n;
+  fx_snap_finish(s);
 }
 
 /* A JSON string member that must be name (replaced), or null when unknown. */
@@ -219,12 +205,13 @@ static struct po_watchset *new_set(unsigned flags) {
 }
 
 /* Evaluates sn in set; checks the events and returns them in ev. */
-static void eval(struct po_watchset *set, struct snap *sn, struct po_events *ev,
-                 const struct owners *cur, const struct owners *prev) {
+static void eval(struct po_watchset *set, const struct po_snapshot *s,
+                 struct po_events *ev, const struct owners *cur,
+                 const struct owners *prev) {
   struct po_watch_values v;
 
   po_events_clear(ev);
-  FUZZ_CHECK(po_watchset_eval(set, &sn->s, NETNS, &v, ev) == 0);
+  FUZZ_CHECK(po_watchset_eval(set, s, NETNS, &v, ev) == 0);
   FUZZ_CHECK(v.sockets == (cur ? 1u : 0u));
   FUZZ_CHECK(v.processes == (cur ? cur->n : 0));
   for (size_t i = 0; i < ev->len; i++)
@@ -258,7 +245,7 @@ static int events_equal(const struct po_events *a, const struct po_events *b) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct input in = {data, size};
   struct owners one, two;
-  struct snap empty, s1, s2;
+  struct po_snapshot empty, s1, s2;
   struct po_events ev = {0}, ev2 = {0};
   struct po_watchset *a, *b;
   char path[600], path2[600];
@@ -301,6 +288,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   po_events_free(&ev);
   po_events_free(&ev2);
+  po_snapshot_free(&s1);
+  po_snapshot_free(&s2);
   po_watchset_free(a);
   po_watchset_free(b);
   free_owners(&one);

@@ -9,8 +9,8 @@
  * address in the first 4 bytes only, and for TCP an unknown accept-queue
  * limit; sockets + malformed lines <= lines.
  */
-#include <errno.h>
-#include <fcntl.h>
+#define FUZZ_WANT_TMPDIR
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "portowner/table.h"
+#include "../fixture.h"
 #include "fuzz.h"
 
 #define NETNS 4026531840u
@@ -36,58 +37,24 @@ static const struct {
 };
 #define NFILES (sizeof(files) / sizeof(files[0]))
 
-static char dir[512];
-static int dirfd_ = -1;
+/* fuzz_tmpdir() as a ProcRoot's net/: one file under the four names, so
+ * that one write per input serves them all. */
+static const char *net_dir(void) {
+  static int made;
+  const char *dir = fuzz_tmpdir();
 
-static void remove_dir(void) {
-  for (size_t i = 0; i < NFILES; i++)
-    unlinkat(dirfd_, files[i].name, 0);
-  close(dirfd_);
-  rmdir(dir);
-}
+  if (!made) {
+    fx_write(dir, files[0].name, "", 0);
+    for (size_t i = 1; i < NFILES; i++) {
+      char from[PATH_MAX], to[PATH_MAX];
 
-static int write_all(const char *name, const uint8_t *data, size_t size) {
-  int fd = openat(dirfd_, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-  if (fd < 0)
-    return -1;
-  while (size > 0) {
-    ssize_t n = write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      close(fd);
-      return -1;
+      fx_path(dir, from, sizeof(from), "%s", files[0].name);
+      fx_path(dir, to, sizeof(to), "%s", files[i].name);
+      FUZZ_CHECK(link(from, to) == 0);
     }
-    data += n;
-    size -= (size_t)n;
+    made = 1;
   }
-  return close(fd);
-}
-
-/* A directory of our own for the po_table_read_proc() round. */
-static int setup_dir(void) {
-  const char *base = getenv("PO_FUZZ_TMPDIR");
-
-  if (!base)
-    base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-
-  if (dirfd_ >= 0)
-    return 0;
-  snprintf(dir, sizeof(dir), "%s/po-fuzz-proc.XXXXXX", base);
-  if (!mkdtemp(dir))
-    return -1;
-  dirfd_ = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dirfd_ < 0)
-    return -1;
-  atexit(remove_dir);
-  /* One file under the four names: one write per input. */
-  if (write_all(files[0].name, NULL, 0) < 0)
-    return -1;
-  for (size_t i = 1; i < NFILES; i++)
-    if (linkat(dirfd_, files[0].name, dirfd_, files[i].name, 0) < 0)
-      return -1;
-  return 0;
+  return dir;
 }
 
 static void check_socket(const struct po_socket *s, int proto, int family) {
@@ -143,18 +110,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
 
   /* The same bytes as files, read in pieces by po_table_read_proc(). */
-  if (setup_dir() == 0) {
-    if (write_all(files[0].name, data, size) == 0) {
-      struct po_table t = {0};
-      uint64_t malformed = 0;
-      int r = po_table_read_proc(&t, dir, PO_PROTO_ALL, NETNS, &malformed);
+  {
+    const char *dir = net_dir();
+    struct po_table t = {0};
+    uint64_t malformed = 0;
+    int r;
 
-      FUZZ_CHECK(r == 0);
-      FUZZ_CHECK(t.len == all.len);
-      FUZZ_CHECK(malformed == all_malformed);
-      FUZZ_CHECK(fuzz_tables_equal(t.v, all.v, t.len));
-      po_table_free(&t);
-    }
+    fx_write(dir, files[0].name, data, size);
+    r = po_table_read_proc(&t, dir, PO_PROTO_ALL, NETNS, &malformed);
+    FUZZ_CHECK(r == 0);
+    FUZZ_CHECK(t.len == all.len);
+    FUZZ_CHECK(malformed == all_malformed);
+    FUZZ_CHECK(fuzz_tables_equal(t.v, all.v, t.len));
+    po_table_free(&t);
   }
   po_table_free(&all);
   return 0;

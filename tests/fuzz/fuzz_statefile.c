@@ -27,9 +27,10 @@
 #include <yajl/yajl_tree.h>
 
 #include "portowner/watch.h"
+#include "../fixture.h"
 #include "fuzz.h"
 
-#define NETNS 4026531840u
+#define NETNS FX_NETNS
 
 static struct po_watch *watch(const char *name, const char *ports,
                               const char *proto, const char *addr,
@@ -116,27 +117,14 @@ static void check_events(const struct po_events *ev) {
 /* The restored state drives the state machine: a listener on 80 owned by
  * one process, then nothing. */
 static void run(struct po_watchset *set) {
-  struct po_proc proc = {
-      .pid = 4321, .uid = 33, .comm = "nginx", .user = "www-data"};
-  struct po_socket sock = {.inode = 99,
-                           .netns = NETNS,
-                           .port = 80,
-                           .proto = IPPROTO_TCP,
-                           .family = AF_INET,
-                           .wqueue = 511,
-                           .owner_count = 1};
-  struct po_owner owner = {.pid = 4321, .fd = 6};
   struct po_snapshot s = {0}, none = {0};
   struct po_watch_values v[3];
   struct po_events ev = {0};
 
   FUZZ_CHECK(po_watchset_len(set) == 3);
-  s.socks.v = &sock;
-  s.socks.len = s.socks.cap = 1;
-  s.owners = &owner;
-  s.nowners = 1;
-  s.procs = &proc;
-  s.nprocs = 1;
+  fx_snap_own(&s, fx_snap_sock(&s, IPPROTO_TCP, "0.0.0.0", 80), 4321, "nginx",
+              NULL, 33, "www-data");
+  fx_snap_finish(&s);
   FUZZ_CHECK(po_watchset_eval(set, &s, NETNS, v, &ev) == 0);
   FUZZ_CHECK(v[0].sockets == 1 && v[0].processes == 1);
   check_events(&ev);
@@ -147,6 +135,7 @@ static void run(struct po_watchset *set) {
     po_events_clear(&ev);
   }
   po_events_free(&ev);
+  po_snapshot_free(&s);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -73,10 +73,12 @@ for c in "${core[@]}"; do
   }
   objs+=("$out/bin/core/$c.o")
 done
+# Every target links the fixtures the tests share (tests/fixture.c).
 for t in "${targets[@]}"; do
   # shellcheck disable=SC2086
   "$clang" "${cflags[@]}" $yajl_cflags -fsanitize=fuzzer,address,undefined \
-    -o "$out/bin/$t" "$src/tests/fuzz/$t.c" "${objs[@]}" $yajl_libs || {
+    -o "$out/bin/$t" "$src/tests/fuzz/$t.c" "$src/tests/fixture.c" \
+    "${objs[@]}" $yajl_libs || {
     echo "run-fuzz.sh: cannot build $t (is libclang-rt-14-dev installed?)" >&2
     exit 1
   }
