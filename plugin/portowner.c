@@ -664,12 +664,10 @@ static void save_state(void) {
 
 static int po_read(void) {
   struct po_snapshot s;
-  uint64_t own = 0;
   cdtime_t now;
   size_t n = po_watchset_len(watches);
   int err;
 
-  po_netns_self(po_ctx_proc_root(ctx), &own);
   err = po_snapshot_take(ctx, &query, &s);
   if (err) {
     c_complain(LOG_ERR, &snapshot_complaint,
@@ -684,7 +682,7 @@ static int po_read(void) {
   now = cdtime();
   submit_self(&s.stats, now);
   po_events_clear(&events);
-  err = po_watchset_eval(watches, &s, own, values, &events);
+  err = po_watchset_eval(watches, &s, s.netns, values, &events);
   po_snapshot_free(&s);
   if (err) {
     ERROR(PFX "evaluating the snapshot failed: %s", STRERROR(-err));

@@ -416,14 +416,14 @@ int po_snapshot_take(struct po_ctx *ctx, const struct po_query *q,
                      struct po_snapshot *s) {
   unsigned mask = q->mask ? q->mask & PO_PROTO_ALL : PO_PROTO_ALL;
   struct po_owners owners = {0};
-  uint64_t own, start, now;
+  uint64_t start, now;
   int err;
 
   memset(s, 0, sizeof(*s));
-  own = own_netns(ctx);
+  s->netns = own_netns(ctx);
 
   po_table_clear(&ctx->scratch);
-  err = read_own(ctx, q, mask, own, s);
+  err = read_own(ctx, q, mask, s->netns, s);
   if (!err)
     err = table_filter(&s->socks, &ctx->scratch, q, mask);
   if (err)
@@ -434,7 +434,7 @@ int po_snapshot_take(struct po_ctx *ctx, const struct po_query *q,
     struct ns_entry *ns = NULL;
     size_t nns = 0;
 
-    err = list_namespaces(ctx, own, &ns, &nns);
+    err = list_namespaces(ctx, s->netns, &ns, &nns);
     if (err)
       return err;
     for (size_t i = 0; i < nns && !err; i++) {

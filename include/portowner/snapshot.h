@@ -50,6 +50,10 @@ struct po_stats {
 };
 
 struct po_snapshot {
+  uint64_t netns;          /* the network namespace read as the caller's
+                              own: the calling thread's (po_netns_self()),
+                              0 when unknown. A socket of it has this
+                              netns; AllNamespaces adds sockets of others */
   struct po_table socks;   /* sorted (po_table_sort); owner_first/count set */
   struct po_owner *owners; /* grouped by socket, then by pid, then fd */
   size_t nowners;
@@ -98,7 +102,8 @@ void po_ctx_request_full_scan(struct po_ctx *ctx);
 /*
  * Takes a snapshot of the listening sockets that match q, with their owners
  * and the owners' process details, into *s (which it initialises; free with
- * po_snapshot_free even on failure).
+ * po_snapshot_free even on failure). s->netns is the namespace it read as
+ * its own: what po_watchset_eval() takes as own_netns.
  * With PO_SOURCE_AUTO, netlink is used and /proc/net is read instead when
  * netlink is not available (EOPNOTSUPP, EPROTONOSUPPORT, EACCES, EPERM).
  * Returns 0, or -errno when the caller's own listener table cannot be read
@@ -111,8 +116,9 @@ void po_snapshot_free(struct po_snapshot *s);
 
 /*
  * The inode of the calling thread's network namespace as proc_root shows it
- * (<proc_root>/thread-self/ns/net, else self/ns/net): the netns of the
- * sockets po_snapshot_take() reads as its own. Returns 0 or -errno.
+ * (<proc_root>/thread-self/ns/net, else self/ns/net): what
+ * po_snapshot_take() reads as its own and leaves in s->netns. Returns 0 or
+ * -errno.
  */
 int po_netns_self(const char *proc_root, uint64_t *netns);
 
