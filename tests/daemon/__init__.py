@@ -1,2 +1,2 @@
-# A package, so that these modules (conftest, harness, test_*) do not clash
-# with same-named modules of other test directories in one pytest run.
+# A package, so that these modules (conftest, test_*) do not clash with
+# same-named modules of other test directories in one pytest run.

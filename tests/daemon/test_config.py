@@ -11,10 +11,14 @@ import re
 
 import pytest
 
-from . import harness as H
-from .harness import Raw, block, portowner_conf
+from lib import collectd, env, waits
+from lib.collectd import Raw, block, portowner_conf
 
-pytestmark = pytest.mark.usefixtures("portowner")
+pytestmark = [
+    pytest.mark.requires_root("exec runs the notification recorder as nobody"),
+    pytest.mark.requires_collectd("logfile", "unixsock", "csv", "exec"),
+    pytest.mark.requires_build("portowner.so"),
+]
 
 P = 20022  # never bound: -T only reads, a missing listener is fine
 
@@ -78,20 +82,20 @@ def test_good_base_loads(work):
                           block("bk-ok2", **good_base(Port=[P, "8000-8099", "ssh"],
                                                       Protocol=["tcp4", "udp6"],
                                                       Address=["0.0.0.0", "::"])))
-    rc, lines = H.collectd_test_config(work, body)
+    rc, lines = collectd.collectd_test_config(work, body)
     assert rc == 0, "\n".join(lines)
-    assert H.unexpected_log_lines(lines, H.TEST_MODE_EXPECTED) == [], "\n".join(lines)
+    assert collectd.unexpected_log_lines(lines, collectd.TEST_MODE_EXPECTED) == [], "\n".join(lines)
 
 
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_config_is_an_error_naming_the_key(work, case):
     body, must = BAD[case]
-    rc, lines = H.collectd_test_config(work, body)
+    rc, lines = collectd.collectd_test_config(work, body)
     log = "\n".join(lines)
     assert rc == 1, "collectd -T exited %d, not 1:\n%s" % (rc, log)
     hits = []
     for line in lines:
-        msg = H.strip_log_prefix(line)
+        msg = collectd.strip_log_prefix(line)
         msg = re.sub(r"^portowner plugin:\s*", "", msg)
         if all(re.search(m, msg) for m in must):
             hits.append(line)
@@ -104,27 +108,26 @@ def test_bad_config_is_an_error_naming_the_key(work, case):
 
 def test_contrib_example_loads(work):
     """contrib/portowner.conf, verbatim, loads with collectd -T."""
-    assert os.path.isfile(H.CONTRIB_CONF), H.CONTRIB_CONF
-    rc, lines = H.collectd_test_config(work, 'Include %s\n' % H.q(H.CONTRIB_CONF))
+    assert os.path.isfile(env.CONTRIB_CONF), env.CONTRIB_CONF
+    rc, lines = collectd.collectd_test_config(work, 'Include %s\n' % collectd.q(env.CONTRIB_CONF))
     assert rc == 0, "\n".join(lines)
-    assert H.unexpected_log_lines(lines, H.TEST_MODE_EXPECTED) == [], "\n".join(lines)
+    assert collectd.unexpected_log_lines(lines, collectd.TEST_MODE_EXPECTED) == [], "\n".join(lines)
 
 
 def test_contrib_example_runs(daemon):
     """...and in the running daemon it reports every block's values."""
-    d = daemon('Include %s\n' % H.q(H.CONTRIB_CONF)).start()
-    with open(H.CONTRIB_CONF) as f:
+    d = daemon('Include %s\n' % collectd.q(env.CONTRIB_CONF)).start()
+    with open(env.CONTRIB_CONF) as f:
         text = f.read()
     blocks = re.findall(r'^\s*<Port\s+"([^"]+)"\s*>(.*?)</Port>', text,
                         re.M | re.S)
-    assert blocks, "no <Port> block in %s" % H.CONTRIB_CONF
+    assert blocks, "no <Port> block in %s" % env.CONTRIB_CONF
     for name, body in blocks:
         protos = re.findall(r'^\s*Protocol\s+(.*)$', body, re.M)
         udp_only = protos and all("udp" in p for p in protos[0].split())
         # The accept queue is TCP's: a UDP-only block may leave it out.
-        wanted = [v for v in H.VALUE_NAMES
+        wanted = [v for v in collectd.VALUE_NAMES
                   if not (udp_only and v.startswith("queue_length"))]
-        for v in wanted:
-            H.wait_for(lambda: d.getval(H.ident(name, v)) is not None, 10,
-                       H.ident(name, v), lambda: sorted(d.listval()))
+        # Every value of one read of the block.
+        waits.read(d, name, names=wanted)
     d.stop()

@@ -3,7 +3,7 @@ import re
 import urllib.error
 import urllib.request
 
-from daemon import harness as H
+from lib import waits
 
 _SAMPLE = re.compile(
     r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+(-?\d+))?\s*$')
@@ -50,7 +50,7 @@ def scrape(port, host="127.0.0.1"):
     server does not answer (yet)."""
     url = "http://%s:%d/metrics" % (host, port)
     try:
-        with urllib.request.urlopen(url, timeout=H.timeout(5)) as r:
+        with urllib.request.urlopen(url, timeout=waits.timeout(5)) as r:
             assert r.status == 200, "%s: HTTP %d" % (url, r.status)
             return parse(r.read().decode("utf-8"))
     except (urllib.error.URLError, ConnectionError):
@@ -75,9 +75,33 @@ def wait_sample(port, name, value=None, timeout_s=10, **labels):
             hits = [s for s in hits if s.value == value]
         return hits[0] if hits else None
 
-    return H.wait_for(found, timeout_s, "%s%s%s in the scrape of port %d" % (
+    return waits.wait_for(found, timeout_s, "%s%s%s in the scrape of port %d" % (
         name, labels, "" if value is None else " == %s" % value, port),
         lambda: last)
+
+
+def wait_scrape(port, pred, what, timeout_s=10):
+    """Waits until a scrape of port satisfies pred(samples); returns the
+    samples."""
+    last = []
+
+    def found():
+        samples = scrape(port)
+        last[:] = [s for s in samples or [] if "portowner" in s.name]
+        return samples if samples is not None and pred(samples) else None
+
+    return waits.wait_for(found, timeout_s, "%s in the scrape of port %d"
+                          % (what, port), lambda: last)
+
+
+def newest_read(samples, prefix="collectd_portowner"):
+    """The samples of the newest read: write_prometheus stamps each sample
+    with its value's time (ms); those of one read share it."""
+    mine = [s for s in samples if s.name.startswith(prefix) and s.ts]
+    if not mine:
+        return []
+    t = max(int(s.ts) for s in mine)
+    return [s for s in mine if int(s.ts) == t]
 
 
 # write_prometheus (collectd 5.12) with libmicrohttpd >= 0.9.71 logs this at

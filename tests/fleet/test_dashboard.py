@@ -9,13 +9,27 @@ import re
 
 import pytest
 
-from daemon import harness as H
-from daemon.harness import block, portowner_conf
+from lib import collectd, env, listeners
+from lib.collectd import block, portowner_conf
 
 from . import prom
 
-DASHBOARD = os.path.join(H.SRCDIR, "contrib", "grafana", "portowner.json")
+DASHBOARD = os.path.join(env.SRCDIR, "contrib", "grafana", "portowner.json")
+# One read: 5 values for each of the two blocks, 5 of the plugin's own.
+SERIES_PER_READ = 15
 DS_VAR = "DS_PROMETHEUS"
+
+
+def needs_daemon(test):
+    """What the scrape needs: a real collectd with portowner and
+    write_prometheus."""
+    for mark in (pytest.mark.requires_root("the daemon harness runs exec as nobody"),
+                 pytest.mark.requires_collectd("logfile", "unixsock",
+                                               "write_prometheus", "exec"),
+                 pytest.mark.requires_build("portowner.so", "po-listen")):
+        test = mark(test)
+    return test
+
 
 # PromQL words that are not metric names (the dashboard's queries may use
 # these; anything else bare is taken for a metric and checked).
@@ -142,48 +156,52 @@ def test_dashboard_is_an_importable_grafana_dashboard(dashboard):
 
 
 @pytest.fixture(scope="module")
-def scrape(request):
+def scrape():
     """(samples, listener) of a collectd running portowner with a block
-    that has a listener ("web") and one that has none ("down")."""
-    from .conftest import expect_environment_noise
-    if os.geteuid() != 0:
-        pytest.skip("needs root (the daemon harness runs exec as nobody)")
-    work = H.Workdir()
-    l = H.Listener("tcp4:127.0.0.1:0", backlog=64, logdir=work.path)
-    prom_port = H.free_port()
+    that has a listener ("web") and one that has none ("down"): a scrape in
+    which every series of one read (one time stamp) is there."""
+    work = collectd.Workdir()
+    l = listeners.Listener("tcp4:127.0.0.1:%d" % listeners.free_port(),
+                           backlog=64, logdir=work.path)
+    prom_port = listeners.free_port()
     body = portowner_conf(block("web", Port=l.port, Protocol="tcp4"),
-                          block("down", Port=H.free_port(), Protocol="tcp4")) + """
+                          block("down", Port=listeners.free_port(),
+                                Protocol="tcp4")) + """
 LoadPlugin write_prometheus
 <Plugin write_prometheus>
   Host "127.0.0.1"
   Port "%d"
 </Plugin>
 """ % prom_port
-    d = H.Collectd(work, body, csv=False)
-    expect_environment_noise(d)
+    d = collectd.Collectd(work, body, csv=False)
+    d.expect_log(collectd.UNIXSOCK_RACE)
     d.expect_log(prom.MHD_LOGGER_NOISE)
-    d.start()
     ok = False
     try:
-        prom.wait_sample(prom_port, "collectd_portowner_queue_length",
-                         portowner="web", type="accept_max", value=64)
-        prom.wait_sample(prom_port, "collectd_portowner_count",
-                         portowner="web", type="processes", value=1)
-        samples = prom.scrape(prom_port)
+        d.start()
+
+        # The values of one read reach write_prometheus one by one: wait for
+        # a scrape where one read has them all, the listener counted.
+        def one_whole_read(samples):
+            read = {(s.name, s.labels.get("portowner"), s.labels.get("type")): s.value
+                    for s in prom.newest_read(samples)}
+            return (len(read) >= SERIES_PER_READ and
+                    read.get(("collectd_portowner_count", "web", "processes")) == 1 and
+                    read.get(("collectd_portowner_queue_length", "web",
+                              "accept_max")) == 64)
+
+        samples = prom.wait_scrape(prom_port, one_whole_read,
+                                   "the %d series of one read" % SERIES_PER_READ)
         yield samples, l
         ok = True
     finally:
-        if d.running():
-            if ok:
-                d.stop()  # exit 0 and a clean log
-            else:
-                print("\n".join(d.log_lines()[-60:]))
-                d.kill()
-        l.cleanup()
-        if ok:
-            work.remove()
+        try:
+            collectd.finish_daemons([d], [work], failed=not ok)
+        finally:
+            l.cleanup()
 
 
+@needs_daemon
 def test_write_prometheus_exports_the_documented_names(scrape):
     """What the README documents: two metric families per block and the
     self-metrics, labels portowner (block), type (value) and instance
@@ -205,13 +223,14 @@ def test_write_prometheus_exports_the_documented_names(scrape):
         sorted(got)
     for value, labels in got.values():
         assert set(labels) == {"portowner", "type", "instance"}, labels
-        assert labels["instance"] == H.HOST, labels
+        assert labels["instance"] == collectd.HOST, labels
     assert got[("collectd_portowner_count", "web", "sockets")][0] == 1
     assert got[("collectd_portowner_count", "web", "processes")][0] == 1
     assert got[("collectd_portowner_count", "down", "sockets")][0] == 0
     assert got[("collectd_portowner_queue_length", "web", "accept_max")][0] == 64
 
 
+@needs_daemon
 def test_every_query_of_the_dashboard_finds_its_series(dashboard, scrape):
     samples, l = scrape
     checked = []
@@ -249,6 +268,7 @@ def test_every_query_of_the_dashboard_finds_its_series(dashboard, scrape):
     assert len(checked) >= 8, checked
 
 
+@needs_daemon
 def test_the_ports_with_no_listener_query_lists_the_down_port(dashboard, scrape):
     """`SELECTOR == 0`, evaluated on the scrape, is the block without a
     listener and not the one with."""

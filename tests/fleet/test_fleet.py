@@ -8,13 +8,21 @@ the central host is the message: it must name the protocol, the port, the
 block and the owner (comm and pid) by itself.
 """
 import re
+import time
 
 import pytest
 
-from daemon import harness as H
-from daemon.harness import block, ident, portowner_conf
+from lib import collectd, env, listeners, waits
+from lib.collectd import block, ident, portowner_conf
 
 from . import prom
+
+pytestmark = [
+    pytest.mark.requires_root("exec runs the notification recorder as nobody"),
+    pytest.mark.requires_collectd("logfile", "unixsock", "exec", "network",
+                                  "write_prometheus"),
+    pytest.mark.requires_build("portowner.so", "po-listen"),
+]
 
 AGENT = "po-agent-1"
 CENTRAL = "po-central"
@@ -31,7 +39,7 @@ def agent_conf(server_port, *blocks):
 <Plugin network>
   Server "127.0.0.1" "%d"
 </Plugin>
-""" % (H.INTERVAL, server_port)
+""" % (collectd.INTERVAL, server_port)
 
 
 def central_conf(listen_port, prom_port):
@@ -52,8 +60,8 @@ LoadPlugin write_prometheus
 def fleet(daemons):
     """(agent factory, central daemon, prometheus port): the central daemon
     is started; the agent is made by agent(*blocks) and started."""
-    net_port = H.free_port()
-    prom_port = H.free_port()
+    net_port = listeners.free_port()
+    prom_port = listeners.free_port()
     central = daemons(central_conf(net_port, prom_port), hostname=CENTRAL,
                       csv=False)
     central.expect_log(prom.MHD_LOGGER_NOISE)
@@ -75,25 +83,27 @@ def from_agent(central, **match):
 
 
 def wait_from_agent(central, timeout_s=10, **match):
-    return H.wait_for(lambda: from_agent(central, **match), timeout_s,
-                      "a notification from %s matching %s at the central "
-                      "daemon" % (AGENT, match),
-                      lambda: [H.short(n) for n in central.notifications()])[0]
+    return waits.wait_for(lambda: from_agent(central, **match), timeout_s,
+                          "a notification from %s matching %s at the central "
+                          "daemon" % (AGENT, match),
+                          lambda: [collectd.short(n) for n in central.notifications()])[0]
 
 
-def values(d, instance, names=H.VALUE_NAMES):
-    """{name: value} of the agent's portowner-INSTANCE values in d's cache
-    (the agent's own, or the central daemon's copy)."""
-    return {k: d.value(ident(instance, k, host=AGENT)) for k in names}
+def wait_read(d, instance, expected):
+    """The values of one read of the agent's portowner-INSTANCE in d's
+    cache (the agent's own, or the central daemon's copy) once they are
+    expected."""
+    return waits.wait_read(d, instance, expected, host=AGENT)
 
 
-def wait_values(d, instance, expected, timeout_s=10):
-    """Waits until d has every value of expected for the agent's block.
-    Polls every 0.1 s (see conftest.UNIXSOCK_RACE)."""
-    return H.wait_for(lambda: (lambda v: v == expected and v)(
-        values(d, instance, expected)), timeout_s,
-        "%s to have %s/portowner-%s %s" % (d.hostname, AGENT, instance, expected),
-        lambda: values(d, instance, expected), step=0.1)
+def sync(agent, central, instance):
+    """Every notification the agent sent so far (up to and with its read
+    after the last one the test saw of portowner-INSTANCE) is recorded at
+    the central daemon: a sentinel sent through the agent arrives after
+    them (the network plugin sends a notification when it is dispatched,
+    and receives and dispatches in order)."""
+    waits.sync_notifications(central, via=agent, reads_of=ident(
+        instance, "count-sockets", host=AGENT))
 
 
 def owner_text(listener):
@@ -106,20 +116,23 @@ def owner_text(listener):
 
 def test_values_and_listener_notifications_reach_the_central_daemon(fleet, listen):
     agent, central, prom_port = fleet
-    l = listen("tcp4:127.0.0.1:0")
+    # A port below the ephemeral range, reserved: free again for the second
+    # listener below (a client connection cannot take it meanwhile).
+    l = listen("tcp4:127.0.0.1:%d" % listeners.free_port())
     port = l.port
     a = agent(block("web", Port=port, Protocol="tcp4"))
 
     # The agent's values, under the agent's host name, at the central host:
     # the same five values the agent has in its own cache.
-    wait_values(a, "web", {"count-sockets": 1, "count-processes": 1,
-                           "count-unowned": 0, "queue_length-accept": 0})
-    expected = values(a, "web")
+    expected = wait_read(a, "web", {"count-sockets": 1, "count-processes": 1,
+                                    "count-unowned": 0,
+                                    "queue_length-accept": 0}).values
     assert expected["queue_length-accept_max"] > 0, expected
-    got = wait_values(central, "web", expected)
+    got = wait_read(central, "web", expected).values
     assert got == expected
     names = central.listval()
-    assert all(ident("web", k, host=AGENT) in names for k in H.VALUE_NAMES), names
+    assert all(ident("web", k, host=AGENT) in names
+               for k in collectd.VALUE_NAMES), names
     # Only the agent runs portowner: the central host has no values of its own.
     assert not [n for n in names if n.startswith(CENTRAL + "/portowner")], names
 
@@ -130,7 +143,8 @@ def test_values_and_listener_notifications_reach_the_central_daemon(fleet, liste
 
     # The listener dies: FAILURE at the central host, and the message alone
     # says what, where and who held it.
-    gone = l.stop()
+    before = time.time()
+    l.stop()
     fail = wait_from_agent(central, severity="FAILURE", plugin_instance="web",
                            type="count", type_instance="listener")
     msg = fail["message"]
@@ -138,8 +152,9 @@ def test_values_and_listener_notifications_reach_the_central_daemon(fleet, liste
     assert "(web)" in msg, msg
     assert owner_text(l) in msg, msg
     assert "lost its listener" in msg, msg
-    assert fail["time"] >= gone - 1, (fail, gone)
-    wait_values(central, "web", {"count-sockets": 0, "count-processes": 0})
+    # Dated by the read that found the port empty, after the listener went.
+    assert fail["time"] >= before, (fail, before)
+    wait_read(central, "web", {"count-sockets": 0, "count-processes": 0})
     prom.wait_sample(prom_port, "collectd_portowner_count", value=0,
                      portowner="web", type="sockets", instance=AGENT)
 
@@ -151,12 +166,12 @@ def test_values_and_listener_notifications_reach_the_central_daemon(fleet, liste
     assert "tcp4/%d" % port in msg and "(web)" in msg, msg
     assert owner_text(l2) in msg, msg
     assert "[%d]" % l.pid not in msg, msg
-    wait_values(central, "web", {"count-sockets": 1, "count-processes": 1})
+    wait_read(central, "web", {"count-sockets": 1, "count-processes": 1})
 
     # Exactly one FAILURE and one OKAY crossed the network: the condition is
     # sent when it begins and when it ends, not every interval.
-    a.wait_reads(ident("web", "count-sockets", host=AGENT), 5)
-    central.sync_notifications()
+    waits.wait_reads(a, ident("web", "count-sockets", host=AGENT), 5)
+    sync(a, central, "web")
     got = [(n["severity"], n["type_instance"])
            for n in from_agent(central, plugin_instance="web")]
     assert got == [("FAILURE", "listener"), ("OKAY", "listener")], got
@@ -167,19 +182,19 @@ def test_values_and_listener_notifications_reach_the_central_daemon(fleet, liste
 
 def test_owner_change_and_unexpected_owner_reach_the_central_daemon(fleet, listen):
     agent, central, prom_port = fleet
-    old = listen("tcp4:127.0.0.1:0")
+    old = listen("tcp4:127.0.0.1:%d" % listeners.free_port())
     port = old.port
     # Hits 25 (5 s at Interval 0.2): the swap below is an owner change, not
     # a loss followed by a return.
     a = agent(block("api", Port=port, Protocol="tcp4", Hits=25,
                     ExpectUser="root"))
-    wait_values(central, "api", {"count-sockets": 1, "count-processes": 1})
+    wait_read(central, "api", {"count-sockets": 1, "count-processes": 1})
 
     # The service comes back under another user: a restart (every pid
     # replaced, other user) and an owner the config does not expect.
     old.stop()
-    new = listen("tcp4:127.0.0.1:%d" % port, user=H.NOBODY)
-    assert new.user == H.NOBODY
+    new = listen("tcp4:127.0.0.1:%d" % port, user=env.NOBODY)
+    assert new.user == env.NOBODY
 
     warn = wait_from_agent(central, severity="WARNING", plugin_instance="api",
                            type="count", type_instance="owner_change")
@@ -197,7 +212,7 @@ def test_owner_change_and_unexpected_owner_reach_the_central_daemon(fleet, liste
     assert "unexpected" in msg, msg
 
     # The swap was quicker than Hits: no "lost its listener" went out.
-    central.sync_notifications()
+    sync(a, central, "api")
     got = [(n["severity"], n["type_instance"])
            for n in from_agent(central, plugin_instance="api")]
     assert got == [("WARNING", "owner_change"), ("FAILURE", "unexpected_owner")] or \

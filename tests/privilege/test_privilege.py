@@ -18,14 +18,22 @@ import subprocess
 
 import pytest
 
-from daemon import harness as H
+from lib import collectd, env, listeners, waits
+from lib.collectd import block, portowner_conf
 
-DROPIN = os.path.join(H.SRCDIR, "contrib", "systemd", "portowner.conf")
+pytestmark = [
+    pytest.mark.requires_root("the least-privilege tests start a root-owned "
+                              "listener and drop to nobody with setpriv"),
+    pytest.mark.requires_collectd("logfile", "unixsock", "csv"),
+    pytest.mark.requires_build("portowner.so", "portowner-dump", "po-listen"),
+]
+
+DROPIN = os.path.join(env.SRCDIR, "contrib", "systemd", "portowner.conf")
 # The once-only privilege warning: fds denied, or (under hidepid) processes
 # hidden.
 WARNING_RE = (r"\[warning\] portowner plugin: could not read the open files "
               r"\(/proc/PID/fd\) of")
-SETPRIV_NOBODY = ["setpriv", "--reuid", H.NOBODY, "--regid", "nogroup",
+SETPRIV_NOBODY = ["setpriv", "--reuid", env.NOBODY, "--regid", "nogroup",
                   "--clear-groups"]
 CAP_BITS = {"CAP_DAC_READ_SEARCH": 2, "CAP_SYS_PTRACE": 19, "CAP_SYS_ADMIN": 21}
 
@@ -60,7 +68,7 @@ def wrapper(tmp_path, caps, hidepid_dir=None, user=True):
     """A script that execs collectd (the same pid) as nobody with caps,
     optionally in a private mount namespace with a hidepid=2 proc mounted
     on hidepid_dir."""
-    inner = (SETPRIV_NOBODY + setpriv_caps(caps) if user else []) + [H.COLLECTD]
+    inner = (SETPRIV_NOBODY + setpriv_caps(caps) if user else []) + [env.COLLECTD]
     run = " ".join(shlex.quote(a) for a in inner) + ' "$@"'
     if hidepid_dir:
         script = "mount -t proc -o hidepid=2 proc %s && exec %s" % (
@@ -90,7 +98,7 @@ def cap_mask(caps):
 
 
 def start(d, monkeypatch, wrapper_path, expect_uid=65534):
-    monkeypatch.setattr(H, "COLLECTD", wrapper_path)
+    monkeypatch.setattr(env, "COLLECTD", wrapper_path)
     d.start()
     st = status_of(d.proc.pid)
     assert st["Uid"].split() == [str(expect_uid)] * 4, (
@@ -104,18 +112,18 @@ def privilege_warnings(d):
 
 def test_nobody_counts_sockets_names_no_owner(daemons, listen, monkeypatch,
                                               tmp_path):
-    l = listen("tcp4:127.0.0.1:%d" % H.free_port())
+    l = listen("tcp4:127.0.0.1:%d" % listeners.free_port())
     assert l.user == "root"
-    d = daemons(H.portowner_conf(H.block("web", Port=l.port)))
+    d = daemons(portowner_conf(block("web", Port=l.port)))
     st = start(d, monkeypatch, wrapper(tmp_path, []))
     assert int(st["CapEff"], 16) == 0, "collectd has capabilities: %s" % st["CapEff"]
-    d.wait_values("web", {"count-sockets": 1, "count-unowned": 1,
-                          "count-processes": 0}, timeout_s=20)
-    said = H.wait_for(lambda: privilege_warnings(d), 20,
-                      "the warning about unreadable /proc/PID/fd",
-                      lambda: d.log_lines()[-5:])
+    waits.wait_read(d, "web", {"count-sockets": 1, "count-unowned": 1,
+                               "count-processes": 0}, timeout_s=20)
+    said = waits.wait_for(lambda: privilege_warnings(d), 20,
+                          "the warning about unreadable /proc/PID/fd",
+                          lambda: d.log_lines()[-5:])
     # ...and only once: 20 more reads say nothing more.
-    d.wait_reads(H.ident("web", "count-sockets"), 20)
+    waits.wait_reads(d, collectd.ident("web", "count-sockets"), 20)
     said = privilege_warnings(d)
     assert len(said) == 1, "the warning came %d times:\n%s" % (len(said),
                                                                "\n".join(said))
@@ -123,7 +131,7 @@ def test_nobody_counts_sockets_names_no_owner(daemons, listen, monkeypatch,
     for needed in ("/proc/PID/fd", "count as unowned", "CAP_DAC_READ_SEARCH",
                    "CAP_SYS_PTRACE", "root"):
         assert needed in msg, "the warning does not say %r: %s" % (needed, msg)
-    assert d.values("web")["count-sockets"] == 1
+    assert waits.read(d, "web").values["count-sockets"] == 1
     d.expect_log(WARNING_RE)
     d.stop()
 
@@ -134,18 +142,18 @@ def test_dropin_capabilities_alone_resolve_owners(daemons, listen, monkeypatch,
     assert set(caps) == {"CAP_DAC_READ_SEARCH", "CAP_SYS_PTRACE"}, (
         "the drop-in grants %s; the issue asks for exactly CAP_DAC_READ_SEARCH "
         "and CAP_SYS_PTRACE" % caps)
-    l = listen("tcp4:127.0.0.1:%d" % H.free_port())
+    l = listen("tcp4:127.0.0.1:%d" % listeners.free_port())
     assert l.user == "root"
-    d = daemons(H.portowner_conf(H.block("web", Port=l.port)))
+    d = daemons(portowner_conf(block("web", Port=l.port)))
     st = start(d, monkeypatch, wrapper(tmp_path, caps))
     assert int(st["CapEff"], 16) == cap_mask(caps), (
         "collectd's effective capabilities are %s, not exactly %s"
         % (st["CapEff"], caps))
     assert int(st["CapBnd"], 16) == cap_mask(caps), st["CapBnd"]
-    d.wait_values("web", {"count-sockets": 1, "count-unowned": 0,
-                          "count-processes": 1}, timeout_s=20)
-    d.wait_reads(H.ident("web", "count-sockets"), 10)
-    assert d.values("web")["count-unowned"] == 0
+    first = waits.wait_read(d, "web", {"count-sockets": 1, "count-unowned": 0,
+                                       "count-processes": 1}, timeout_s=20)
+    waits.wait_reads(d, collectd.ident("web", "count-sockets"), 10)
+    assert waits.read(d, "web", after=first.time).values["count-unowned"] == 0
     d.stop()  # clean log: no privilege warning (but the environment's own)
 
 
@@ -163,11 +171,11 @@ def run_in_hidepid_ns(pubdir, argv, as_nobody):
               % (shlex.quote(procdir), " ".join(shlex.quote(a) for a in inner)))
     return subprocess.run(["unshare", "-m", "--propagation", "private",
                            "sh", "-c", script], capture_output=True, text=True,
-                          timeout=H.timeout(60))
+                          timeout=waits.timeout(60))
 
 
 def hidepid_dump(pubdir, port, as_nobody):
-    r = run_in_hidepid_ns(pubdir, [H.PORTOWNER_DUMP, "--json", "--port",
+    r = run_in_hidepid_ns(pubdir, [env.PORTOWNER_DUMP, "--json", "--port",
                                      str(port), "--proc-root", "{proc}"],
                           as_nobody)
     assert r.returncode == 0, "portowner-dump in the hidepid namespace: exit %d: %s" % (
@@ -176,7 +184,7 @@ def hidepid_dump(pubdir, port, as_nobody):
 
 
 def test_hidepid_dump_as_nobody_counts_socket_owner_unowned(listen, hidepid):
-    l = listen("tcp4:127.0.0.1:%d" % H.free_port())
+    l = listen("tcp4:127.0.0.1:%d" % listeners.free_port())
     socks, err = hidepid_dump(hidepid, l.port, as_nobody=True)
     assert [s["inode"] for s in socks] == sorted(l.inodes), socks
     assert socks[0]["owners"] == [], "nobody saw root's process through hidepid=2: %s" % socks
@@ -184,7 +192,7 @@ def test_hidepid_dump_as_nobody_counts_socket_owner_unowned(listen, hidepid):
 
 
 def test_hidepid_dump_as_root_resolves_owners(listen, hidepid):
-    l = listen("tcp4:127.0.0.1:%d" % H.free_port())
+    l = listen("tcp4:127.0.0.1:%d" % listeners.free_port())
     socks, err = hidepid_dump(hidepid, l.port, as_nobody=False)
     assert [s["inode"] for s in socks] == sorted(l.inodes), socks
     assert [o["pid"] for o in socks[0]["owners"]] == [l.pid], socks
@@ -192,7 +200,7 @@ def test_hidepid_dump_as_root_resolves_owners(listen, hidepid):
 
 
 def test_hidepid_dump_as_nobody_warns(listen, hidepid):
-    l = listen("tcp4:127.0.0.1:%d" % H.free_port())
+    l = listen("tcp4:127.0.0.1:%d" % listeners.free_port())
     socks, err = hidepid_dump(hidepid, l.port, as_nobody=True)
     assert socks[0]["owners"] == []
     assert "CAP_SYS_PTRACE" in err or "hidepid" in err, (
@@ -203,15 +211,15 @@ def hidepid_collectd_as_nobody(daemons, listen, monkeypatch, tmp_path, pubdir):
     """collectd as nobody with ProcRoot on a hidepid=2 proc, root's listener
     counted and unowned; returns (collectd, privilege warnings after 10 more
     reads)."""
-    l = listen("tcp4:127.0.0.1:%d" % H.free_port())
+    l = listen("tcp4:127.0.0.1:%d" % listeners.free_port())
     procdir = os.path.join(pubdir, "proc")
     os.makedirs(procdir, exist_ok=True)
-    d = daemons(H.portowner_conf(H.block("web", Port=l.port), ProcRoot=procdir))
+    d = daemons(portowner_conf(block("web", Port=l.port), ProcRoot=procdir))
     start(d, monkeypatch, wrapper(tmp_path, [], hidepid_dir=procdir))
-    d.wait_values("web", {"count-sockets": 1, "count-unowned": 1,
-                          "count-processes": 0}, timeout_s=20)
-    d.wait_reads(H.ident("web", "count-sockets"), 10)
-    assert d.values("web")["count-sockets"] == 1
+    first = waits.wait_read(d, "web", {"count-sockets": 1, "count-unowned": 1,
+                                       "count-processes": 0}, timeout_s=20)
+    waits.wait_reads(d, collectd.ident("web", "count-sockets"), 10)
+    assert waits.read(d, "web", after=first.time).values["count-sockets"] == 1
     d.expect_log(WARNING_RE)
     return d, privilege_warnings(d)
 
@@ -240,10 +248,10 @@ def test_each_dropin_capability_is_needed(listen, missing):
     one, nobody's portowner-dump names no owner (and says why)."""
     caps = [c for c in dropin_caps() if c != missing]
     assert missing in dropin_caps()
-    l = listen("tcp4:127.0.0.1:%d" % H.free_port())
+    l = listen("tcp4:127.0.0.1:%d" % listeners.free_port())
     r = subprocess.run(SETPRIV_NOBODY + setpriv_caps(caps) +
-                       [H.PORTOWNER_DUMP, "--json", "--port", str(l.port)],
-                       capture_output=True, text=True, timeout=H.timeout(60))
+                       [env.PORTOWNER_DUMP, "--json", "--port", str(l.port)],
+                       capture_output=True, text=True, timeout=waits.timeout(60))
     assert r.returncode == 0, r.stderr
     socks = json.loads(r.stdout)
     assert [s["inode"] for s in socks] == sorted(l.inodes), socks

@@ -5,18 +5,18 @@ seconds.
 
   stable  one po-listen the whole run: must never be reported lost
   victim  po-listen started and stopped by the test: each down period
-          lasts >= DOWN_READS intervals and must give exactly one FAILURE,
-          each return exactly one OKAY
+          lasts until the daemon has read the port empty DOWN_READS times
+          and must give exactly one FAILURE; each return lasts UP_READS
+          reads that saw it, and must give exactly one OKAY
   churn   4 ports where po-churn opens and closes listeners (notifications
           there are legitimate and not counted)
 plus 8 unwatched ports where po-churn opens and closes listeners faster,
 and hundreds of forks a second (children inherit po-churn's listeners).
 """
-import os
 import subprocess
 import time
 
-from daemon import harness as H
+from lib import collectd, listeners, waits
 
 
 def rss_kib(pid):
@@ -50,7 +50,7 @@ class Churn:
     def finish(self):
         """Ends it (end of stdin) and returns its STATS as a dict."""
         try:  # communicate() closes its stdin first
-            out, _ = self.proc.communicate(timeout=H.timeout(30))
+            out, _ = self.proc.communicate(timeout=waits.timeout(30))
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
@@ -78,37 +78,46 @@ class Soak:
                  wrap=None):
         self.seconds, self.interval, self.warmup = seconds, interval, warmup
         self.forks = forks
+        self.down_reads, self.up_reads = down_reads, up_reads
         self.down_s = down_reads * interval
         self.up_s = up_reads * interval
         self.churn_bin = churn_bin
-        self.stable_port, self.victim_port = H.free_ports(2)
-        first = H.free_port_range(4)
+        self.stable_port, self.victim_port = listeners.free_ports(2)
+        first = listeners.free_port_range(4)
         self.churn_ports = list(range(first, first + 4))
-        first = H.free_port_range(8)
+        first = listeners.free_port_range(8)
         self.unwatched_ports = list(range(first, first + 8))
-        body = H.portowner_conf(
-            H.block("stable", Port=self.stable_port, Hits=1),
-            H.block("victim", Port=self.victim_port, Hits=1),
-            H.block("churn", Port="%d-%d" % (self.churn_ports[0], self.churn_ports[-1]),
-                    Hits=2, NotifyMissingAtStart=False, NotifyOwnerChange=False),
+        body = collectd.portowner_conf(
+            collectd.block("stable", Port=self.stable_port, Hits=1),
+            collectd.block("victim", Port=self.victim_port, Hits=1),
+            collectd.block("churn", Port="%d-%d" % (self.churn_ports[0],
+                                                     self.churn_ports[-1]),
+                           Hits=2, NotifyMissingAtStart=False,
+                           NotifyOwnerChange=False),
             FullScanInterval=5)
         self.d = daemons(body, interval=interval)
         self.listeners = []
         self.rss = []        # (seconds since the churn started, KiB)
-        self.downs = []      # (stopped at, restarted at), wall clock
+        # (stopped at, restarted at, time stamp of the last read of the up
+        # period that followed), wall clock
+        self.downs = []
         self.churn = None
 
     def _listener(self, port):
         # po-listen stops by itself after --timeout (default 600 s): longer
         # than any soak here, or the stable listener would really go away.
-        l = H.Listener("--timeout", str(int(self.seconds) + 900),
-                       "tcp4:127.0.0.1:%d" % port)
+        l = listeners.Listener("tcp4:127.0.0.1:%d" % port,
+                               timeout=int(self.seconds) + 900)
         self.listeners.append(l)
         return l
 
-    def _pace(self, until):
-        """Sleeps until the monotonic time `until`, sampling collectd's RSS
+    def _pace(self, until=None, reads=None):
+        """Returns at the monotonic time `until`, or (reads: (ReadCounter,
+        n, what)) once the counter counted n reads, sampling collectd's RSS
         once a second and failing as soon as collectd or po-churn died."""
+        if reads is not None:
+            counter, n, what = reads
+            deadline = time.monotonic() + waits.timeout(30 + 4 * n * self.interval)
         while True:
             now = time.monotonic()
             if not self.d.running():
@@ -119,38 +128,53 @@ class Soak:
                 self.churn.proc.poll())
             if not self.rss or now - self.t0 - self.rss[-1][0] >= 1:
                 self.rss.append((now - self.t0, rss_kib(self.d.proc.pid)))
-            if now >= until:
-                return
-            time.sleep(min(0.05, until - now))
+            if reads is not None:
+                if counter.poll() >= n:
+                    return counter.last
+                if now >= deadline:
+                    raise waits.WaitTimeout(
+                        "timed out waiting for %d reads that %s (%d seen)"
+                        % (n, what, len(counter.seen)))
+            elif now >= until:
+                return None
+            time.sleep(0.05 if until is None else min(0.05, max(0, until - now)))
 
     def run(self):
         d = self.d
         self.stable = self._listener(self.stable_port)
         victim = self._listener(self.victim_port)
         d.start()
-        d.wait_value(H.ident("stable", "count-sockets"), 1, timeout_s=60)
-        d.wait_value(H.ident("victim", "count-sockets"), 1, timeout_s=60)
+        waits.wait_read(d, "stable", {"count-sockets": 1}, timeout_s=60)
+        waits.wait_read(d, "victim", {"count-sockets": 1}, timeout_s=60)
+        vid = collectd.ident("victim", "count-sockets")
         self.churn = Churn(self.churn_bin, self.seconds + 120, self.forks,
                            self.churn_ports, self.unwatched_ports)
         try:
             self.t0 = time.monotonic()
             end = self.t0 + self.seconds
-            # Up for up_s, down for down_s, ...; always ends up, having been
-            # up for up_s, so the last return has had time to be seen.
+            # Up for up_s, then down for down_reads reads that saw the port
+            # empty, up again for up_reads reads that saw the listener, ...
+            # (counted in reads, not seconds: a loaded machine reads late);
+            # always ends up, the last return seen.
             self._pace(min(end, self.t0 + self.up_s))
             while time.monotonic() + self.down_s + self.up_s <= end:
                 stopped = victim.stop()      # returns once the socket is gone
-                self._pace(time.monotonic() + self.down_s)
+                self._pace(reads=(waits.ReadCounter(d, vid, after=stopped,
+                                                    pred=lambda v: v == 0),
+                                  self.down_reads, "saw the victim down"))
                 restarted = time.time()
                 victim = self._listener(self.victim_port)
-                self.downs.append((stopped, restarted))
-                self._pace(time.monotonic() + self.up_s)
+                up_until = self._pace(reads=(
+                    waits.ReadCounter(d, vid, after=restarted,
+                                      pred=lambda v: v == 1),
+                    self.up_reads, "saw the victim back"))
+                self.downs.append((stopped, restarted, up_until))
             self._pace(end)
             self.duration = time.monotonic() - self.t0
         finally:
             self.churn_stats = self.churn.finish() if self.churn.running() else {}
             self.churn.kill()
-        d.sync_notifications(timeout_s=60)
+        waits.sync_notifications(d, reads_of=vid, timeout_s=60)
         return self
 
     def cleanup(self):
@@ -196,17 +220,19 @@ class Soak:
                                                     e, e - w, m))
         return "\n".join(lines)
 
-    def check_victim(self, slack):
+    def check_victim(self):
         """Every deliberate down gave exactly one FAILURE, dated inside that
-        down period (+ slack seconds for the read that sees it), and every
-        return exactly one OKAY."""
+        down period (a read's time is taken when its snapshot is: it may
+        fall an interval to either side of the wall-clock edges), and every
+        return exactly one OKAY, dated before the next down (for the last
+        one: by the last read of its up period)."""
         fails = self.listener_notifications("victim", "FAILURE")
         okays = self.listener_notifications("victim", "OKAY")
         assert len(self.downs) >= 3, "too short a soak: %d downs" % len(self.downs)
         problems = []
-        early = self.interval  # a read's time is taken when it starts
-        for i, (down, up) in enumerate(self.downs):
-            nxt = self.downs[i + 1][0] if i + 1 < len(self.downs) else up + slack + self.up_s
+        early = self.interval
+        for i, (down, up, up_until) in enumerate(self.downs):
+            nxt = self.downs[i + 1][0] if i + 1 < len(self.downs) else up_until
             f = [n for n in fails if down - early <= n["time"] <= up + early]
             o = [n for n in okays if up - early <= n["time"] <= nxt]
             if len(f) != 1 or len(o) != 1:
@@ -216,4 +242,4 @@ class Soak:
             "victim: %d deliberate downs, %d FAILURE, %d OKAY:\n  %s\n"
             "notifications:\n  %s" % (
                 len(self.downs), len(fails), len(okays), "\n  ".join(problems),
-                "\n  ".join(H.short(n) for n in fails + okays)))
+                "\n  ".join(collectd.short(n) for n in fails + okays)))

@@ -1,5 +1,6 @@
 #!/usr/bin/python3 -IS
-"""NotificationExec handler for the daemon tests: records one notification.
+"""NotificationExec handler of the daemon harness (tests/lib/collectd.py):
+records one notification.
 
 collectd's exec plugin (5.12) forks this once per notification, as the user
 named in `NotificationExec "nobody" ...`, and writes the notification to our
