@@ -9,12 +9,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
-from .conftest import (dump_json, run_dump, ss_owner_pids, table_escaped,
-                      utf8_or_fffd)
+from lib import dump, waits
+
+from .conftest import ss_owner_pids, table_escaped, utf8_or_fffd
+
+pytestmark = pytest.mark.requires_build("portowner-dump", "po-listen")
 
 # comm is at most 15 bytes (TASK_COMM_LEN - 1); prctl takes any byte but NUL.
 NAMES = {
@@ -30,16 +32,17 @@ NAMES = {
 
 
 def owners_on(port):
-    rows = [r for r in dump_json("--port", str(port), "--proto", "tcp4")
+    rows = [r for r in dump.dump_json("--port", str(port), "--proto", "tcp4")
             if r["port"] == port]
     assert len(rows) == 1, rows
     return rows[0]["owners"]
 
 
 @pytest.mark.parametrize("raw", NAMES.values(), ids=NAMES.keys())
-def test_process_name_escaped(po_listen, raw):
-    proc, socks = po_listen("--comm", raw, "tcp4:127.0.0.1:0")
-    port, pid = int(socks[0][4]), int(socks[0][6])
+def test_process_name_escaped(listen, raw):
+    l = listen("tcp4:127.0.0.1:0", comm=raw)
+    (sock,) = l.socks
+    port, (pid,) = sock.port, sock.pids
     with open(f"/proc/{pid}/comm", "rb") as f:
         assert f.read().rstrip(b"\n") == raw  # the kernel kept every byte
 
@@ -50,7 +53,8 @@ def test_process_name_escaped(po_listen, raw):
     assert owners[0]["comm"] == utf8_or_fffd(raw)
 
     # Table: one line for the row, control bytes as \xNN, the rest as is.
-    out, _ = run_dump("--port", str(port), "--proto", "tcp4")
+    out = dump.run_dump("--port", port, "--proto", "tcp4", text=False,
+                        check=True).stdout
     lines = out.split(b"\n")
     assert lines[-1] == b""
     rows = [ln for ln in lines[1:-1] if f":{port} ".encode() in ln]
@@ -113,12 +117,12 @@ def test_socket_with_2000_owners():
                 pass_fds=[listener.fileno()]))
         want = sorted([os.getpid()] + [c.pid for c in children])
         # Every child has exec'd sleep and still holds the socket.
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if all(os.path.exists(f"/proc/{c.pid}/fd/{listener.fileno()}")
-                   for c in children):
-                break
-            time.sleep(0.2)
+        waits.wait_for(lambda: all(os.path.exists(f"/proc/{c.pid}/fd/{listener.fileno()}")
+                                   for c in children), 60,
+                       "every sleep to hold the listener",
+                       lambda: [c.pid for c in children if not os.path.exists(
+                           f"/proc/{c.pid}/fd/{listener.fileno()}")][:10],
+                       step=0.2)
         owners = owners_on(port)
         got = sorted(o["pid"] for o in owners)
         assert len(got) == OWNER_COUNT + 1
@@ -129,7 +133,8 @@ def test_socket_with_2000_owners():
                    for o in owners if o["pid"] in child_pids)
 
         # The table: one line for the socket, every owner on it.
-        out, _ = run_dump("--port", str(port), "--proto", "tcp4")
+        out = dump.run_dump("--port", port, "--proto", "tcp4", text=False,
+                            check=True).stdout
         rows = [ln for ln in out.split(b"\n") if f":{port} ".encode() in ln]
         assert len(rows) == 1
         assert rows[0].count(b"sleep[") == OWNER_COUNT

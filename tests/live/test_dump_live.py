@@ -14,26 +14,20 @@ import re
 import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 
 import pytest
 
-from .conftest import (
-    PO_LISTEN,
-    STOP_TIMEOUT,
-    canonical_address,
-    netns_inode,
-    require_binary,
-    run,
-    run_dump,
-    run_ss,
-    stop_process,
-)
+from lib import dump, env, listeners, waits
+from lib.listeners import canonical_address, free_port
+
+from .conftest import netns_inode, run, run_ss
+
+pytestmark = pytest.mark.requires_build("portowner-dump", "po-listen")
 
 SOURCES = ["netlink", "proc"]
 ROOT = os.geteuid() == 0
-DEADLINE = 10.0  # seconds for a condition we poll for
+STOP_TIMEOUT = 10.0  # seconds for po-listen to exit once told to
 
 JSON_KEYS = {
     "protocol",
@@ -164,14 +158,9 @@ def parse_ss(text):
 
 
 def dump_json(*args):
-    """Runs `portowner-dump --json ARGS` and returns the parsed array."""
-    res = run_dump("--json", *args)
-    assert res.returncode == 0, f"portowner-dump {args}: {res.stderr}"
-    try:
-        data = json.loads(res.stdout)
-    except json.JSONDecodeError as e:
-        pytest.fail(f"portowner-dump {args} printed bad JSON ({e}):\n{res.stdout}")
-    assert isinstance(data, list), res.stdout
+    """`portowner-dump --json ARGS` (lib.dump's strict reading), every entry
+    checked against the schema."""
+    data = dump.dump_json(*args)
     for entry in data:
         check_schema(entry)
     return data
@@ -316,11 +305,7 @@ def pid_alive(pid):
 
 
 def wait_for(cond, what):
-    deadline = time.monotonic() + DEADLINE
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {DEADLINE}s waiting for {what}")
-        time.sleep(0.02)  # polling interval, not synchronisation
+    waits.wait_for(cond, 10, what)
 
 
 def listener_entries(ours, listener):
@@ -359,7 +344,7 @@ def test_ss_parser_handles_hostile_comm():
 @pytest.mark.parametrize("source", SOURCES)
 def test_prefork_parent_and_children_share_one_socket(listen, source):
     comm = 'po,pre(fork)"x'  # ss shows it cut at ')': the parser must cope
-    listener = listen("prefork:4:tcp4:0.0.0.0:0", comm=comm)
+    listener = listen(f"prefork:4:tcp4:0.0.0.0:{free_port()}", comm=comm)
     (sock,) = listener.socks
     assert len(sock.pids) == 5
     ours = listener_entries(check_live(listener, source), listener)
@@ -370,7 +355,7 @@ def test_prefork_parent_and_children_share_one_socket(listen, source):
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_reuseport_group_of_three_processes(listen, source):
-    listener = listen("reuseport:3:tcp4:0.0.0.0:0")
+    listener = listen(f"reuseport:3:tcp4:0.0.0.0:{free_port()}")
     assert len(listener.socks) == 3 and len(listener.ports) == 1
     ours = listener_entries(check_live(listener, source), listener)
     assert len(ours) == 3, "one socket per process"
@@ -380,7 +365,7 @@ def test_reuseport_group_of_three_processes(listen, source):
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_dual_stack_any_address(listen, source):
-    listener = listen("tcp6:[::]:0")
+    listener = listen(f"tcp6:[::]:{free_port()}")
     (e,) = listener_entries(check_live(listener, source), listener)
     assert (e["family"], e["address"]) == ("inet6", "::")
     assert e["v6only"] is (False if source == "netlink" else None)
@@ -388,7 +373,7 @@ def test_dual_stack_any_address(listen, source):
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_v6only_any_address(listen, source):
-    listener = listen("tcp6only:[::]:0")
+    listener = listen(f"tcp6only:[::]:{free_port()}")
     (e,) = listener_entries(check_live(listener, source), listener)
     assert (e["family"], e["address"]) == ("inet6", "::")
     assert e["v6only"] is (True if source == "netlink" else None)
@@ -396,7 +381,7 @@ def test_v6only_any_address(listen, source):
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_ipv4_mapped_address(listen, source):
-    listener = listen("tcp6:[::ffff:127.0.0.1]:0")
+    listener = listen(f"tcp6:[::ffff:127.0.0.1]:{free_port()}")
     (e,) = listener_entries(check_live(listener, source), listener)
     assert (e["family"], e["address"]) == ("inet6", "::ffff:127.0.0.1")
 
@@ -404,7 +389,7 @@ def test_ipv4_mapped_address(listen, source):
 @pytest.mark.parametrize("source", SOURCES)
 def test_loopback_listener_with_queued_connections(listen, source):
     user = "nobody" if ROOT else None
-    listener = listen("tcp4:127.0.0.1:0", user=user, comm="po-loop")
+    listener = listen(f"tcp4:127.0.0.1:{free_port()}", user=user, comm="po-loop")
     (sock,) = listener.socks
     # po-listen never accepts: two connections wait in the accept queue.
     clients = [socket.create_connection(("127.0.0.1", sock.port)) for _ in range(2)]
@@ -432,7 +417,7 @@ def test_loopback_listener_with_queued_connections(listen, source):
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_unconnected_udp_sockets(listen, source):
-    listener = listen("udp4:0.0.0.0:0", "udp6:[::]:0")
+    listener = listen(f"udp4:0.0.0.0:{free_port()}", f"udp6:[::]:{free_port()}")
     ours = listener_entries(check_live(listener, source), listener)
     assert sorted((e["protocol"], e["family"]) for e in ours) == [
         ("udp", "inet"),
@@ -443,7 +428,10 @@ def test_unconnected_udp_sockets(listen, source):
 @pytest.mark.parametrize("source", SOURCES)
 def test_listener_in_another_network_namespace(netns, listen, source):
     listener = listen(
-        "tcp4:0.0.0.0:0", "tcp6only:[::]:0", "udp4:127.0.0.1:0", netns=netns
+        f"tcp4:0.0.0.0:{free_port()}",
+        f"tcp6only:[::]:{free_port()}",
+        f"udp4:127.0.0.1:{free_port()}",
+        netns=netns,
     )
     ours = listener_entries(check_live(listener, source, netns=netns), listener)
     assert len(ours) == 3
@@ -459,7 +447,7 @@ def test_listener_in_another_network_namespace(netns, listen, source):
 
 
 def test_port_list_restricts_output(listen):
-    listener = listen("tcp4:127.0.0.1:0", "tcp4:127.0.0.1:0", "tcp4:127.0.0.1:0")
+    listener = listen(*(f"tcp4:127.0.0.1:{p}" for p in listeners.free_ports(3)))
     a, b, c = listener.socks
     out = dump_json("--port", f"{a.port},{c.port}")
     assert {e["port"] for e in out} <= {a.port, c.port}, out
@@ -469,12 +457,13 @@ def test_port_list_restricts_output(listen):
 
 
 def test_port_range_restricts_output(listen):
+    a, b, c, d = listeners.free_ports(4)
     listener = listen(
-        "tcp4:127.0.0.1:0", "udp4:127.0.0.1:0", "tcp6only:[::1]:0", "udp6:[::1]:0"
+        f"tcp4:127.0.0.1:{a}", f"udp4:127.0.0.1:{b}", f"tcp6only:[::1]:{c}",
+        f"udp6:[::1]:{d}"
     )
     ports = listener.ports
-    if len(ports) < 3:
-        pytest.skip(f"the kernel picked too few distinct ports: {ports}")
+    assert len(ports) == 4, ports
     lo, hi = ports[0], ports[-2]  # the highest port stays out
     out = dump_json("--port", f"{lo}-{hi}")
     assert all(lo <= e["port"] <= hi for e in out), out
@@ -495,8 +484,10 @@ def test_port_range_restricts_output(listen):
     ],
 )
 def test_proto_restricts_output(listen, proto, wanted):
+    a, b, c, d = listeners.free_ports(4)
     listener = listen(
-        "tcp4:127.0.0.1:0", "tcp6only:[::1]:0", "udp4:127.0.0.1:0", "udp6:[::1]:0"
+        f"tcp4:127.0.0.1:{a}", f"tcp6only:[::1]:{b}", f"udp4:127.0.0.1:{c}",
+        f"udp6:[::1]:{d}"
     )
     out = dump_json("--proto", proto, "--port", ports_arg(listener.ports))
     assert {(e["protocol"], e["family"]) for e in out} <= wanted, out
@@ -508,12 +499,13 @@ def test_proto_restricts_output(listen, proto, wanted):
 def test_text_table(listen):
     if ROOT:
         user = "nobody"
-        listener = listen("reuseport:2:tcp4:127.0.0.1:0", user=user, comm="po-table")
+        listener = listen(f"reuseport:2:tcp4:127.0.0.1:{free_port()}", user=user,
+                          comm="po-table")
     else:
         user = pwd.getpwuid(os.geteuid()).pw_name
-        listener = listen("reuseport:2:tcp4:127.0.0.1:0", comm="po-table")
+        listener = listen(f"reuseport:2:tcp4:127.0.0.1:{free_port()}", comm="po-table")
     port = listener.ports[0]
-    res = run_dump("--port", port)
+    res = dump.run_dump("--port", port)
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert lines, "no output"
@@ -544,25 +536,19 @@ def test_text_table(listen):
     ],
 )
 def test_bad_arguments_exit_2_naming_the_value(args, bad):
-    res = run_dump("--json", *args)
+    res = dump.run_dump("--json", *args)
     assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
     assert res.stdout == "", res.stdout
     assert re.search(rf"(?<![\w-]){re.escape(bad)}(?![\w-])", res.stderr), res.stderr
 
 
-def free_port():
-    """A port with no TCP or UDP listener of any family (per ss)."""
-    busy = {s.port for s in parse_ss(run_ss())}
-    return next(p for p in range(1, 65536) if p not in busy)
-
-
 @pytest.mark.parametrize("source", SOURCES)
 def test_port_without_listener_is_an_empty_answer(source):
-    port = free_port()
-    res = run_dump("--json", "--source", source, "--port", port)
+    port = free_port()  # free, and reserved for this test process
+    res = dump.run_dump("--json", "--source", source, "--port", port)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout) == []
-    res = run_dump("--source", source, "--port", port)
+    res = dump.run_dump("--source", source, "--port", port)
     assert res.returncode == 0, res.stderr
     assert not [x for x in res.stdout.splitlines() if f":{port}" in x], res.stdout
 
@@ -574,7 +560,7 @@ def test_po_listen_stops_children_on_eof(listen):
     listener = listen("prefork:2:tcp4:127.0.0.1:0", "reuseport:2:udp4:127.0.0.1:0")
     pids = listener.pids
     assert len(pids) == 5 and all(pid_alive(p) for p in pids)
-    assert listener.stop() == 0
+    assert listener.eof() == 0
     assert not [p for p in pids if pid_alive(p)]
 
 
@@ -583,7 +569,7 @@ def test_po_listen_stops_on_signal(listen, sig):
     listener = listen("prefork:1:tcp4:127.0.0.1:0")
     pids = listener.pids
     listener.proc.send_signal(sig)
-    assert listener.proc.wait(timeout=STOP_TIMEOUT) == 0
+    assert listener.proc.wait(timeout=waits.timeout(STOP_TIMEOUT)) == 0
     assert not [p for p in pids if pid_alive(p)]
 
 
@@ -592,23 +578,27 @@ def test_po_listen_children_die_with_parent(listen):
     children = [p for p in listener.pids if p != listener.proc.pid]
     assert len(children) == 2
     listener.proc.kill()
-    listener.proc.wait(timeout=STOP_TIMEOUT)
+    listener.proc.wait(timeout=waits.timeout(STOP_TIMEOUT))
     wait_for(lambda: not any(pid_alive(p) for p in children), "children to die")
 
 
 def test_po_listen_stops_after_timeout():
     # stdin stays open: only the timeout can stop it.
     proc = subprocess.Popen(
-        [require_binary(PO_LISTEN), "--timeout", "1", "tcp4:127.0.0.1:0"],
+        [env.PO_LISTEN, "--timeout", "1", "tcp4:127.0.0.1:0"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     try:
-        assert proc.wait(timeout=STOP_TIMEOUT) == 0, proc.stderr.read()
+        assert proc.wait(timeout=waits.timeout(STOP_TIMEOUT)) == 0, proc.stderr.read()
         assert proc.stdout.read().decode().splitlines()[-1] == "READY"
     finally:
-        stop_process(proc)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for f in (proc.stdin, proc.stdout, proc.stderr):
+            f.close()
 
 
 @pytest.mark.parametrize(
@@ -625,7 +615,7 @@ def test_po_listen_stops_after_timeout():
     ],
 )
 def test_po_listen_bad_arguments(args, bad):
-    res = run([require_binary(PO_LISTEN)] + args)
+    res = run([env.PO_LISTEN] + args)
     assert res.returncode == 2, res
     assert res.stdout == "", res.stdout
     assert bad in res.stderr, res.stderr
