@@ -49,35 +49,61 @@
 #define PLUGIN_NAME "portowner"
 #define PFX "portowner plugin: "
 
-/* What the config callback builds and init, read and shutdown use. */
-static struct po_watchset *watches;
-static enum po_source source = PO_SOURCE_AUTO;
-static char *proc_root;
-static char *state_file;
-static double full_scan_interval = PO_FULL_SCAN_INTERVAL_DEFAULT;
-static int report_self = 1;
 /* portowner-self/...: the plugin's own cost. Not a valid <Port> name. */
 #define SELF_INSTANCE "self"
-static uint64_t full_reads, incremental_reads;
 
-static struct po_ctx *ctx;
-static struct po_query query;
-static struct po_watch_values *values;
-static struct po_events events;
-static char boot_id[64];
-static int have_boot_id;
-
-/* Said once per run. A process whose fd directory is unreadable for a
- * moment (it is switching user) is not worth a warning: it takes
- * DENIED_READS reads in a row. */
+/* A process whose fd directory is unreadable for a moment (it is switching
+ * user) is not worth a warning: it takes DENIED_READS reads in a row. */
 #define DENIED_READS 3
-static unsigned denied_reads;
-static int sees_all; /* CAP_SYS_PTRACE: no process is hidden from us */
-static int told_denied, told_proc_fallback, told_ns_failed, told_malformed;
-static c_complain_t snapshot_complaint = C_COMPLAIN_INIT_STATIC;
-static int state_save_error;
+
+/* What po_config builds from <Plugin portowner>: init and read use it,
+ * shutdown frees it. */
+struct plugin_config {
+  struct po_watchset *watches; /* one watch per <Port> block; a watch also
+                                  keeps its conditions' state, which each
+                                  read advances and the StateFile saves */
+  enum po_source source;       /* Source */
+  char *proc_root;             /* ProcRoot; NULL: "/proc" */
+  char *state_file;            /* StateFile; NULL: none */
+  double full_scan_interval;   /* FullScanInterval, in seconds */
+  bool report_self;            /* ReportSelf: dispatch portowner-self/... */
+};
+
+static struct plugin_config conf = {
+    .source = PO_SOURCE_AUTO,
+    .full_scan_interval = PO_FULL_SCAN_INTERVAL_DEFAULT,
+    .report_self = true,
+};
+
+/* What init sets up for the reads, and shutdown frees. */
+struct plugin_run {
+  struct po_ctx *ctx;             /* NULL until init has run */
+  struct po_query query;          /* what every snapshot asks for: the
+                                     sockets of every block */
+  struct po_watch_values *values; /* one per block, filled by each read */
+  struct po_events events;        /* one read's notifications */
+  char boot_id[64];               /* tells the StateFile's pids apart */
+  bool have_boot_id;
+  bool sees_all; /* CAP_SYS_PTRACE: no process is hidden from us */
+  uint64_t full_reads, incremental_reads; /* portowner-self/operations-* */
+  int state_save_error; /* the last po_state_save() error, said once */
+  c_complain_t snapshot_complaint; /* "cannot read the listening sockets" */
+  /* tell_once(): what a snapshot says, said once per run. */
+  unsigned denied_reads; /* reads in a row with an fd directory denied */
+  bool told_denied, told_proc_fallback, told_ns_failed, told_malformed;
+};
+
+static struct plugin_run run = {
+    .snapshot_complaint = C_COMPLAIN_INIT_STATIC,
+};
 
 /* ---- config -----------------------------------------------------------------
+ *
+ * Single values are read with collectd's cf_util_get_*, so that they accept
+ * what the rest of collectd does (a boolean: true, yes, on, "true", ...).
+ * cf_util_get_* logs its own line, which does not say where: the line that
+ * follows it here names the block, the key and the value. Options that take
+ * a list of values (Port 80 443) are read value by value here.
  */
 
 /* The value of a config item as the user wrote it, for error messages. */
@@ -99,22 +125,53 @@ static const char *value_text(const oconfig_value_t *v, char *buf,
   return buf;
 }
 
-/* One boolean, written as a boolean or a string ("true", "off", ...). */
-static int config_bool(const char *block, const oconfig_item_t *ci, int *b) {
-  if (ci->values_num == 1 && ci->values[0].type == OCONFIG_TYPE_BOOLEAN) {
-    *b = ci->values[0].value.boolean ? 1 : 0;
+/* Where a bad item is and what it says, for its error line:
+ * <Port "web"> Hits 0 in a block, FullScanInterval -1 at the top level
+ * (block NULL). */
+static const char *item_text(const char *block, const oconfig_item_t *ci,
+                             char *buf, size_t size) {
+  if (block)
+    snprintf(buf, size, "<Port \"%s\"> %s", block, ci->key);
+  else
+    snprintf(buf, size, "%s", ci->key);
+  for (int i = 0; i < ci->values_num; i++) {
+    size_t len = strlen(buf);
+    char v[128];
+
+    snprintf(buf + len, size - len, " %s",
+             value_text(&ci->values[i], v, sizeof(v)));
+  }
+  return buf;
+}
+
+/* Appends key to the ", "-separated list in buf: the known options. */
+static void list_add(char *buf, size_t size, const char *key) {
+  size_t len = strlen(buf);
+
+  snprintf(buf + len, size - len, "%s%s", len ? ", " : "", key);
+}
+
+/* One boolean, in any form collectd accepts. */
+static int config_bool(const char *block, const oconfig_item_t *ci, bool *b) {
+  char text[256];
+
+  if (cf_util_get_boolean(ci, b) == 0) {
+    /* collectd has warned of the quotes, without naming the block. */
+    if (block && ci->values[0].type == OCONFIG_TYPE_STRING)
+      WARNING(PFX "%s: write the boolean without quotes (true or false)",
+              item_text(block, ci, text, sizeof(text)));
     return 0;
   }
-  if (ci->values_num == 1 && ci->values[0].type == OCONFIG_TYPE_STRING &&
-      po_config_bool(ci->values[0].value.string, b) == 0)
-    return 0;
-  ERROR(PFX "<Port \"%s\"> %s: needs exactly one boolean value (true or false)",
-        block, ci->key);
+  ERROR(PFX "%s: needs exactly one boolean value (true or false)",
+        item_text(block, ci, text, sizeof(text)));
   return -1;
 }
 
-static int config_ports(const char *block, const oconfig_item_t *ci,
-                        struct po_watch *w) {
+/* ---- the options of a <Port> block: each reads its values into the
+ * block's watch, logs what is wrong, and returns 0 or -1. */
+
+static int read_ports(const char *block, const oconfig_item_t *ci,
+                      struct po_watch *w) {
   int errors = 0;
 
   if (ci->values_num < 1) {
@@ -256,25 +313,100 @@ static int add_user(const char *block, const oconfig_item_t *ci, const char *s,
   return -1;
 }
 
-static int config_hits(const char *block, const oconfig_item_t *ci,
-                       struct po_watch *w) {
-  unsigned hits;
-  char text[64];
+static int read_protocols(const char *block, const oconfig_item_t *ci,
+                          struct po_watch *w) {
+  return config_strings(block, ci, 0, add_protocol, w);
+}
 
-  if (ci->values_num == 1 && ci->values[0].type == OCONFIG_TYPE_NUMBER &&
-      po_config_hits(ci->values[0].value.number, &hits) == 0 &&
+static int read_addresses(const char *block, const oconfig_item_t *ci,
+                          struct po_watch *w) {
+  return config_strings(block, ci, 0, add_address, w);
+}
+
+static int read_processes(const char *block, const oconfig_item_t *ci,
+                          struct po_watch *w) {
+  return config_strings(block, ci, 0, add_process, w);
+}
+
+static int read_users(const char *block, const oconfig_item_t *ci,
+                      struct po_watch *w) {
+  return config_strings(block, ci, 1, add_user, w);
+}
+
+static int read_hits(const char *block, const oconfig_item_t *ci,
+                     struct po_watch *w) {
+  double v;
+  unsigned hits;
+  char text[256];
+
+  if (cf_util_get_double(ci, &v) == 0 && po_config_hits(v, &hits) == 0 &&
       po_watch_set_hits(w, hits) == 0)
     return 0;
-  ERROR(PFX "<Port \"%s\"> Hits%s%s: needs one whole number from 1 to %u",
-        block, ci->values_num == 1 ? " " : "",
-        ci->values_num == 1 ? value_text(&ci->values[0], text, sizeof(text))
-                            : "",
-        PO_HITS_MAX);
+  ERROR(PFX "%s: needs one whole number from 1 to %u",
+        item_text(block, ci, text, sizeof(text)), PO_HITS_MAX);
   return -1;
 }
 
-/* One <Port "NAME"> block. */
-static int config_port(const oconfig_item_t *ci) {
+/* A boolean option, set with set(). */
+static int read_flag(const char *block, const oconfig_item_t *ci,
+                     struct po_watch *w, void (*set)(struct po_watch *, int)) {
+  bool b;
+
+  if (config_bool(block, ci, &b) != 0)
+    return -1;
+  set(w, b);
+  return 0;
+}
+
+static int read_notify_missing_at_start(const char *block,
+                                        const oconfig_item_t *ci,
+                                        struct po_watch *w) {
+  return read_flag(block, ci, w, po_watch_set_notify_missing_at_start);
+}
+
+static int read_notify_owner_change(const char *block, const oconfig_item_t *ci,
+                                    struct po_watch *w) {
+  return read_flag(block, ci, w, po_watch_set_notify_owner_change);
+}
+
+static int read_all_namespaces(const char *block, const oconfig_item_t *ci,
+                               struct po_watch *w) {
+  return read_flag(block, ci, w, po_watch_set_all_namespaces);
+}
+
+/* The options of a <Port> block, in the order of the known list. */
+static const struct port_option {
+  const char *key;
+  int (*read)(const char *block, const oconfig_item_t *ci, struct po_watch *w);
+} port_options[] = {
+    {"Port", read_ports},
+    {"Protocol", read_protocols},
+    {"Address", read_addresses},
+    {"ExpectProcess", read_processes},
+    {"ExpectUser", read_users},
+    {"Hits", read_hits},
+    {"NotifyMissingAtStart", read_notify_missing_at_start},
+    {"NotifyOwnerChange", read_notify_owner_change},
+    {"AllNamespaces", read_all_namespaces},
+};
+
+/* One option of a <Port> block. */
+static int config_port_option(const char *block, const oconfig_item_t *ci,
+                              struct po_watch *w) {
+  char known[256] = "";
+
+  for (size_t i = 0; i < STATIC_ARRAY_SIZE(port_options); i++)
+    if (strcasecmp(ci->key, port_options[i].key) == 0)
+      return port_options[i].read(block, ci, w);
+  for (size_t i = 0; i < STATIC_ARRAY_SIZE(port_options); i++)
+    list_add(known, sizeof(known), port_options[i].key);
+  ERROR(PFX "<Port \"%s\">: unknown option \"%s\" (known: %s)", block, ci->key,
+        known);
+  return -1;
+}
+
+/* One <Port "NAME"> block, added to watches. */
+static int config_port(const oconfig_item_t *ci, struct po_watchset *watches) {
   const char *name;
   struct po_watch *w;
   int errors = 0, err;
@@ -303,42 +435,8 @@ static int config_port(const oconfig_item_t *ci) {
   }
   for (int i = 0; i < ci->children_num; i++) {
     const oconfig_item_t *c = &ci->children[i];
-    int b;
 
-    if (strcasecmp(c->key, "Port") == 0) {
-      errors += config_ports(name, c, w) != 0;
-    } else if (strcasecmp(c->key, "Protocol") == 0) {
-      errors += config_strings(name, c, 0, add_protocol, w) != 0;
-    } else if (strcasecmp(c->key, "Address") == 0) {
-      errors += config_strings(name, c, 0, add_address, w) != 0;
-    } else if (strcasecmp(c->key, "ExpectProcess") == 0) {
-      errors += config_strings(name, c, 0, add_process, w) != 0;
-    } else if (strcasecmp(c->key, "ExpectUser") == 0) {
-      errors += config_strings(name, c, 1, add_user, w) != 0;
-    } else if (strcasecmp(c->key, "Hits") == 0) {
-      errors += config_hits(name, c, w) != 0;
-    } else if (strcasecmp(c->key, "NotifyMissingAtStart") == 0) {
-      if (config_bool(name, c, &b) == 0)
-        po_watch_set_notify_missing_at_start(w, b);
-      else
-        errors++;
-    } else if (strcasecmp(c->key, "NotifyOwnerChange") == 0) {
-      if (config_bool(name, c, &b) == 0)
-        po_watch_set_notify_owner_change(w, b);
-      else
-        errors++;
-    } else if (strcasecmp(c->key, "AllNamespaces") == 0) {
-      if (config_bool(name, c, &b) == 0)
-        po_watch_set_all_namespaces(w, b);
-      else
-        errors++;
-    } else {
-      ERROR(PFX "<Port \"%s\">: unknown option \"%s\" (known: Port, Protocol, "
-                "Address, ExpectProcess, ExpectUser, Hits, "
-                "NotifyMissingAtStart, NotifyOwnerChange, AllNamespaces)",
-            name, c->key);
-      errors++;
-    }
+    errors += config_port_option(name, c, w) != 0;
     if (c->children_num > 0) {
       ERROR(PFX "<Port \"%s\">: \"%s\" is an option, not a block", name,
             c->key);
@@ -372,23 +470,23 @@ static int config_port(const oconfig_item_t *ci) {
   return 0;
 }
 
-/* A global option's single string. */
-static int config_string(const oconfig_item_t *ci, char **out) {
-  char *s;
+/* ---- the top-level options: each reads its value into *c, logs what is
+ * wrong, and returns 0 or -1. */
 
-  if (ci->values_num != 1 || ci->values[0].type != OCONFIG_TYPE_STRING ||
-      ci->values[0].value.string[0] == '\0') {
-    ERROR(PFX "%s: needs exactly one non-empty string", ci->key);
-    return -1;
+/* A top-level option's single non-empty string, into *out. */
+static int config_string(const oconfig_item_t *ci, char **out) {
+  char *s = NULL;
+  char text[256];
+
+  if (cf_util_get_string(ci, &s) == 0 && s[0]) {
+    free(*out);
+    *out = s;
+    return 0;
   }
-  s = strdup(ci->values[0].value.string);
-  if (!s) {
-    ERROR(PFX "%s: out of memory", ci->key);
-    return -1;
-  }
-  free(*out);
-  *out = s;
-  return 0;
+  free(s);
+  ERROR(PFX "%s: needs exactly one non-empty string",
+        item_text(NULL, ci, text, sizeof(text)));
+  return -1;
 }
 
 static int check_dir(const char *key, const char *dir) {
@@ -433,12 +531,84 @@ static int check_state_file(const char *path) {
   return err;
 }
 
+static int read_source(const oconfig_item_t *ci, struct plugin_config *c) {
+  char *s = NULL;
+  int err = config_string(ci, &s);
+
+  if (!err && po_config_source(s, &c->source) != 0) {
+    ERROR(PFX "Source \"%s\": unknown source (auto, netlink or proc)", s);
+    err = -1;
+  }
+  free(s);
+  return err;
+}
+
+static int read_proc_root(const oconfig_item_t *ci, struct plugin_config *c) {
+  if (config_string(ci, &c->proc_root) != 0)
+    return -1;
+  return check_dir("ProcRoot", c->proc_root);
+}
+
+static int read_state_file(const oconfig_item_t *ci, struct plugin_config *c) {
+  if (config_string(ci, &c->state_file) != 0)
+    return -1;
+  return check_state_file(c->state_file);
+}
+
+static int read_full_scan_interval(const oconfig_item_t *ci,
+                                   struct plugin_config *c) {
+  double v;
+  char text[256];
+
+  if (cf_util_get_double(ci, &v) == 0 && v >= 0 && v <= 86400) {
+    c->full_scan_interval = v;
+    return 0;
+  }
+  ERROR(PFX "%s: needs one number of seconds from 0 (every read walks every "
+            "process) to 86400",
+        item_text(NULL, ci, text, sizeof(text)));
+  return -1;
+}
+
+static int read_report_self(const oconfig_item_t *ci, struct plugin_config *c) {
+  return config_bool(NULL, ci, &c->report_self);
+}
+
+/* The top-level options, in the order of the known list; then come the
+ * <Port "NAME"> blocks. */
+static const struct global_option {
+  const char *key;
+  int (*read)(const oconfig_item_t *ci, struct plugin_config *c);
+} global_options[] = {
+    {"Source", read_source},
+    {"ProcRoot", read_proc_root},
+    {"StateFile", read_state_file},
+    {"FullScanInterval", read_full_scan_interval},
+    {"ReportSelf", read_report_self},
+};
+
+/* One top-level option (not a block). */
+static int config_global_option(const oconfig_item_t *ci,
+                                struct plugin_config *c) {
+  char known[256] = "";
+
+  for (size_t i = 0; i < STATIC_ARRAY_SIZE(global_options); i++)
+    if (strcasecmp(ci->key, global_options[i].key) == 0)
+      return global_options[i].read(ci, c);
+  for (size_t i = 0; i < STATIC_ARRAY_SIZE(global_options); i++)
+    list_add(known, sizeof(known), global_options[i].key);
+  list_add(known, sizeof(known), "<Port \"NAME\">");
+  ERROR(PFX "unknown option \"%s\" (known: %s)", ci->key, known);
+  return -1;
+}
+
+/* <Plugin portowner>, into conf. */
 static int po_config(oconfig_item_t *ci) {
   int errors = 0;
 
-  if (!watches) {
-    watches = po_watchset_new();
-    if (!watches) {
+  if (!conf.watches) {
+    conf.watches = po_watchset_new();
+    if (!conf.watches) {
       ERROR(PFX "out of memory");
       return -1;
     }
@@ -447,56 +617,12 @@ static int po_config(oconfig_item_t *ci) {
     const oconfig_item_t *c = &ci->children[i];
 
     if (strcasecmp(c->key, "Port") == 0) {
-      errors += config_port(c) != 0;
+      errors += config_port(c, conf.watches) != 0;
     } else if (c->children_num > 0) {
       ERROR(PFX "unknown block <%s> (known: <Port \"NAME\">)", c->key);
       errors++;
-    } else if (strcasecmp(c->key, "Source") == 0) {
-      char *s = NULL;
-
-      if (config_string(c, &s) != 0) {
-        errors++;
-      } else if (po_config_source(s, &source) != 0) {
-        ERROR(PFX "Source \"%s\": unknown source (auto, netlink or proc)", s);
-        errors++;
-      }
-      free(s);
-    } else if (strcasecmp(c->key, "ProcRoot") == 0) {
-      if (config_string(c, &proc_root) != 0 ||
-          check_dir("ProcRoot", proc_root) != 0)
-        errors++;
-    } else if (strcasecmp(c->key, "StateFile") == 0) {
-      if (config_string(c, &state_file) != 0 ||
-          check_state_file(state_file) != 0)
-        errors++;
-    } else if (strcasecmp(c->key, "FullScanInterval") == 0) {
-      if (c->values_num != 1 || c->values[0].type != OCONFIG_TYPE_NUMBER ||
-          !(c->values[0].value.number >= 0) ||
-          c->values[0].value.number > 86400) {
-        char buf[64];
-
-        ERROR(PFX "FullScanInterval%s%s: needs one number of seconds from 0 "
-                  "(every read walks every process) to 86400",
-              c->values_num == 1 ? " " : "",
-              c->values_num == 1 ? value_text(&c->values[0], buf, sizeof(buf))
-                                 : "");
-        errors++;
-      } else {
-        full_scan_interval = c->values[0].value.number;
-      }
-    } else if (strcasecmp(c->key, "ReportSelf") == 0) {
-      if (c->values_num != 1 || c->values[0].type != OCONFIG_TYPE_BOOLEAN) {
-        ERROR(PFX "ReportSelf: needs exactly one boolean value (true or "
-                  "false)");
-        errors++;
-      } else {
-        report_self = c->values[0].value.boolean;
-      }
     } else {
-      ERROR(PFX "unknown option \"%s\" (known: Source, ProcRoot, StateFile, "
-                "FullScanInterval, ReportSelf, <Port \"NAME\">)",
-            c->key);
-      errors++;
+      errors += config_global_option(c, &conf) != 0;
     }
   }
   if (errors) {
@@ -534,19 +660,19 @@ static void submit(const char *instance, const char *type,
  * process (full) or only what may have changed (incremental). */
 static void submit_self(const struct po_stats *st, cdtime_t t) {
   if (st->walk.kind == PO_WALK_FULL)
-    full_reads++;
+    run.full_reads++;
   else if (st->walk.kind == PO_WALK_INCREMENTAL)
-    incremental_reads++;
-  if (!report_self)
+    run.incremental_reads++;
+  if (!conf.report_self)
     return;
   submit_value(SELF_INSTANCE, "duration", "scan",
                (value_t){.gauge = (gauge_t)st->scan_ns / 1e9}, t);
   submit(SELF_INSTANCE, "count", "fds_scanned", st->walk.fds, t);
   submit(SELF_INSTANCE, "count", "processes_scanned", st->walk.procs, t);
   submit_value(SELF_INSTANCE, "operations", "full_scan",
-               (value_t){.derive = (derive_t)full_reads}, t);
+               (value_t){.derive = (derive_t)run.full_reads}, t);
   submit_value(SELF_INSTANCE, "operations", "incremental_scan",
-               (value_t){.derive = (derive_t)incremental_reads}, t);
+               (value_t){.derive = (derive_t)run.incremental_reads}, t);
 }
 
 static void notify(const struct po_event *e, cdtime_t t) {
@@ -597,11 +723,12 @@ static void notify(const struct po_event *e, cdtime_t t) {
 static void tell_once(const struct po_stats *st) {
   /* Without CAP_SYS_PTRACE, a socket of another user with no owner may be
    * held by a process /proc hides from us (hidepid): nothing is "denied". */
-  int hidden = !sees_all && st->unowned_foreign > 0;
+  int hidden = !run.sees_all && st->unowned_foreign > 0;
 
-  denied_reads = st->walk.denied > 0 || hidden ? denied_reads + 1 : 0;
-  if (denied_reads >= DENIED_READS && !told_denied && !st->walk.denied) {
-    told_denied = 1;
+  run.denied_reads = st->walk.denied > 0 || hidden ? run.denied_reads + 1 : 0;
+  if (run.denied_reads >= DENIED_READS && !run.told_denied &&
+      !st->walk.denied) {
+    run.told_denied = 1;
     WARNING(PFX
             "could not read the open files (/proc/PID/fd) of the "
             "processes holding %llu socket%s of other users: /proc may "
@@ -611,8 +738,8 @@ static void tell_once(const struct po_stats *st) {
             "CAP_SYS_PTRACE). Said once.",
             (unsigned long long)st->unowned_foreign,
             st->unowned_foreign == 1 ? "" : "s");
-  } else if (denied_reads >= DENIED_READS && !told_denied) {
-    told_denied = 1;
+  } else if (run.denied_reads >= DENIED_READS && !run.told_denied) {
+    run.told_denied = 1;
     WARNING(PFX "could not read the open files (/proc/PID/fd) of %llu "
                 "process%s for lack of privilege: the sockets they hold count "
                 "as unowned and their owners are not named. Run collectd as "
@@ -622,22 +749,22 @@ static void tell_once(const struct po_stats *st) {
             (unsigned long long)st->walk.denied,
             st->walk.denied == 1 ? "" : "es");
   }
-  if (source == PO_SOURCE_AUTO && st->source_used == PO_SOURCE_PROC &&
-      !told_proc_fallback) {
-    told_proc_fallback = 1;
+  if (conf.source == PO_SOURCE_AUTO && st->source_used == PO_SOURCE_PROC &&
+      !run.told_proc_fallback) {
+    run.told_proc_fallback = 1;
     NOTICE(PFX "netlink sock_diag is not available: reading /proc/net "
                "instead (accept queue limits are then unknown and reported as "
                "0). Said once.");
   }
-  if (st->ns_failed > 0 && !told_ns_failed) {
-    told_ns_failed = 1;
+  if (st->ns_failed > 0 && !run.told_ns_failed) {
+    run.told_ns_failed = 1;
     WARNING(PFX "could not read the listening sockets of %llu network "
                 "namespace%s (AllNamespaces): their listeners are not "
                 "counted. Said once.",
             (unsigned long long)st->ns_failed, st->ns_failed == 1 ? "" : "s");
   }
-  if (st->malformed > 0 && !told_malformed) {
-    told_malformed = 1;
+  if (st->malformed > 0 && !run.told_malformed) {
+    run.told_malformed = 1;
     NOTICE(PFX "skipped %llu malformed /proc/net line%s or netlink "
                "message%s. Said once.",
            (unsigned long long)st->malformed, st->malformed == 1 ? "" : "s",
@@ -648,51 +775,52 @@ static void tell_once(const struct po_stats *st) {
 static void save_state(void) {
   int err;
 
-  if (!state_file)
+  if (!conf.state_file)
     return;
-  err = po_state_save(watches, state_file, have_boot_id ? boot_id : NULL);
-  if (err < 0 && err != state_save_error) {
-    ERROR(PFX "StateFile \"%s\": cannot write it: %s%s", state_file,
+  err = po_state_save(conf.watches, conf.state_file,
+                      run.have_boot_id ? run.boot_id : NULL);
+  if (err < 0 && err != run.state_save_error) {
+    ERROR(PFX "StateFile \"%s\": cannot write it: %s%s", conf.state_file,
           err == -ELOOP ? "it is a symlink, which is never written through"
                         : STRERROR(-err),
           ". Said once until it changes.");
-  } else if (err >= 0 && state_save_error) {
-    INFO(PFX "StateFile \"%s\": written again", state_file);
+  } else if (err >= 0 && run.state_save_error) {
+    INFO(PFX "StateFile \"%s\": written again", conf.state_file);
   }
-  state_save_error = err < 0 ? err : 0;
+  run.state_save_error = err < 0 ? err : 0;
 }
 
 static int po_read(void) {
   struct po_snapshot s;
   cdtime_t now;
-  size_t n = po_watchset_len(watches);
+  size_t n = po_watchset_len(conf.watches);
   int err;
 
-  err = po_snapshot_take(ctx, &query, &s);
+  err = po_snapshot_take(run.ctx, &run.query, &s);
   if (err) {
-    c_complain(LOG_ERR, &snapshot_complaint,
+    c_complain(LOG_ERR, &run.snapshot_complaint,
                PFX "cannot read the listening sockets: %s", STRERROR(-err));
     po_snapshot_free(&s);
     return -1;
   }
-  c_release(LOG_INFO, &snapshot_complaint,
+  c_release(LOG_INFO, &run.snapshot_complaint,
             PFX "reading the listening sockets works again");
   tell_once(&s.stats);
 
   now = cdtime();
   submit_self(&s.stats, now);
-  po_events_clear(&events);
-  err = po_watchset_eval(watches, &s, s.netns, values, &events);
+  po_events_clear(&run.events);
+  err = po_watchset_eval(conf.watches, &s, s.netns, run.values, &run.events);
   po_snapshot_free(&s);
   if (err) {
     ERROR(PFX "evaluating the snapshot failed: %s", STRERROR(-err));
-    po_events_clear(&events);
+    po_events_clear(&run.events);
     return -1;
   }
 
   for (size_t i = 0; i < n; i++) {
-    const char *name = po_watch_name(po_watchset_get(watches, i));
-    const struct po_watch_values *v = &values[i];
+    const char *name = po_watch_name(po_watchset_get(conf.watches, i));
+    const struct po_watch_values *v = &run.values[i];
 
     submit(name, "count", "sockets", v->sockets, now);
     submit(name, "count", "processes", v->processes, now);
@@ -700,9 +828,9 @@ static int po_read(void) {
     submit(name, "queue_length", "accept", v->accept, now);
     submit(name, "queue_length", "accept_max", v->accept_max, now);
   }
-  for (size_t i = 0; i < events.len; i++)
-    notify(&events.v[i], now);
-  po_events_clear(&events);
+  for (size_t i = 0; i < run.events.len; i++)
+    notify(&run.events.v[i], now);
+  po_events_clear(&run.events);
   save_state();
   return 0;
 }
@@ -711,53 +839,54 @@ static int po_read(void) {
  * --------------------------------------------------------- */
 
 static int po_init(void) {
-  size_t n = watches ? po_watchset_len(watches) : 0;
+  size_t n = conf.watches ? po_watchset_len(conf.watches) : 0;
   int err;
 
   if (n == 0) {
     WARNING(PFX "no <Port \"NAME\"> block is configured: nothing to watch");
     return 0;
   }
-  if (ctx) /* init twice */
+  if (run.ctx) /* init twice */
     return 0;
-  ctx = po_ctx_new(proc_root ? proc_root : "/proc");
-  values = calloc(n, sizeof(*values));
-  if (!ctx || !values) {
+  run.ctx = po_ctx_new(conf.proc_root ? conf.proc_root : "/proc");
+  run.values = calloc(n, sizeof(*run.values));
+  if (!run.ctx || !run.values) {
     ERROR(PFX "cannot start: %s", STRERRNO);
     return -1;
   }
-  err = po_watchset_query(watches, &query);
+  err = po_watchset_query(conf.watches, &run.query);
   if (err) {
     ERROR(PFX "cannot start: %s", STRERROR(-err));
     return -1;
   }
-  query.source = source;
-  sees_all = po_proc_self_sees_all();
-  po_ctx_set_full_scan_interval(ctx, full_scan_interval);
-  have_boot_id =
-      po_boot_id_read(po_ctx_proc_root(ctx), boot_id, sizeof(boot_id)) == 0;
+  run.query.source = conf.source;
+  run.sees_all = po_proc_self_sees_all();
+  po_ctx_set_full_scan_interval(run.ctx, conf.full_scan_interval);
+  run.have_boot_id = po_boot_id_read(po_ctx_proc_root(run.ctx), run.boot_id,
+                                     sizeof(run.boot_id)) == 0;
 
-  if (state_file) {
-    err = po_state_load(watches, state_file, have_boot_id ? boot_id : NULL);
+  if (conf.state_file) {
+    err = po_state_load(conf.watches, conf.state_file,
+                        run.have_boot_id ? run.boot_id : NULL);
     if (err == 0)
-      INFO(PFX "StateFile \"%s\": state restored", state_file);
+      INFO(PFX "StateFile \"%s\": state restored", conf.state_file);
     else if (err == -ENOENT)
       INFO(PFX "StateFile \"%s\" does not exist yet: starting fresh",
-           state_file);
+           conf.state_file);
     else if (err == -EBADMSG)
       WARNING(PFX "StateFile \"%s\" is corrupt or not a portowner state file: "
                   "starting fresh (it is replaced at the next change)",
-              state_file);
+              conf.state_file);
     else if (err == -ELOOP)
       WARNING(PFX "StateFile \"%s\" is a symlink, which is never read or "
                   "written through: starting fresh",
-              state_file);
+              conf.state_file);
     else if (err == -EINVAL)
       WARNING(PFX "StateFile \"%s\" is not a regular file: starting fresh",
-              state_file);
+              conf.state_file);
     else
       WARNING(PFX "StateFile \"%s\" cannot be read: %s: starting fresh",
-              state_file, STRERROR(-err));
+              conf.state_file, STRERROR(-err));
   }
   INFO(PFX "version %s watching %zu <Port> block%s", PORTOWNER_VERSION, n,
        n == 1 ? "" : "s");
@@ -765,19 +894,19 @@ static int po_init(void) {
 }
 
 static int po_shutdown(void) {
-  if (ctx)
+  if (run.ctx)
     save_state();
-  po_events_free(&events);
-  po_ctx_free(ctx);
-  ctx = NULL;
-  free(values);
-  values = NULL;
-  po_watchset_free(watches);
-  watches = NULL;
-  free(proc_root);
-  proc_root = NULL;
-  free(state_file);
-  state_file = NULL;
+  po_events_free(&run.events);
+  po_ctx_free(run.ctx);
+  run.ctx = NULL;
+  free(run.values);
+  run.values = NULL;
+  po_watchset_free(conf.watches);
+  conf.watches = NULL;
+  free(conf.proc_root);
+  conf.proc_root = NULL;
+  free(conf.state_file);
+  conf.state_file = NULL;
   return 0;
 }
 
