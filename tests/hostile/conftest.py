@@ -57,9 +57,10 @@ def table_escaped(raw: bytes) -> bytes:
 
 def ss_owner_pids(port):
     """The pids ss lists for the TCP listener on port (users:(...))."""
+    # errors="replace": ss prints process names, which may hold any byte.
     out = subprocess.run(["ss", "-tlnpH", f"sport = :{port}"],
-                         capture_output=True, text=True, check=True,
-                         timeout=waits.timeout(120)).stdout
+                         capture_output=True, text=True, errors="replace",
+                         check=True, timeout=waits.timeout(120)).stdout
     pids = []
     for part in out.split("pid=")[1:]:
         pids.append(int(part.split(",", 1)[0]))
