@@ -223,6 +223,26 @@ def plugins_in(text):
 
 # ------------------------------------------------------------ collectd ------
 
+def base_config(work, log, hostname=HOST, types_db=None, interval=INTERVAL):
+    """The global options and the logfile plugin (writing log, with time
+    stamps and severities) of a config in work: a list of lines."""
+    return ['Hostname %s' % q(hostname),
+            'FQDNLookup false',
+            'BaseDir %s' % q(work.basedir),
+            'PIDFile %s' % q(work.file("collectd.pid")),
+            'PluginDir %s' % q(work.plugindir),
+            'TypesDB %s' % q(types_db or env.TYPES_DB),
+            'Interval %s' % interval,
+            '',
+            'LoadPlugin logfile',
+            '<Plugin logfile>',
+            '  LogLevel info',
+            '  File %s' % q(log),
+            '  Timestamp true',
+            '  PrintSeverity true',
+            '</Plugin>']
+
+
 class Collectd:
     """One collectd configuration in a Workdir, started and stopped as the
     test says (a restart keeps the workdir: the StateFile, the csv files and
@@ -248,24 +268,11 @@ class Collectd:
 
     # -- config -------------------------------------------------------------
     def config_text(self, log):
-        g = ['Hostname %s' % q(self.hostname),
-             'FQDNLookup false',
-             'BaseDir %s' % q(self.work.basedir),
-             'PIDFile %s' % q(self.work.file("collectd.pid")),
-             'PluginDir %s' % q(self.work.plugindir),
-             'TypesDB %s' % q(self.types_db),
-             'Interval %s' % self.interval,
-             '',
-             'LoadPlugin logfile',
-             '<Plugin logfile>',
-             '  LogLevel info',
-             '  File %s' % q(log),
-             '  Timestamp true',
-             '  PrintSeverity true',
-             '</Plugin>',
-             'LoadPlugin unixsock',
-             '<Plugin unixsock>',
-             '  SocketFile %s' % q(self.work.sockpath)]
+        g = base_config(self.work, log, self.hostname, self.types_db,
+                        self.interval)
+        g += ['LoadPlugin unixsock',
+              '<Plugin unixsock>',
+              '  SocketFile %s' % q(self.work.sockpath)]
         if self.unixsock_group:
             g.append('  SocketGroup %s' % q(self.unixsock_group))
         g.append('</Plugin>')
@@ -584,21 +591,7 @@ def collectd_test_config(work, body):
     log = work.file("config-test.log")
     if os.path.exists(log):
         os.unlink(log)
-    text = "\n".join([
-        'Hostname %s' % q(HOST),
-        'FQDNLookup false',
-        'BaseDir %s' % q(work.basedir),
-        'PIDFile %s' % q(work.file("collectd.pid")),
-        'PluginDir %s' % q(work.plugindir),
-        'TypesDB %s' % q(env.TYPES_DB),
-        'Interval %s' % INTERVAL,
-        'LoadPlugin logfile',
-        '<Plugin logfile>',
-        '  LogLevel info',
-        '  File %s' % q(log),
-        '  Timestamp true',
-        '  PrintSeverity true',
-        '</Plugin>',
+    text = "\n".join(base_config(work, log) + [
         # A write plugin, or collectd warns that values go nowhere.
         'LoadPlugin csv',
         '<Plugin csv>',
