@@ -207,7 +207,7 @@ class Listener:
     READY_TIMEOUT = 15
 
     def __init__(self, *specs, user=None, comm=None, backlog=None,
-                 timeout=None, netns=None, extra=(), logdir=None):
+                 timeout=None, netns=None, logdir=None):
         env.require_file(env.PO_LISTEN, "tests/po-listen")
         self.specs = specs
         self.netns = netns
@@ -220,7 +220,7 @@ class Listener:
             args += ["--user", user]
         if comm is not None:
             args += ["--comm", comm]
-        args += list(extra) + list(specs)
+        args += list(specs)
         if netns is not None:
             args = ["ip", "netns", "exec", netns] + args
         if any(isinstance(a, bytes) for a in args):
@@ -244,7 +244,6 @@ class Listener:
                                      stdout=subprocess.PIPE, stderr=fd)
         if self._errfd is None:
             os.close(fd)
-        self.gone_at = None
         try:
             self._read_until_ready()
             self.pids = sorted({p for s in self.socks for p in s.pids})
@@ -311,10 +310,6 @@ class Listener:
     def ports(self):
         return sorted({s.port for s in self.socks})
 
-    def owner_strings(self):
-        """What a message naming the owner would contain: comm, pid."""
-        return self.comm, str(self.pid)
-
     def running(self):
         return self.proc.poll() is None
 
@@ -338,9 +333,8 @@ class Listener:
         waits.wait_for(self._closed, 10,
                        "the sockets of po-listen %s to close" % (self.args,),
                        lambda: self.inodes & listening_inodes())
-        self.gone_at = time.time()
         self._close_pipes()
-        return self.gone_at
+        return time.time()
 
     def eof(self):
         """Closes po-listen's stdin (its stop signal) and returns its exit
