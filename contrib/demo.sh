@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential autoconf automake libtool pkg-config collectd-core
-  collectd-dev libyajl-dev libcmocka-dev netbase python3)
+  collectd-dev libyajl-dev libpcre2-dev libcmocka-dev netbase python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

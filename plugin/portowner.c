@@ -293,9 +293,10 @@ static int add_process(const char *block, const oconfig_item_t *ci,
     return 0;
   if (err == -ENOMEM)
     ERROR(PFX "<Port \"%s\"> %s \"%s\": out of memory", block, ci->key, s);
-  else if (why[0])
-    ERROR(PFX "<Port \"%s\"> %s \"%s\": bad regular expression: %s", block,
-          ci->key, s, why);
+  else if (why[0]) /* the value cut: collectd cuts log lines at 1023 bytes */
+    ERROR(PFX "<Port \"%s\"> %s \"%.100s%s\": %s regular expression: %s", block,
+          ci->key, s, strlen(s) > 100 ? "..." : "",
+          err == -E2BIG ? "refused" : "bad", why);
   else
     ERROR(PFX "<Port \"%s\"> %s \"%s\": needs a process name or /REGEX/", block,
           ci->key, s);

@@ -36,6 +36,23 @@ extern "C" {
 /* Largest Hits value. */
 #define PO_HITS_MAX 1000000u
 
+/*
+ * Bounds of an ExpectProcess "/REGEX/" (PCRE2, interpreted, no JIT). At
+ * config time: the pattern (between the slashes) is at most
+ * PO_REGEX_LEN_MAX bytes, nests parentheses at most PO_REGEX_NEST_MAX deep,
+ * and compiles in at most PO_REGEX_MEM_MAX bytes (everything PCRE2
+ * allocates for it, counted by our allocator). At match time, for each
+ * subject: at most PO_REGEX_MATCH_LIMIT backtracking steps,
+ * PO_REGEX_DEPTH_LIMIT nested backtracking points and
+ * PO_REGEX_HEAP_LIMIT_KIB KiB of backtracking memory.
+ */
+#define PO_REGEX_LEN_MAX 1024
+#define PO_REGEX_NEST_MAX 32
+#define PO_REGEX_MEM_MAX (32u * 1024)
+#define PO_REGEX_MATCH_LIMIT 100000u
+#define PO_REGEX_DEPTH_LIMIT 2000u
+#define PO_REGEX_HEAP_LIMIT_KIB 512u
+
 /* Same values as collectd's NOTIF_FAILURE, NOTIF_WARNING, NOTIF_OKAY. */
 enum po_severity {
   PO_SEVERITY_FAILURE = 1,
@@ -172,10 +189,27 @@ int po_watch_address_add(struct po_watch *w, const char *addr);
 /*
  * Adds an ExpectProcess item: a name compared with the comm and with the
  * basename of exe (" (deleted)" removed); a name with a '/' is compared with
- * the whole exe path; "/REGEX/" is a POSIX extended regex, compiled now and
- * matched against comm and the exe basename. On -EINVAL with a regex, err
- * (when not NULL) receives regerror()'s text. Returns 0, -EINVAL (empty,
- * bad regex), -ENOMEM.
+ * the whole exe path; "/REGEX/" is a PCRE2 regular expression (a superset of
+ * the POSIX extended syntax people write: (a|b), [0-9]+, ^$, {m,n},
+ * [[:alpha:]]), compiled now and matched against comm and the exe basename.
+ *
+ * A regex is on bytes, not UTF-8 (PCRE2_NEVER_UTF, NEVER_UCP: process names
+ * need not be valid UTF-8, and every byte string is a valid subject): "."
+ * is one byte, \w and [[:alpha:]] are ASCII; a non-ASCII name is matched as
+ * its UTF-8 bytes (write it literally, not inside [...]). As in POSIX, "."
+ * also matches a newline and "$" only the very end (PCRE2_DOTALL,
+ * DOLLAR_ENDONLY). Unanchored, as POSIX: "/^sshd$/" is the exact name.
+ *
+ * A match that hits a PO_REGEX_* limit or fails in any other way counts as
+ * "did not match": the owner is judged unexpected. That is the safe answer
+ * for an allowlist, as a hostile process name can make a match expensive but
+ * can never pass by it.
+ *
+ * On failure with a regex, err (when not NULL) says why: PCRE2's message and
+ * the offset for a syntax error; "pattern too long (N bytes, max M)",
+ * "nested too deep (...)", "needs more than N KiB to compile" for a limit.
+ * Returns 0, -EINVAL (empty, "//", bad syntax), -E2BIG (a pattern past a
+ * config-time PO_REGEX_* limit), -ENOMEM.
  */
 int po_watch_expect_process_add(struct po_watch *w, const char *pattern,
                                 char *err, size_t errsize);

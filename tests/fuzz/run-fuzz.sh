@@ -16,8 +16,9 @@
 # saved: copy that file to tests/fuzz/regressions/<target>/ and fix the bug.
 #
 # Environment: CLANG (default clang), FUZZ_SECONDS, FUZZ_OUT, YAJL_CFLAGS and
-# YAJL_LIBS (default from pkg-config yajl), FUZZ_EXTRA (more libFuzzer
-# flags, e.g. -jobs=2 or -seed=1).
+# YAJL_LIBS (default from pkg-config yajl), PCRE2_CFLAGS and PCRE2_LIBS
+# (default from pkg-config libpcre2-8), FUZZ_EXTRA (more libFuzzer flags,
+# e.g. -jobs=2 or -seed=1).
 set -uo pipefail
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -33,6 +34,8 @@ clang=${CLANG:-clang}
 out=${FUZZ_OUT:-$PWD/tests/fuzz/out}
 yajl_cflags=${YAJL_CFLAGS-$(pkg-config --cflags yajl 2>/dev/null)}
 yajl_libs=${YAJL_LIBS-$(pkg-config --libs yajl 2>/dev/null || echo -lyajl)}
+pcre2_cflags=${PCRE2_CFLAGS-$(pkg-config --cflags libpcre2-8 2>/dev/null)}
+pcre2_libs=${PCRE2_LIBS-$(pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8)}
 
 if [ $# -gt 0 ]; then
   targets=("$@")
@@ -64,8 +67,8 @@ mkdir -p "$out/bin/core" || exit 1
 echo "== building ${#targets[@]} fuzz targets with $clang into $out/bin"
 objs=()
 for c in "${core[@]}"; do
-  # shellcheck disable=SC2086 # YAJL_CFLAGS is a list of flags
-  "$clang" "${cflags[@]}" $yajl_cflags \
+  # shellcheck disable=SC2086 # YAJL_CFLAGS, PCRE2_CFLAGS are lists of flags
+  "$clang" "${cflags[@]}" $yajl_cflags $pcre2_cflags \
     -fsanitize=fuzzer-no-link,address,undefined \
     -c -o "$out/bin/core/$c.o" "$src/plugin/$c.c" || {
     echo "run-fuzz.sh: cannot compile plugin/$c.c" >&2
@@ -76,9 +79,10 @@ done
 # Every target links the fixtures the tests share (tests/fixture.c).
 for t in "${targets[@]}"; do
   # shellcheck disable=SC2086
-  "$clang" "${cflags[@]}" $yajl_cflags -fsanitize=fuzzer,address,undefined \
+  "$clang" "${cflags[@]}" $yajl_cflags $pcre2_cflags \
+    -fsanitize=fuzzer,address,undefined \
     -o "$out/bin/$t" "$src/tests/fuzz/$t.c" "$src/tests/fixture.c" \
-    "${objs[@]}" $yajl_libs || {
+    "${objs[@]}" $yajl_libs $pcre2_libs || {
     echo "run-fuzz.sh: cannot build $t (is libclang-rt-14-dev installed?)" >&2
     exit 1
   }
