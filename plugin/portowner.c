@@ -40,6 +40,9 @@
 #include <sys/stat.h>
 
 #include "portowner/snapshot.h"
+#include "portowner/config_value.h"
+#include "portowner/fileio.h"
+#include "portowner/statefile.h"
 #include "portowner/watch.h"
 
 #ifndef PORTOWNER_VERSION

@@ -7,7 +7,13 @@
  * their owners. po_watchset_eval() turns one snapshot into per-watch values
  * and into events: each condition is reported once when it begins and once
  * when it ends, never every interval. The state behind that can be kept in a
- * StateFile across restarts (po_state_save(), po_state_load()).
+ * StateFile across restarts (statefile.h).
+ *
+ * Related headers: config_value.h (single config values), statefile.h (the
+ * StateFile), fileio.h (the boot id). The implementation is split by job
+ * across plugin/watch.c (the model and the set), eval.c and cond_*.c (one
+ * file per condition), select.c, expect.c, owners.c, message.c, event.c;
+ * they share include/portowner/watch_private.h, which only they include.
  *
  * Contract: functions return 0 (or a count where stated) on success and a
  * negative errno value on failure. Nothing here logs or keeps globals; the
@@ -20,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "portowner/config_value.h" /* PO_HITS_MAX */
 #include "portowner/snapshot.h"
 
 #ifdef __cplusplus
@@ -33,8 +40,6 @@ extern "C" {
 #define PO_MESSAGE_MAX 256
 /* Most owners listed in an event's owners / previous_owners JSON. */
 #define PO_OWNERS_MAX 16
-/* Largest Hits value. */
-#define PO_HITS_MAX 1000000u
 
 /*
  * Bounds of an ExpectProcess "/REGEX/" (PCRE2, interpreted, no JIT). At
@@ -129,25 +134,6 @@ struct po_watch_values {
                           counts as 0 */
 };
 
-/* ---- config values, usable without a watch ---------------------------- */
-
-/*
- * A port given as a number (collectd passes numbers as doubles): accepts
- * only integers 1..65535. Returns 0, -ERANGE (out of range), -EINVAL (not an
- * integer, NaN).
- */
-int po_config_port_number(double v, struct po_range *r);
-
-/* Hits as a number: an integer 1..PO_HITS_MAX. Returns 0, -ERANGE, -EINVAL. */
-int po_config_hits(double v, unsigned *hits);
-
-/* A boolean written as a string: true/false, yes/no, on/off, 1/0
- * (case-insensitive), as collectd accepts them. Returns 0 or -EINVAL. */
-int po_config_bool(const char *s, int *b);
-
-/* "auto", "netlink" or "proc" (case-insensitive). Returns 0 or -EINVAL. */
-int po_config_source(const char *s, enum po_source *src);
-
 /* ---- a watch ------------------------------------------------------------- */
 
 /*
@@ -163,7 +149,7 @@ void po_watch_free(struct po_watch *w);
 
 /* Adds a port range. Returns 0, -EINVAL (lo 0 or lo > hi), -ENOMEM. */
 int po_watch_port_add(struct po_watch *w, const struct po_range *r);
-/* Adds a port given as a number (po_config_port_number()). */
+/* Adds a port given as a number (po_config_port_number(), config_value.h). */
 int po_watch_port_add_number(struct po_watch *w, double v);
 /*
  * Adds the port items of a string: a number, a range "8000-8099", a service
@@ -246,7 +232,8 @@ int po_watch_all_namespaces(const struct po_watch *w);
 /*
  * Evaluates one snapshot for w: fills *values and appends w's events to ev,
  * and advances w's state. Sockets of other network namespaces than
- * own_netns (po_netns_self()) are skipped unless w has AllNamespaces.
+ * own_netns are skipped unless w has AllNamespaces: pass s->netns, the
+ * namespace the snapshot read as its own (po_snapshot_take()).
  * On failure w's state is unchanged and ev holds no new event.
  * Returns 0, -EINVAL (w not finished), -ENOMEM.
  */
@@ -292,43 +279,6 @@ int po_watchset_query(struct po_watchset *set, struct po_query *q);
 int po_watchset_eval(struct po_watchset *set, const struct po_snapshot *s,
                      uint64_t own_netns, struct po_watch_values *values,
                      struct po_events *ev);
-
-/* ---- the StateFile ------------------------------------------------------ */
-
-/*
- * Reads the state of the set's watches from path (JSON written by
- * po_state_save()). A watch whose name is not in the file, or whose ports,
- * protocols or addresses changed since, starts fresh; entries of watches
- * that are no longer configured are dropped. boot_id (po_boot_id_read(), or
- * NULL) tells whether the saved pids still mean the same processes. All or
- * nothing: on failure every watch starts fresh.
- * Returns 0, -ENOENT (no file: normal on a first start), -ELOOP (path is a
- * symlink: refused), -EBADMSG (not a state file: corrupt, truncated, other
- * version), -EFBIG, -EINVAL (not a regular file), -ENOMEM, or the -errno of
- * open/read.
- */
-int po_state_load(struct po_watchset *set, const char *path,
-                  const char *boot_id);
-
-/*
- * Writes the state of the set's watches to path atomically, when it differs
- * from what the last po_state_save() or po_state_load() saw: a temporary
- * file in the same directory (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600),
- * fsync, rename over path, fsync of the directory. A path that is a symlink
- * is refused, never written through.
- * Returns 1 (written), 0 (unchanged, nothing written), -ELOOP (path is a
- * symlink), -ENOMEM, or the -errno of the file operations (the temporary
- * file is removed).
- */
-int po_state_save(struct po_watchset *set, const char *path,
-                  const char *boot_id);
-
-/*
- * Reads the boot id (<proc_root>/sys/kernel/random/boot_id) into buf without
- * its newline. Returns 0, -ENOSPC (buf too small), -EINVAL (empty), or the
- * -errno of the read.
- */
-int po_boot_id_read(const char *proc_root, char *buf, size_t size);
 
 #ifdef __cplusplus
 }

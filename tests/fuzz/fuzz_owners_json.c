@@ -28,6 +28,7 @@
 
 #include <yajl/yajl_tree.h>
 
+#include "portowner/statefile.h"
 #include "portowner/watch.h"
 #include "../fixture.h"
 #include "fuzz.h"

@@ -26,6 +26,7 @@
 
 #include <yajl/yajl_tree.h>
 
+#include "portowner/statefile.h"
 #include "portowner/watch.h"
 #include "../fixture.h"
 #include "fuzz.h"

@@ -1,0 +1,47 @@
+/*
+ * portowner: the conditions of a watch, one file each, run by eval.c for
+ * every read in this order:
+ *
+ *   cond_listener.c          FAILURE when sockets were there and none were
+ *                            for Hits reads (or none at the first read),
+ *                            OKAY when they are back;
+ *   cond_owner_change.c      WARNING when the set of (program, user) of the
+ *                            owners changed, or every owner pid was
+ *                            replaced, while the port stayed open;
+ *   cond_unexpected_owner.c  FAILURE when an owner fails ExpectProcess /
+ *                            ExpectUser, OKAY when every owner passes again.
+ *
+ * Each takes the evaluation's context: it reads the watch, the values and
+ * the owners of this read and the state before it (w->st), updates the new
+ * state (ns) and appends its events to the local array. eval.c commits ns
+ * and the events only when every condition succeeded.
+ *
+ * Contract: 0 or a negative errno value (-ENOMEM); on failure the caller
+ * drops ns and the local events. Core only; nothing logs.
+ */
+#ifndef PORTOWNER_COND_H
+#define PORTOWNER_COND_H
+
+#include "portowner/watch_private.h"
+
+/* One evaluation of one watch for one snapshot. */
+struct po_eval {
+  const struct po_watch *w;
+  struct watch_state *ns;               /* the new state, from w->st */
+  const struct identlist *cur;          /* owners now (sorted by pid) */
+  const struct identlist *last;         /* owners at the last read: w->st */
+  const struct po_watch_values *values; /* this read's values */
+  struct po_events *local;              /* this evaluation's events */
+  int back; /* the listener came back at this read (set by the listener) */
+};
+
+/* The listener: runs at every read, first. */
+int po_cond_listener(struct po_eval *e);
+
+/* Owner change: runs when the watch has sockets and known owners. */
+int po_cond_owner_change(struct po_eval *e);
+
+/* Unexpected owner: runs when the watch has sockets and known owners. */
+int po_cond_unexpected_owner(struct po_eval *e);
+
+#endif /* PORTOWNER_COND_H */

@@ -1,0 +1,138 @@
+/*
+ * portowner: the watch model's private structs, shared by the core files
+ * that implement it (watch.c, expect.c, select.c, owners.c, message.c,
+ * event.c, eval.c, cond_*.c, statefile.c). Never included by the collectd
+ * glue (plugin/portowner.c) or portowner-dump: they use watch.h only.
+ *
+ * Ownership: a struct po_watch owns every string and array it points to,
+ * and its state (st.last) owns its arena; a struct po_watchset owns its
+ * watches. struct ident strings point into a snapshot or into an
+ * identlist's arena (see each list's comment).
+ */
+#ifndef PORTOWNER_WATCH_PRIVATE_H
+#define PORTOWNER_WATCH_PRIVATE_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include <yajl/yajl_gen.h>
+
+#include "portowner/snapshot.h"
+#include "portowner/watch.h"
+
+/* An ExpectProcess regex (PCRE2, with its bounds): expect.c. */
+struct regex;
+
+/* One ExpectProcess item (expect.c parses and matches it). */
+struct expect_proc {
+  char *pattern;    /* the name, or the regex without its slashes */
+  struct regex *re; /* when a regex */
+  int is_path;      /* a name with '/': compared with the whole exe path */
+};
+
+/* One ExpectUser item (expect.c). */
+struct expect_user {
+  char *name;
+  uint32_t uid; /* numeric, or what the name resolved to; or unknown */
+  int numeric;
+};
+
+/* One Address of a watch (inet_pton form). */
+struct addr {
+  int family;
+  uint8_t a[16];
+};
+
+/* One owner process. The strings point into a snapshot or an arena. */
+struct ident {
+  pid_t pid;
+  uint32_t uid;     /* PO_UID_UNKNOWN when unknown */
+  const char *comm; /* "" when unknown */
+  const char *exe;  /* NULL when unknown */
+  const char *user; /* "" when unknown */
+};
+
+/* Owner processes sorted by pid; arena (if any) holds their strings. */
+struct identlist {
+  struct ident *v;
+  size_t len;
+  char *arena;
+};
+
+/* What a watch remembers between reads (and across restarts: statefile.c). */
+struct watch_state {
+  int started;            /* evaluated at least once (or restored) */
+  int ever_up;            /* had sockets at some read */
+  unsigned empty_reads;   /* consecutive reads without sockets, <= hits */
+  int listener_failure;   /* LOST / MISSING_AT_START sent, no BACK yet */
+  int unexpected_failure; /* UNEXPECTED_OWNER sent, no EXPECTED yet */
+  int pids_valid;         /* last's pids are this boot's */
+  struct identlist last;  /* owners at the last read that had owners */
+};
+
+struct po_watch {
+  char *name;
+  struct po_range *ports;
+  size_t nports;
+  unsigned mask;
+  int mask_set;
+  struct addr *addrs;
+  size_t naddrs;
+  struct expect_proc *procs;
+  size_t nprocs;
+  struct expect_user *users;
+  size_t nusers;
+  unsigned hits;
+  int notify_missing;
+  int notify_change;
+  int all_ns;
+  int finished;
+  int in_set;
+  char *protocols_str;
+  char *ports_str;
+  char *addrs_str;
+  char *spec; /* what the sockets are: a restored state must match it */
+  struct watch_state st;
+};
+
+struct po_watchset {
+  struct po_watch **v;
+  size_t len;
+  struct po_range *qports;
+  char *saved; /* the state as last saved or loaded */
+  size_t saved_len;
+};
+
+/* ---- yajl generation, shared by the owners JSON and the StateFile ------ */
+
+static inline yajl_gen_status po_gen_key(yajl_gen g, const char *k) {
+  return yajl_gen_string(g, (const unsigned char *)k, strlen(k));
+}
+
+/* Takes g's buffer as a malloc'd string (*outlen bytes when outlen is not
+ * NULL) and frees g. Returns 0, -ENOMEM (bad set, or out of memory). */
+static inline int po_gen_finish(yajl_gen g, int bad, char **out,
+                                size_t *outlen) {
+  const unsigned char *buf;
+  size_t len;
+
+  *out = NULL;
+  if (bad || yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok) {
+    yajl_gen_free(g);
+    return -ENOMEM;
+  }
+  *out = malloc(len + 1);
+  if (*out) {
+    memcpy(*out, buf, len);
+    (*out)[len] = '\0';
+    if (outlen)
+      *outlen = len;
+  }
+  yajl_gen_free(g);
+  return *out ? 0 : -ENOMEM;
+}
+
+#endif /* PORTOWNER_WATCH_PRIVATE_H */
