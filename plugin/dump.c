@@ -324,6 +324,12 @@ int main(int argc, char **argv) {
             "hidepid) or their fds unreadable; run as root, or grant "
             "CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE\n",
             (unsigned long long)snap.stats.unowned_foreign);
+  if (!status && snap.stats.walk.tasks_skipped)
+    fprintf(stderr,
+            "portowner-dump: the fd tables of %llu thread(s) were not looked "
+            "at (a look stops after %d system calls, and needs kcmp(2) to "
+            "tell tables apart); a socket held only there shows no owner\n",
+            (unsigned long long)snap.stats.walk.tasks_skipped, PO_LOOK_BUDGET);
   if (!status && snap.stats.ns_failed)
     fprintf(stderr,
             "portowner-dump: %llu network namespaces could not be read\n",

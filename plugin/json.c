@@ -98,6 +98,8 @@ static int gen_owner(yajl_gen g, const struct po_snapshot *s,
   bad |= yajl_gen_map_open(g);
   bad |= key(g, "pid") | yajl_gen_integer(g, o->pid);
   bad |= key(g, "fd") | yajl_gen_integer(g, o->fd);
+  bad |=
+      key(g, "tid") | (o->tid ? yajl_gen_integer(g, o->tid) : yajl_gen_null(g));
   bad |= key(g, "comm") | (p ? str(g, p->comm) : yajl_gen_null(g));
   bad |= key(g, "exe") | (p && p->exe ? str(g, p->exe) : yajl_gen_null(g));
   bad |= key(g, "uid") |

@@ -8,6 +8,12 @@
  * at most 1/2), rebuilt from the table at the start of every walk in memory
  * kept between walks. Nothing is allocated per process or per fd; only the
  * owners array grows (doubling).
+ *
+ * A look (resolve.h: owners hidden from /proc/PID/fd) lists proc_root again,
+ * fstatat()s <pid>/task for the thread count, and for processes of more
+ * than one thread lists the tasks into an array kept between looks (at most
+ * PO_LOOK_BUDGET of them are examined) and reads the tables that kcmp(2)
+ * says are new.
  */
 #include "portowner/resolve.h"
 
@@ -16,10 +22,14 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
+#include <linux/kcmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 /* getdents64() buffer size, as glibc's readdir() uses. */
@@ -39,9 +49,11 @@ struct po_dirent {
 };
 
 struct po_slot {
-  uint64_t inode; /* 0: empty */
-  size_t sock;    /* index in the table */
-  int hit;        /* an owner was found this walk */
+  uint64_t inode;  /* 0: empty */
+  size_t sock;     /* index in the table */
+  int hit;         /* an owner was found this walk */
+  int look;        /* looked for in task tables this call */
+  uint64_t looked; /* CLOCK_BOOTTIME ns of its last look; 0: never */
 };
 
 /* A process read by po_resolver_resolve(). */
@@ -66,13 +78,16 @@ struct po_pmap {
 struct po_known {
   int pid;
   int fd;
+  int tid; /* 0, or the task whose table holds it (found by a look) */
   uint64_t inode;
 };
 
-/* A socket wanted by the last call, and whether it had an owner. */
+/* A socket wanted by the last call, whether it had an owner, and when it
+ * was last looked for in task tables. */
 struct po_wanted {
   uint64_t inode;
   int owned;
+  uint64_t looked;
 };
 
 struct po_resolver {
@@ -91,6 +106,13 @@ struct po_resolver {
   size_t nknown, known_cap;
   struct po_wanted *wanted; /* sorted by inode, unique */
   size_t nwanted, wanted_cap;
+
+  /* Looks in task tables. */
+  uint64_t look_interval_ns;
+  uint64_t look_budget;
+  int look_resume; /* the next look starts after this pid; 0: at the top */
+  int *tids;       /* one process's tasks */
+  size_t tids_cap;
 };
 
 struct po_resolver *po_resolver_new(void) {
@@ -98,6 +120,8 @@ struct po_resolver *po_resolver_new(void) {
   if (!r)
     return NULL;
   /* malloc() aligns for the 8-byte fields of the records. */
+  r->look_interval_ns = PO_LOOK_INTERVAL_DEFAULT_NS;
+  r->look_budget = PO_LOOK_BUDGET;
   r->proc_buf = malloc(PO_DENTS_SIZE);
   r->fd_buf = malloc(PO_DENTS_SIZE);
   if (!r->proc_buf || !r->fd_buf) {
@@ -118,6 +142,7 @@ void po_resolver_free(struct po_resolver *r) {
   free(r->procs[1].v);
   free(r->known);
   free(r->wanted);
+  free(r->tids);
   free(r);
 }
 
@@ -129,6 +154,17 @@ void po_resolver_forget(struct po_resolver *r) {
   r->nwanted = 0;
   r->procs[0].len = 0;
   r->procs[1].len = 0;
+  r->look_resume = 0;
+}
+
+void po_resolver_set_look_interval(struct po_resolver *r, uint64_t ns) {
+  if (r)
+    r->look_interval_ns = ns;
+}
+
+void po_resolver_set_look_budget(struct po_resolver *r, uint64_t calls) {
+  if (r)
+    r->look_budget = calls ? calls : PO_LOOK_BUDGET;
 }
 
 void po_owners_free(struct po_owners *o) {
@@ -211,7 +247,8 @@ static long set_build(struct po_resolver *r, const struct po_table *t) {
   return (long)n;
 }
 
-static int owners_push(struct po_owners *o, pid_t pid, int fd, size_t sock) {
+static int owners_push(struct po_owners *o, pid_t pid, int fd, pid_t tid,
+                       size_t sock) {
   if (o->len == o->cap) {
     size_t cap = o->cap ? o->cap * 2 : 16;
     if (cap < o->cap || cap > SIZE_MAX / sizeof(*o->v))
@@ -222,21 +259,31 @@ static int owners_push(struct po_owners *o, pid_t pid, int fd, size_t sock) {
     o->v = v;
     o->cap = cap;
   }
-  o->v[o->len++] = (struct po_owner){.pid = pid, .fd = fd, .sock = sock};
+  o->v[o->len++] =
+      (struct po_owner){.pid = pid, .fd = fd, .tid = tid, .sock = sock};
   return 0;
 }
 
-/* Appends an owner for every socket of the table with this inode. */
-static int set_match(struct po_resolver *r, uint64_t inode, pid_t pid, int fd,
-                     struct po_owners *out) {
+/* Where an fd directory is and what its matches are. */
+struct fd_dir {
+  pid_t pid;
+  pid_t tid;        /* 0: <pid>/fd; else <pid>/task/<tid>/fd */
+  int look;         /* match only the sockets marked for the look */
+  uint64_t *budget; /* readlinks left (a look's), NULL: no limit */
+};
+
+/* Appends an owner for every socket of the table with this inode (in a
+ * look: every socket marked for it). */
+static int set_match(struct po_resolver *r, uint64_t inode,
+                     const struct fd_dir *dir, int fd, struct po_owners *out) {
   if (inode == 0)
     return 0;
   for (size_t j = slot_of(r, inode); r->slots[j].inode != 0;
        j = (j + 1) & (r->nslots - 1)) {
-    if (r->slots[j].inode != inode)
+    if (r->slots[j].inode != inode || (dir->look && !r->slots[j].look))
       continue;
     r->slots[j].hit = 1;
-    int rc = owners_push(out, pid, fd, r->slots[j].sock);
+    int rc = owners_push(out, dir->pid, fd, dir->tid, r->slots[j].sock);
     if (rc < 0)
       return rc;
   }
@@ -260,9 +307,10 @@ static int parse_num(const char *name, size_t max_digits, int *v, size_t *len) {
   return 1;
 }
 
-/* Reads the fd directory at path (relative to pfd) of process pid. */
-static int walk_fds(struct po_resolver *r, int pfd, const char *path, pid_t pid,
-                    struct po_owners *out, struct po_walk_stats *st) {
+/* Reads the fd directory at path (relative to pfd). */
+static int walk_fds(struct po_resolver *r, int pfd, const char *path,
+                    const struct fd_dir *dir, struct po_owners *out,
+                    struct po_walk_stats *st) {
   int dfd = openat(pfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) {
     switch (errno) {
@@ -302,6 +350,11 @@ static int walk_fds(struct po_resolver *r, int pfd, const char *path, pid_t pid,
       size_t nlen;
       if (!parse_num(d->d_name, PO_PID_DIGITS, &fd, &nlen))
         continue;
+      if (dir->budget) {
+        if (*dir->budget == 0)
+          goto out;
+        --*dir->budget;
+      }
 
       char link[PO_LINK_SIZE];
       ssize_t len = readlinkat(dfd, d->d_name, link, sizeof(link));
@@ -319,7 +372,7 @@ static int walk_fds(struct po_resolver *r, int pfd, const char *path, pid_t pid,
       uint64_t inode;
       if (!po_socket_link_parse(link, (size_t)len, &inode))
         continue;
-      rc = set_match(r, inode, pid, fd, out);
+      rc = set_match(r, inode, dir, fd, out);
       if (rc < 0)
         goto out;
     }
@@ -468,7 +521,8 @@ static int walk_proc(struct walk_ctx *w, const struct po_dirent *d, int pid,
   memcpy(path + len, "/fd", sizeof("/fd"));
   uint64_t denied = w->st->denied;
   w->st->procs++;
-  int rc = walk_fds(r, w->pfd, path, (pid_t)pid, w->out, w->st);
+  const struct fd_dir dir = {.pid = (pid_t)pid};
+  int rc = walk_fds(r, w->pfd, path, &dir, w->out, w->st);
   if (rc < 0 || !w->track)
     return rc;
   if (w->st->denied != denied)
@@ -500,6 +554,397 @@ static int walk_all(struct walk_ctx *w) {
   }
 }
 
+/* ---- owners hidden from <pid>/fd: looks in task tables ---------------------
+ */
+
+/* A task's fd table, as a look tells tables apart. */
+struct look_table {
+  int tid;
+  dev_t dev; /* not procfs: the fd directory's device and inode */
+  ino_t ino;
+};
+
+/* One look. */
+struct look {
+  struct po_resolver *r;
+  int pfd;
+  int procfs;
+  int kcmp;        /* kcmp(2) tells tables apart */
+  uint64_t budget; /* system calls left */
+  int last;        /* the last process examined */
+  struct po_owners *out;
+  struct po_walk_stats *st;
+};
+
+/* kcmp(2) of the fd tables of tasks a and b: 0 the same, 1 or 2 (ordered)
+ * or 3 different, or -errno. */
+static int files_cmp(int a, int b) {
+#ifdef SYS_kcmp
+  long rc = syscall(SYS_kcmp, (pid_t)a, (pid_t)b, KCMP_FILES, 0UL, 0UL);
+  return rc < 0 ? -errno : (int)rc;
+#else
+  (void)a;
+  (void)b;
+  return -ENOSYS;
+#endif
+}
+
+/* 1 when kcmp(2) may compare the tasks of proc_root: procfs of our own pid
+ * namespace (its "self" is our pid), and a kernel that answers. */
+static int kcmp_usable(int pfd, int procfs) {
+  char buf[PO_PID_DIGITS + 1];
+  int pid;
+  size_t len;
+
+  if (!procfs)
+    return 0;
+  ssize_t n = readlinkat(pfd, "self", buf, sizeof(buf) - 1);
+  if (n <= 0)
+    return 0;
+  buf[n] = '\0';
+  if (!parse_num(buf, PO_PID_DIGITS, &pid, &len) || pid != (int)getpid())
+    return 0;
+  return files_cmp(pid, pid) == 0;
+}
+
+static int int_cmp(const void *a, const void *b) {
+  int x = *(const int *)a, y = *(const int *)b;
+
+  return (x > y) - (x < y);
+}
+
+/* Spends one system call of the look's budget; 0 when none is left. */
+static int spend(struct look *lk) {
+  if (lk->budget == 0)
+    return 0;
+  lk->budget--;
+  return 1;
+}
+
+/* Fills the table identity of a fixture tree (not procfs): the device and
+ * inode of its fd directory at path. Returns 0 or -errno. */
+static int table_stat(struct look *lk, const char *path, struct look_table *t) {
+  struct stat sb;
+
+  if (!spend(lk))
+    return -ENOSPC;
+  if (fstatat(lk->pfd, path, &sb, 0) != 0)
+    return -errno;
+  t->dev = sb.st_dev;
+  t->ino = sb.st_ino;
+  return 0;
+}
+
+/* 1 when tables a and b are one, 0 when not, -ENOSPC when the budget is
+ * spent, or -errno from kcmp(2). */
+static int table_same(struct look *lk, const struct look_table *a,
+                      const struct look_table *b) {
+  if (!lk->kcmp)
+    return a->dev == b->dev && a->ino == b->ino;
+  if (!spend(lk))
+    return -ENOSPC;
+  int rc = files_cmp(a->tid, b->tid);
+  return rc < 0 ? rc : rc == 0;
+}
+
+/* Lists the tasks of the process at path (<pid>/task) but the leader into
+ * r->tids, at most a budget of them (no more can be examined).
+ * Returns their number, -ENOSPC when the budget ran out before the list
+ * was complete, or -errno. */
+static long list_tasks(struct look *lk, const char *path, int leader) {
+  struct po_resolver *r = lk->r;
+  size_t n = 0;
+
+  if (!spend(lk))
+    return -ENOSPC;
+  int dfd = openat(lk->pfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return -errno;
+  for (;;) {
+    if (!spend(lk) || n >= lk->r->look_budget) {
+      close(dfd);
+      return -ENOSPC;
+    }
+    ssize_t got = getdents64(dfd, r->fd_buf, PO_DENTS_SIZE);
+    if (got <= 0)
+      break;
+    for (ssize_t off = 0; off < got;) {
+      const struct po_dirent *d = (const void *)(r->fd_buf + off);
+      int tid;
+      size_t len;
+      off += d->d_reclen;
+      if (!parse_num(d->d_name, PO_PID_DIGITS, &tid, &len) || tid == leader ||
+          tid == 0)
+        continue;
+      if (n == r->tids_cap) {
+        size_t cap = r->tids_cap ? 2 * r->tids_cap : 64;
+        int *v = cap > SIZE_MAX / sizeof(*v)
+                     ? NULL
+                     : realloc(r->tids, cap * sizeof(*v));
+        if (!v) {
+          close(dfd);
+          return -ENOMEM;
+        }
+        r->tids = v;
+        r->tids_cap = cap;
+      }
+      r->tids[n++] = tid;
+    }
+  }
+  close(dfd);
+  qsort(r->tids, n, sizeof(*r->tids), int_cmp); /* procfs lists them so */
+  return (long)n;
+}
+
+/* 1 when the leader's table (<name>/fd) lists no fd: a zombie leader. */
+static int leader_empty(struct look *lk, const char *name) {
+  char path[PO_PID_DIGITS + sizeof("/fd")];
+  int empty = 1;
+
+  snprintf(path, sizeof(path), "%s/fd", name);
+  if (!spend(lk))
+    return 0;
+  int dfd = openat(lk->pfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return 0;
+  ssize_t got = spend(lk) ? getdents64(dfd, lk->r->fd_buf, PO_DENTS_SIZE) : -1;
+  for (ssize_t off = 0; off < got && empty;) {
+    const struct po_dirent *d = (const void *)(lk->r->fd_buf + off);
+    off += d->d_reclen;
+    empty = d->d_name[0] == '.';
+  }
+  close(dfd);
+  return got >= 0 && empty;
+}
+
+/* Reads the table of task tid of process pid, matching the sockets marked
+ * for the look. */
+static int read_task_table(struct look *lk, int pid, int tid) {
+  char path[2 * PO_PID_DIGITS + sizeof("/task//fd")];
+  struct po_walk_stats st = {0};
+  const struct fd_dir dir = {
+      .pid = (pid_t)pid, .tid = (pid_t)tid, .look = 1, .budget = &lk->budget};
+
+  snprintf(path, sizeof(path), "%d/task/%d/fd", pid, tid);
+  if (!spend(lk))
+    return 0;
+  int rc = walk_fds(lk->r, lk->pfd, path, &dir, lk->out, &st);
+  lk->st->fds += st.fds;
+  lk->st->tables++;
+  return rc;
+}
+
+/* Examines the tasks of one process. Returns 0 or -errno (out of memory or
+ * descriptors). */
+static int look_proc(struct look *lk, int pid, const char *name) {
+  char path[2 * PO_PID_DIGITS + sizeof("/task//fd")];
+  struct look_table kept[PO_LOOK_TABLES_KEPT + 1]; /* [0]: the leader's */
+  size_t nkept = 1;
+  struct stat sb;
+
+  /* st_nlink is 2 + the threads, the leader counted even as a zombie (as
+   * 2 + the subdirectories on most other file systems; one that does not
+   * count them says 1: listed). */
+  snprintf(path, sizeof(path), "%s/task", name);
+  if (fstatat(lk->pfd, path, &sb, 0) != 0 || sb.st_nlink == 2 ||
+      sb.st_nlink == 3)
+    return 0;
+  uint64_t others = sb.st_nlink > 3 ? (uint64_t)sb.st_nlink - 3 : 1;
+  if (lk->budget == 0) {
+    lk->st->tasks_skipped += others;
+    return 0;
+  }
+  lk->last = pid;
+  long n = list_tasks(lk, path, pid);
+  if (n == -ENOMEM || n == -EMFILE || n == -ENFILE)
+    return (int)n;
+  if (n <= 0) {
+    if (n == -ENOSPC)
+      lk->st->tasks_skipped += others;
+    return 0; /* gone, or the budget is spent */
+  }
+
+  size_t i = 0;
+  if (lk->procfs && !lk->kcmp) {
+    /* The kernel cannot tell tables apart for us: only a leader with an
+     * empty table is seen, and its first thread's table read. */
+    int rc = 0;
+    if (leader_empty(lk, name)) {
+      lk->st->tasks++;
+      rc = read_task_table(lk, pid, lk->r->tids[0]);
+      i = 1;
+    }
+    lk->st->tasks_skipped += (uint64_t)n - i;
+    return rc;
+  }
+
+  kept[0] = (struct look_table){.tid = pid};
+  if (!lk->kcmp) {
+    snprintf(path, sizeof(path), "%s/fd", name);
+    (void)table_stat(lk, path, &kept[0]); /* none: no task is the same */
+  }
+  for (; i < (size_t)n; i++) {
+    struct look_table t = {.tid = lk->r->tids[i]};
+    int same = 0, rc;
+
+    if (!lk->kcmp) {
+      snprintf(path, sizeof(path), "%d/task/%d/fd", pid, t.tid);
+      rc = table_stat(lk, path, &t);
+      if (rc == -ENOSPC)
+        break;
+      if (rc < 0)
+        continue; /* the task is gone */
+    }
+    for (size_t k = 0; k < nkept && !same; k++) {
+      rc = table_same(lk, &kept[k], &t);
+      if (rc == -ENOSPC)
+        goto spent;
+      if (rc == -ESRCH && k > 0)
+        continue; /* that kept task exited: no longer a table to skip */
+      if (rc < 0)
+        same = rc == -ESRCH ? 1 : -1; /* gone / refused: not looked at */
+      else
+        same = rc;
+    }
+    lk->st->tasks++;
+    if (same < 0)
+      return 0; /* no ptrace access: its fds are refused as well */
+    if (same)
+      continue;
+    rc = read_task_table(lk, pid, t.tid);
+    if (rc < 0)
+      return rc;
+    if (nkept < PO_LOOK_TABLES_KEPT + 1)
+      kept[nkept++] = t;
+    if (lk->budget == 0) {
+      i++;
+      break;
+    }
+  }
+spent:
+  lk->st->tasks_skipped += (uint64_t)n - i;
+  return 0;
+}
+
+/* Looks at the processes of proc_root with pid > after (pass 0), < after
+ * (pass 1), or after itself (pass 2). */
+static int look_pass(struct look *lk, int pass, int after) {
+  struct po_resolver *r = lk->r;
+
+  if (lseek(lk->pfd, 0, SEEK_SET) < 0)
+    return -errno;
+  for (;;) {
+    ssize_t n = getdents64(lk->pfd, r->proc_buf, PO_DENTS_SIZE);
+    if (n < 0)
+      return -errno;
+    if (n == 0)
+      return 0;
+    for (ssize_t off = 0; off < n;) {
+      const struct po_dirent *d = (const void *)(r->proc_buf + off);
+      int pid;
+      size_t len;
+      off += d->d_reclen;
+      if (d->d_type != DT_DIR && d->d_type != DT_UNKNOWN)
+        continue;
+      if (!parse_num(d->d_name, PO_PID_DIGITS, &pid, &len) || pid == 0 ||
+          (pass == 0 && pid <= after) || (pass == 1 && pid >= after) ||
+          (pass == 2 && pid != after))
+        continue;
+      int rc = look_proc(lk, pid, d->d_name);
+      if (rc < 0)
+        return rc;
+    }
+  }
+}
+
+static int owner_cmp(const void *a, const void *b) {
+  const struct po_owner *x = a, *y = b;
+
+  if (x->pid != y->pid)
+    return x->pid < y->pid ? -1 : 1;
+  if (x->fd != y->fd)
+    return x->fd < y->fd ? -1 : 1;
+  if (x->sock != y->sock)
+    return x->sock < y->sock ? -1 : 1;
+  return (x->tid > y->tid) - (x->tid < y->tid);
+}
+
+/* A look for the sockets marked (slot.look) in the tasks of proc_root. A
+ * (pid, fd) found in several tables of one process (copies) is one owner,
+ * with the lowest tid. Returns 0 or -errno. */
+static int look(struct po_resolver *r, int pfd, int procfs,
+                struct po_owners *out, struct po_walk_stats *st) {
+  struct look lk = {.r = r,
+                    .pfd = pfd,
+                    .procfs = procfs,
+                    .kcmp = kcmp_usable(pfd, procfs),
+                    .budget = r->look_budget,
+                    .out = out,
+                    .st = st};
+  size_t base = out->len;
+  int after = r->look_resume;
+
+  /* After a look that spent its budget, the next one starts after the last
+   * process it examined and ends with that one. */
+  st->looks++;
+  int rc = look_pass(&lk, 0, after);
+  for (int pass = 1; pass <= 2 && rc == 0 && after > 0; pass++)
+    rc = look_pass(&lk, pass, after);
+  r->look_resume = lk.budget == 0 ? lk.last : 0;
+
+  if (out->len - base > 1) {
+    size_t w = base + 1;
+    qsort(out->v + base, out->len - base, sizeof(*out->v), owner_cmp);
+    for (size_t i = base + 1; i < out->len; i++) {
+      const struct po_owner *p = &out->v[w - 1], *o = &out->v[i];
+      if (o->pid == p->pid && o->fd == p->fd && o->sock == p->sock)
+        continue;
+      out->v[w++] = *o;
+    }
+    out->len = w;
+  }
+  return rc;
+}
+
+static uint64_t boottime_ns(void) {
+  struct timespec ts;
+
+  if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
+    return 1;
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + 1;
+}
+
+/* Marks the sockets left without an owner for a look. With memory
+ * (po_resolver_resolve(): slot.looked carried from the last call), only
+ * when one of them is due; then every one of them is marked and its time
+ * set. Returns 1 when a look is to be made. */
+static int look_mark(struct po_resolver *r, int memory) {
+  int any = 0, due = !memory;
+
+  for (size_t j = 0; j < r->nslots; j++) {
+    r->slots[j].look = 0;
+    if (r->slots[j].inode != 0 && !r->slots[j].hit)
+      any = 1;
+  }
+  if (!any)
+    return 0;
+  uint64_t now = boottime_ns();
+  for (size_t j = 0; j < r->nslots && !due; j++) {
+    const struct po_slot *s = &r->slots[j];
+    if (s->inode != 0 && !s->hit &&
+        (s->looked == 0 || now - s->looked >= r->look_interval_ns))
+      due = 1;
+  }
+  if (!due)
+    return 0;
+  for (size_t j = 0; j < r->nslots; j++)
+    if (r->slots[j].inode != 0 && !r->slots[j].hit) {
+      r->slots[j].look = 1;
+      r->slots[j].looked = now;
+    }
+  return 1;
+}
+
 int po_resolver_walk(struct po_resolver *r, const char *proc_root,
                      const struct po_table *t, struct po_owners *out,
                      struct po_walk_stats *st) {
@@ -520,6 +965,8 @@ int po_resolver_walk(struct po_resolver *r, const char *proc_root,
   uint64_t listed = st->listed;
   struct walk_ctx w = {.r = r, .pfd = pfd, .out = out, .st = st};
   int rc = walk_all(&w);
+  if (rc == 0 && look_mark(r, 0))
+    rc = look(r, pfd, is_procfs(pfd), out, st);
   st->listed = listed; /* not a field of this call */
   close(pfd);
   return rc;
@@ -566,14 +1013,16 @@ static int remember(struct po_resolver *r, const struct po_table *t,
   r->nwanted = 0;
   for (size_t j = 0; j < r->nslots; j++)
     if (r->slots[j].inode != 0)
-      r->wanted[r->nwanted++] =
-          (struct po_wanted){r->slots[j].inode, r->slots[j].hit};
+      r->wanted[r->nwanted++] = (struct po_wanted){
+          r->slots[j].inode, r->slots[j].hit, r->slots[j].looked};
   qsort(r->wanted, r->nwanted, sizeof(*r->wanted), wanted_cmp);
   /* A duplicate inode in the table has a slot per entry: one is enough. */
   size_t w = 0;
   for (size_t i = 0; i < r->nwanted; i++) {
     if (w > 0 && r->wanted[w - 1].inode == r->wanted[i].inode) {
       r->wanted[w - 1].owned |= r->wanted[i].owned;
+      if (r->wanted[i].looked > r->wanted[w - 1].looked)
+        r->wanted[w - 1].looked = r->wanted[i].looked;
       continue;
     }
     r->wanted[w++] = r->wanted[i];
@@ -591,10 +1040,12 @@ static int remember(struct po_resolver *r, const struct po_table *t,
   r->nknown = 0;
   for (size_t i = base; i < out->len; i++) {
     const struct po_owner *o = &out->v[i];
-    struct po_known k = {o->pid, o->fd, t->v[o->sock].inode};
-    /* set_match() pushes one owner per table entry of an inode, in a row. */
+    struct po_known k = {o->pid, o->fd, o->tid, t->v[o->sock].inode};
+    /* set_match() pushes one owner per table entry of an inode, in a row
+     * (a look's owners are sorted by pid and fd: still in a row). */
     if (r->nknown > 0 && r->known[r->nknown - 1].pid == k.pid &&
         r->known[r->nknown - 1].fd == k.fd &&
+        r->known[r->nknown - 1].tid == k.tid &&
         r->known[r->nknown - 1].inode == k.inode)
       continue;
     r->known[r->nknown++] = k;
@@ -609,6 +1060,8 @@ static int verify_known(struct po_resolver *r, int pfd, struct po_owners *out,
   const struct po_pmap *now = &r->procs[!r->cur];
   for (size_t i = 0; i < r->nknown; i++) {
     const struct po_known *k = &r->known[i];
+    if (k->tid != 0)
+      continue; /* found in a task's table: keep_hidden() */
     const struct po_pent *e = pmap_find(now, k->pid);
     if (!e || (e->flags & PO_PE_NEW))
       continue; /* exited, or read in full just now */
@@ -640,11 +1093,68 @@ static int verify_known(struct po_resolver *r, int pfd, struct po_owners *out,
     }
     if (!po_socket_link_parse(link, (size_t)len, &inode) || inode != k->inode)
       return PO_REASON_VERIFY;
-    int rc = set_match(r, inode, k->pid, k->fd, out);
+    const struct fd_dir dir = {.pid = (pid_t)k->pid};
+    int rc = set_match(r, inode, &dir, k->fd, out);
     if (rc < 0)
       return rc;
   }
   return 0;
+}
+
+/* The slot of a wanted inode, or NULL. */
+static struct po_slot *slot_find(struct po_resolver *r, uint64_t inode) {
+  for (size_t j = slot_of(r, inode); r->slots[j].inode != 0;
+       j = (j + 1) & (r->nslots - 1))
+    if (r->slots[j].inode == inode)
+      return &r->slots[j];
+  return NULL;
+}
+
+/* Reads again, with one readlink each, the remembered owners that a look
+ * found in a task's table, of sockets with no other owner now, and keeps
+ * those whose fd still holds the socket. Returns 0 or -ENOMEM. */
+static int keep_hidden(struct po_resolver *r, int pfd, struct po_owners *out,
+                       struct po_walk_stats *st) {
+  /* slot.look, until look_mark(): no owner in a <pid>/fd. */
+  for (size_t j = 0; j < r->nslots; j++)
+    r->slots[j].look = r->slots[j].inode != 0 && !r->slots[j].hit;
+  for (size_t i = 0; i < r->nknown; i++) {
+    const struct po_known *k = &r->known[i];
+    if (k->tid == 0)
+      continue;
+    const struct po_slot *s = slot_find(r, k->inode);
+    if (!s || !s->look)
+      continue; /* no longer wanted, or held in a <pid>/fd */
+
+    char path[PO_PID_DIGITS * 3 + sizeof("/task//fd/")];
+    char link[PO_LINK_SIZE];
+    uint64_t inode;
+    snprintf(path, sizeof(path), "%d/task/%d/fd/%d", k->pid, k->tid, k->fd);
+    ssize_t len = readlinkat(pfd, path, link, sizeof(link));
+    st->verified++;
+    st->fds++;
+    if (len < 0 && errno == ENOMEM)
+      return -ENOMEM;
+    if (len < 0 || !po_socket_link_parse(link, (size_t)len, &inode) ||
+        inode != k->inode)
+      continue; /* closed, or the task is gone: dropped */
+    const struct fd_dir dir = {.pid = (pid_t)k->pid, .tid = (pid_t)k->tid};
+    int rc = set_match(r, inode, &dir, k->fd, out);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
+/* Gives every slot the time of its socket's last look (from the last call's
+ * memory). */
+static void looked_carry(struct po_resolver *r) {
+  for (size_t j = 0; j < r->nslots; j++) {
+    if (r->slots[j].inode == 0)
+      continue;
+    const struct po_wanted *p = wanted_find(r, r->slots[j].inode);
+    r->slots[j].looked = p ? p->looked : 0;
+  }
 }
 
 /* An incremental call. Returns 0, a positive po_walk_reason to fall back
@@ -662,6 +1172,9 @@ static int resolve_incremental(struct walk_ctx *w) {
   if (rc != 0)
     return rc;
   rc = verify_known(r, w->pfd, w->out, w->st);
+  if (rc != 0)
+    return rc;
+  rc = keep_hidden(r, w->pfd, w->out, w->st);
   if (rc != 0)
     return rc;
 
@@ -741,12 +1254,21 @@ int po_resolver_resolve(struct po_resolver *r, const char *proc_root,
   w.incremental = 0;
   pmap_clear(&r->procs[!r->cur]);
   rc = walk_all(&w);
+  if (rc == 0)
+    rc = keep_hidden(r, pfd, out, st);
   if (rc < 0)
     goto fail;
   st->kind = PO_WALK_FULL;
   st->reason = full_reason;
 
 done:
+  /* Sockets still without an owner: a look in task tables when due. */
+  looked_carry(r);
+  if (look_mark(r, 1)) {
+    rc = look(r, pfd, w.procfs, out, st);
+    if (rc < 0)
+      goto fail;
+  }
   rc = remember(r, t, out, base);
   if (rc < 0)
     goto fail;

@@ -54,6 +54,9 @@ struct po_ctx *po_ctx_new(const char *proc_root) {
     errno = ENOMEM;
     return NULL;
   }
+  /* A socket with no owner is looked for in task tables once a full walk
+   * interval. */
+  po_resolver_set_look_interval(ctx->resolver, ctx->full_interval_ns);
   return ctx;
 }
 
@@ -78,6 +81,7 @@ int po_ctx_set_full_scan_interval(struct po_ctx *ctx, double seconds) {
   /* Beyond ~292 years a uint64_t of ns overflows: that is "never". */
   ctx->full_interval_ns =
       seconds >= 9e9 ? UINT64_MAX : (uint64_t)(seconds * 1e9);
+  po_resolver_set_look_interval(ctx->resolver, ctx->full_interval_ns);
   return 0;
 }
 

@@ -188,6 +188,33 @@ void fx_sockfd(const char *root, pid_t pid, int fd, uint64_t inode) {
   fx_fd(root, pid, fd, target);
 }
 
+void fx_task(const char *root, pid_t pid, pid_t tid, pid_t table) {
+  char p[PATH_MAX];
+
+  fx_path(root, p, sizeof(p), "%d/task", (int)pid);
+  if (mkdir(p, 0755) != 0 && errno != EEXIST)
+    fail("mkdir %s: %s", p, strerror(errno));
+  fx_mkdir(root, "%d/task/%d", (int)pid, (int)tid);
+  if (table == 0) {
+    fx_mkdir(root, "%d/task/%d/fd", (int)pid, (int)tid);
+  } else if (table == pid) {
+    fx_symlink(root, "../../fd", "%d/task/%d/fd", (int)pid, (int)tid);
+  } else {
+    char target[32];
+
+    snprintf(target, sizeof(target), "../%d/fd", (int)table);
+    fx_symlink(root, target, "%d/task/%d/fd", (int)pid, (int)tid);
+  }
+}
+
+void fx_task_sockfd(const char *root, pid_t pid, pid_t tid, int fd,
+                    uint64_t inode) {
+  char target[64];
+
+  snprintf(target, sizeof(target), "socket:[%" PRIu64 "]", inode);
+  fx_symlink(root, target, "%d/task/%d/fd/%d", (int)pid, (int)tid, fd);
+}
+
 /* <root>/<pid>/name holds the formatted text. */
 static void proc_text(const char *root, pid_t pid, const char *name,
                       const char *fmt, ...) FX_PRINTF(4, 5);

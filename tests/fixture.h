@@ -4,7 +4,7 @@
  * - Fake ProcRoot trees: a mkdtemp() directory that the core reads as it
  *   reads /proc: <root>/<pid>/fd/<n> symlinks to "socket:[INODE]" (or any
  *   other target the kernel shows), <root>/<pid>/{stat,comm,status,exe},
- *   <root>/net/tcp.
+ *   <root>/<pid>/task/<tid>/fd (the tasks' tables), <root>/net/tcp.
  * - Snapshots and listener tables built by hand, as po_snapshot_take()
  *   leaves them, for the watch model and the resolver.
  *
@@ -74,6 +74,15 @@ void fx_proc(const char *root, pid_t pid);
 void fx_fd(const char *root, pid_t pid, int fd, const char *target);
 /* <root>/<pid>/fd/<fd> -> "socket:[inode]". */
 void fx_sockfd(const char *root, pid_t pid, int fd, uint64_t inode);
+/* A task of process pid: <root>/<pid>/task/<tid>/ and its fd directory,
+ * which is the table of task table as the resolver tells tables apart on a
+ * file system that is not procfs: 0, a table of its own (an empty
+ * directory); pid, the leader's (a symlink to ../../fd); another tid, that
+ * task's (a symlink to ../<table>/fd, a task made before). */
+void fx_task(const char *root, pid_t pid, pid_t tid, pid_t table);
+/* <root>/<pid>/task/<tid>/fd/<fd> -> "socket:[inode]" (a table of its own). */
+void fx_task_sockfd(const char *root, pid_t pid, pid_t tid, int fd,
+                    uint64_t inode);
 /* The details of a well-formed process: <root>/<pid>/comm ("comm\n"),
  * status (Name and Uid: uid as real, effective, saved and fs uid) and stat
  * with start time start (field 22) and "a) b" for its name, a ')' inside as

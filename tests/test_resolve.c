@@ -14,17 +14,24 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/kcmp.h>
+#include <linux/seccomp.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
@@ -471,6 +478,334 @@ static void test_denied(void **state) {
   }
 }
 
+/* ---- owners hidden from <pid>/fd: task tables on fixture trees ----------- */
+
+/* Which of the entries a and b readdir() of root gives first. */
+static pid_t listed_first(const char *root, pid_t a, pid_t b) {
+  DIR *d = opendir(root);
+  struct dirent *e;
+  pid_t first = 0;
+
+  assert_non_null(d);
+  while (!first && (e = readdir(d)))
+    if (atoi(e->d_name) == a || atoi(e->d_name) == b)
+      first = atoi(e->d_name);
+  closedir(d);
+  assert_true(first != 0);
+  return first;
+}
+
+/* The owner (pid, fd) of socket sock, or NULL. */
+static const struct po_owner *owner_at(const struct po_owners *o, pid_t pid,
+                                       int fd, size_t sock) {
+  for (size_t i = 0; i < o->len; i++)
+    if (o->v[i].pid == pid && o->v[i].fd == fd && o->v[i].sock == sock)
+      return &o->v[i];
+  return NULL;
+}
+
+/*
+ * A leader that called pthread_exit(): its <pid>/fd is empty (a zombie),
+ * its threads keep the table. Two threads share it: it is read once, and
+ * the owner is the process with the fd number and the first thread's tid.
+ */
+static void test_task_zombie_leader(void **state) {
+  struct fx *f = *state;
+  fx_proc(f->root, 600); /* the zombie leader: no fd */
+  fx_task(f->root, 600, 600, 600);
+  fx_task(f->root, 600, 601, 0);
+  fx_task_sockfd(f->root, 600, 601, 0, 11009); /* not wanted */
+  fx_task_sockfd(f->root, 600, 601, 5, 11000);
+  fx_task(f->root, 600, 602, 601); /* shares 601's table */
+  fx_proc(f->root, 610);
+  fx_sockfd(f->root, 610, 3, 11001);
+  FX_TABLE(t, FX_SOCK(11000), FX_SOCK(11001));
+
+  assert_int_equal(walk(f, &t), 0);
+  assert_int_equal(f->out.len, 2);
+  const struct po_owner *o = owner_at(&f->out, 600, 5, 0);
+  assert_non_null(o);
+  assert_int_equal(o->tid, 601);
+  o = owner_at(&f->out, 610, 3, 1);
+  assert_non_null(o);
+  assert_int_equal(o->tid, 0);
+  assert_true(f->st.looks == 1);
+  assert_true(f->st.tasks == 2);  /* 601 and 602, the leader aside */
+  assert_true(f->st.tables == 1); /* 602's is 601's */
+  assert_true(f->st.tasks_skipped == 0);
+  assert_true(f->st.procs == 2);
+  assert_true(f->st.fds == 1 + 2); /* 610's, then 601's two */
+}
+
+/*
+ * Threads that called unshare(CLONE_FILES): each has a copy of the table
+ * (the leader's sockets too) and then opens its own. Only the socket that
+ * no <pid>/fd holds is matched in them; a (pid, fd) found in two copies is
+ * one owner, of the lowest tid.
+ */
+static void test_task_unshared_tables(void **state) {
+  struct fx *f = *state;
+  fx_proc(f->root, 620);
+  fx_sockfd(f->root, 620, 3, 11100);
+  fx_task(f->root, 620, 620, 620);
+  fx_task(f->root, 620, 621, 620); /* the leader's table */
+  fx_task(f->root, 620, 622, 0);
+  fx_task_sockfd(f->root, 620, 622, 3, 11100); /* the copy */
+  fx_task_sockfd(f->root, 620, 622, 4, 11101);
+  fx_task(f->root, 620, 623, 0);
+  fx_task_sockfd(f->root, 620, 623, 3, 11100);
+  fx_task_sockfd(f->root, 620, 623, 4, 11101);
+  fx_task_sockfd(f->root, 620, 623, 9, 11101);
+  FX_TABLE(t, FX_SOCK(11100), FX_SOCK(11101), FX_SOCK(11102));
+
+  assert_int_equal(walk(f, &t), 0);
+  assert_int_equal(f->out.len, 3);
+  assert_int_equal(owners_of(&f->out, 0), 1);
+  assert_int_equal(owner_at(&f->out, 620, 3, 0)->tid, 0);
+  assert_int_equal(owners_of(&f->out, 1), 2);
+  assert_int_equal(owner_at(&f->out, 620, 4, 1)->tid, 622);
+  assert_int_equal(owner_at(&f->out, 620, 9, 1)->tid, 623);
+  assert_int_equal(owners_of(&f->out, 2), 0); /* held by nobody */
+  assert_true(f->st.looks == 1);
+  assert_true(f->st.tasks == 3);
+  assert_true(f->st.tables == 2);
+
+  /* Remembered, both owners of 11101 are kept by the next reads, a full
+   * walk (11102 is looked for again: interval 0) and an incremental one. */
+  po_resolver_set_look_interval(f->r, 0);
+  for (int call = 0; call < 3; call++) {
+    memset(&f->st, 0, sizeof(f->st));
+    f->out.len = 0;
+    assert_int_equal(
+        po_resolver_resolve(f->r, f->root, &t,
+                            call == 1 ? PO_REASON_ASKED : PO_REASON_NONE,
+                            &f->out, &f->st),
+        0);
+    assert_int_equal(f->st.kind,
+                     call == 2 ? PO_WALK_INCREMENTAL : PO_WALK_FULL);
+    assert_int_equal(f->out.len, 3);
+    assert_int_equal(owner_at(&f->out, 620, 4, 1)->tid, 622);
+    assert_int_equal(owner_at(&f->out, 620, 9, 1)->tid, 623);
+    assert_true(f->st.looks == 1); /* for 11102 */
+    /* One readlink each (620 has no stat here: read in full every call,
+     * its own fd 3 is not read again). */
+    assert_true(f->st.verified == (call ? 2u : 0u));
+  }
+}
+
+/*
+ * Nothing more is read when every wanted socket has an owner, and a
+ * process of one thread (st_nlink of <pid>/task 3) is not listed even when
+ * a look is made.
+ */
+static void test_task_look_only_when_needed(void **state) {
+  struct fx *f = *state;
+  fx_proc(f->root, 630);
+  fx_sockfd(f->root, 630, 3, 11200);
+  fx_task(f->root, 630, 630, 0); /* would hold it, were it looked at */
+  fx_task_sockfd(f->root, 630, 630, 7, 11201);
+  fx_proc(f->root, 631);
+  fx_task(f->root, 631, 631, 631);
+  fx_task(f->root, 631, 632, 0);
+  fx_task_sockfd(f->root, 631, 632, 8, 11201);
+  FX_TABLE(owned, FX_SOCK(11200));
+
+  assert_int_equal(walk(f, &owned), 0);
+  assert_int_equal(f->out.len, 1);
+  assert_true(f->st.looks == 0 && f->st.tasks == 0 && f->st.tables == 0);
+  assert_true(f->st.fds == 1);
+
+  /* Now 11201 has no owner in a <pid>/fd: 631's second task holds it;
+   * 630, of one task, is not listed. */
+  FX_TABLE(t, FX_SOCK(11200), FX_SOCK(11201));
+  memset(&f->st, 0, sizeof(f->st));
+  f->out.len = 0;
+  assert_int_equal(walk(f, &t), 0);
+  assert_int_equal(f->out.len, 2);
+  assert_int_equal(owner_at(&f->out, 631, 8, 1)->tid, 632);
+  assert_null(owner_at(&f->out, 630, 7, 1));
+  assert_true(f->st.looks == 1 && f->st.tasks == 1 && f->st.tables == 1);
+}
+
+/* The process directory readdir() of root gives last. */
+static pid_t listed_last(const char *root) {
+  DIR *d = opendir(root);
+  struct dirent *e;
+  pid_t last = 0;
+
+  assert_non_null(d);
+  while ((e = readdir(d)))
+    if (atoi(e->d_name) > 0)
+      last = atoi(e->d_name);
+  closedir(d);
+  assert_true(last != 0);
+  return last;
+}
+
+/*
+ * A process of one thread costs a look one fstatat(): its tasks are not
+ * listed. With a budget that the one process of two threads needs whole,
+ * listed after 20 processes of one thread, its thread is still found.
+ */
+static void test_task_single_threads_cost_one_stat(void **state) {
+  struct fx *f = *state;
+  for (pid_t pid = 640; pid < 661; pid++)
+    fx_proc(f->root, pid);
+  pid_t two = listed_last(f->root);
+  for (pid_t pid = 640; pid < 661; pid++)
+    fx_task(f->root, pid, pid, pid);
+  fx_task(f->root, two, 700, 0);
+  fx_task_sockfd(f->root, two, 700, 3, 11250);
+  FX_TABLE(t, FX_SOCK(11250));
+  /* Its tasks listed (3), its fd directory stat'ed (1), task 700 stat'ed
+   * (1), its fd directory opened (1) and its one fd read (1). */
+  po_resolver_set_look_budget(f->r, 7);
+
+  assert_int_equal(walk(f, &t), 0);
+  assert_int_equal(f->out.len, 1);
+  assert_int_equal(owner_at(&f->out, two, 3, 0)->tid, 700);
+  assert_true(f->st.tasks == 1 && f->st.tasks_skipped == 0);
+
+  /* One call less: its fd is not read. */
+  po_resolver_set_look_budget(f->r, 6);
+  memset(&f->st, 0, sizeof(f->st));
+  f->out.len = 0;
+  assert_int_equal(walk(f, &t), 0);
+  assert_int_equal(f->out.len, 0);
+  assert_true(f->st.fds == 0);
+}
+
+/*
+ * The budget of a look: a process of many threads, each with a table of
+ * its own, spends it; the tasks left are counted, and the next look starts
+ * after that process, so the thread of a later process is found then.
+ */
+static void test_task_look_budget(void **state) {
+  struct fx *f = *state;
+  enum { TASKS = 10 };
+  /* A fixture tree lists in the file system's order (procfs lists by pid):
+   * the process of many threads is the one listed first. */
+  fx_proc(f->root, 800);
+  fx_proc(f->root, 900);
+  pid_t many = listed_first(f->root, 800, 900), one = many == 800 ? 900 : 800;
+  fx_task(f->root, many, many, many);
+  for (int i = 1; i <= TASKS; i++) {
+    fx_task(f->root, many, many + i, 0);
+    for (int fd = 0; fd < 3; fd++)
+      fx_task_sockfd(f->root, many, many + i, fd, 20000 + (uint64_t)fd);
+  }
+  fx_task(f->root, one, one, one);
+  fx_task(f->root, one, one + 1, 0);
+  fx_task_sockfd(f->root, one, one + 1, 6, 11300);
+  FX_TABLE(t, FX_SOCK(11300));
+  /* Listing 800's tasks costs 3 (open, two getdents), the leader's fd
+   * directory 1, each task 5 (a stat, an open, three fds): the fourth
+   * task is stat'ed, not read. */
+  po_resolver_set_look_budget(f->r, 20);
+
+  assert_int_equal(walk(f, &t), 0);
+  assert_int_equal(f->out.len, 0);
+  assert_true(f->st.looks == 1);
+  assert_true(f->st.tables == 3);
+  assert_true(f->st.tasks == 4);
+  assert_true(f->st.tasks_skipped == TASKS - 4 + 1); /* one's task too */
+
+  memset(&f->st, 0, sizeof(f->st));
+  assert_int_equal(walk(f, &t), 0);
+  assert_int_equal(f->out.len, 1);
+  assert_int_equal(owner_at(&f->out, one, 6, 0)->tid, one + 1);
+  assert_true(f->st.tables >= 1);
+
+  /* The default budget reads everything. */
+  po_resolver_set_look_budget(f->r, 0);
+  memset(&f->st, 0, sizeof(f->st));
+  f->out.len = 0;
+  assert_int_equal(walk(f, &t), 0);
+  assert_int_equal(f->out.len, 1);
+  assert_true(f->st.tasks == TASKS + 1 && f->st.tasks_skipped == 0);
+  assert_true(f->st.tables == TASKS + 1);
+}
+
+/* po_resolver_resolve() on the tree, with the look interval. */
+static int resolve(struct fx *f, const struct po_table *t,
+                   enum po_walk_reason why) {
+  memset(&f->st, 0, sizeof(f->st));
+  f->out.len = 0;
+  return po_resolver_resolve(f->r, f->root, t, why, &f->out, &f->st);
+}
+
+/*
+ * A socket without an owner is looked for at most once per look interval;
+ * an owner found in a task is kept by one readlink a read, on incremental
+ * reads and full walks alike, while its fd holds the socket, and dropped
+ * when it does not.
+ */
+static void test_task_look_interval(void **state) {
+  struct fx *f = *state;
+  fx_proc(f->root, 700);
+  fx_task(f->root, 700, 700, 700);
+  fx_task(f->root, 700, 701, 0);
+  fx_task_sockfd(f->root, 700, 701, 3, 12000);
+  fx_proc(f->root, 710);
+  fx_fd(f->root, 710, 0, "/dev/null");
+  FX_TABLE(t, FX_SOCK(12000), FX_SOCK(12001));
+  po_resolver_set_look_interval(f->r, 3600 * UINT64_C(1000000000));
+
+  /* The first read looks, and finds 12000 in 701's table. */
+  assert_int_equal(resolve(f, &t, PO_REASON_NONE), 0);
+  assert_int_equal(f->st.kind, PO_WALK_FULL);
+  assert_true(f->st.looks == 1);
+  assert_int_equal(f->out.len, 1);
+  assert_int_equal(owner_at(&f->out, 700, 3, 0)->tid, 701);
+
+  /* An incremental read keeps it with one readlink; 12001, looked for a
+   * moment ago, is not looked for again. */
+  assert_int_equal(resolve(f, &t, PO_REASON_NONE), 0);
+  assert_int_equal(f->st.kind, PO_WALK_INCREMENTAL);
+  assert_true(f->st.looks == 0);
+  assert_int_equal(f->out.len, 1);
+  assert_int_equal(owner_at(&f->out, 700, 3, 0)->tid, 701);
+
+  /* 12001 arrives in 701's table: not seen before the interval... */
+  fx_task_sockfd(f->root, 700, 701, 4, 12001);
+  assert_int_equal(resolve(f, &t, PO_REASON_NONE), 0);
+  assert_true(f->st.looks == 0);
+  assert_int_equal(owners_of(&f->out, 1), 0);
+  /* ... nor by a full walk, which keeps the owner found before. */
+  assert_int_equal(resolve(f, &t, PO_REASON_ASKED), 0);
+  assert_int_equal(f->st.kind, PO_WALK_FULL);
+  assert_true(f->st.looks == 0);
+  assert_int_equal(f->out.len, 1);
+  assert_int_equal(owner_at(&f->out, 700, 3, 0)->tid, 701);
+
+  /* Interval 0: a look on every read that leaves a socket unowned. */
+  po_resolver_set_look_interval(f->r, 0);
+  assert_int_equal(resolve(f, &t, PO_REASON_NONE), 0);
+  assert_true(f->st.looks == 1);
+  assert_int_equal(f->out.len, 2);
+  assert_int_equal(owner_at(&f->out, 700, 4, 1)->tid, 701);
+  assert_int_equal(resolve(f, &t, PO_REASON_NONE), 0);
+  assert_int_equal(f->st.kind, PO_WALK_INCREMENTAL);
+  assert_true(f->st.looks == 0); /* both owned */
+  assert_int_equal(f->out.len, 2);
+
+  /* 701 closes fd 3: dropped; a socket that had an owner and has none is
+   * a full walk, and (interval an hour again) no look. */
+  po_resolver_set_look_interval(f->r, 3600 * UINT64_C(1000000000));
+  fx_remove(f->root, "700/task/701/fd/3");
+  assert_int_equal(resolve(f, &t, PO_REASON_NONE), 0);
+  assert_int_equal(f->st.kind, PO_WALK_FULL);
+  assert_int_equal(f->st.reason, PO_REASON_UNOWNED);
+  assert_true(f->st.looks == 0);
+  assert_int_equal(owners_of(&f->out, 0), 0);
+  assert_int_equal(owners_of(&f->out, 1), 1);
+
+  /* Forgetting forgets the looks' times too. */
+  po_resolver_forget(f->r);
+  assert_int_equal(resolve(f, &t, PO_REASON_NONE), 0);
+  assert_true(f->st.looks == 1);
+}
+
 /* ---- the resolver on the real /proc -------------------------------------- */
 
 static void test_live_forked_holders(void **state) {
@@ -620,6 +955,264 @@ static void test_live_not_dumpable(void **state) {
   assert_int_equal(count_owner(&f->out, getpid(), s, 0), 1);
   assert_int_equal(count_owner(&f->out, holder, s, 0), 0);
   assert_true(st.denied >= 1);
+}
+
+/* ---- owners hidden from <pid>/fd: real threads --------------------------- */
+
+/* What the thread of a hidden_child() reports. */
+struct hidden_info {
+  int rc; /* 0, or -errno of the step that failed */
+  int tid;
+  int fd;
+  uint64_t inode;
+};
+
+struct hidden_arg {
+  int report, hold, unshare;
+};
+
+/* Opens a loopback listener (after unshare(CLONE_FILES) when asked),
+ * reports it, and holds it until hold reaches EOF; then ends the process. */
+static void *hidden_thread(void *p) {
+  const struct hidden_arg *a = p;
+  struct hidden_info info = {.tid = (int)syscall(SYS_gettid), .fd = -1};
+  struct sockaddr_in sin = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct stat sb;
+  char c;
+
+  if (a->unshare && unshare(CLONE_FILES) != 0)
+    info.rc = -errno;
+  if (info.rc == 0) {
+    info.fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (info.fd < 0 || bind(info.fd, (struct sockaddr *)&sin, sizeof(sin)) ||
+        listen(info.fd, 4) || fstat(info.fd, &sb))
+      info.rc = -errno;
+    else
+      info.inode = (uint64_t)sb.st_ino;
+  }
+  if (write(a->report, &info, sizeof(info)) != (ssize_t)sizeof(info))
+    _exit(1);
+  (void)read(a->hold, &c, 1);
+  _exit(0);
+}
+
+/*
+ * A child process whose second thread holds a listener hidden from
+ * /proc/PID/fd: after unshare(CLONE_FILES) (unshare), or in the table that
+ * the leader left behind when it called pthread_exit() (leader_exits: the
+ * leader is a zombie when this returns). *hold is the pipe end whose close
+ * ends the child. Returns its pid, and fills *info.
+ */
+static pid_t hidden_child(int unshare_files, int leader_exits,
+                          struct hidden_info *info, int *hold) {
+  static struct hidden_arg arg; /* outlives the leader's stack */
+  int rep[2], hp[2];
+
+  assert_int_equal(pipe(rep), 0);
+  assert_int_equal(pipe(hp), 0);
+  pid_t child = fork();
+  assert_true(child >= 0);
+  if (child == 0) {
+    pthread_t th;
+    char c;
+    close(rep[0]);
+    close(hp[1]);
+    arg = (struct hidden_arg){rep[1], hp[0], unshare_files};
+    if (pthread_create(&th, NULL, hidden_thread, &arg) != 0)
+      _exit(1);
+    if (leader_exits)
+      pthread_exit(NULL);
+    (void)read(hp[0], &c, 1);
+    _exit(0);
+  }
+  close(rep[1]);
+  close(hp[0]);
+  ssize_t n = read(rep[0], info, sizeof(*info));
+  close(rep[0]);
+  *hold = hp[1];
+  if (n != (ssize_t)sizeof(*info) || info->rc != 0) {
+    close(*hold);
+    waitpid(child, NULL, 0);
+    fail_msg("hidden_child: %s",
+             n != (ssize_t)sizeof(*info) ? "no report" : strerror(-info->rc));
+  }
+  if (leader_exits) {
+    /* Until the leader is a zombie (state Z, field 3 of stat). */
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)child);
+    for (int i = 0; i < 2000; i++) {
+      int fd = open(path, O_RDONLY | O_CLOEXEC);
+      ssize_t len = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+      if (fd >= 0)
+        close(fd);
+      buf[len > 0 ? len : 0] = '\0';
+      char *p = strrchr(buf, ')');
+      if (p && p[1] == ' ' && p[2] == 'Z')
+        break;
+      usleep(5000);
+    }
+  }
+  return child;
+}
+
+static void hidden_end(pid_t child, int hold) {
+  int status;
+  close(hold);
+  kill(child, SIGKILL);
+  assert_int_equal(waitpid(child, &status, 0), child);
+}
+
+/* 1 when /proc/<pid>/fd/<fd> is socket:[inode]. */
+static int leader_holds(pid_t pid, int fd, uint64_t inode) {
+  char path[64], link[64], want[64];
+  snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+  snprintf(want, sizeof(want), "socket:[%" PRIu64 "]", inode);
+  ssize_t n = readlink(path, link, sizeof(link) - 1);
+  if (n < 0)
+    return 0;
+  link[n] = '\0';
+  return strcmp(link, want) == 0;
+}
+
+/* The walk, then two po_resolver_resolve() calls (a full walk with a look,
+ * then an incremental read that keeps the owner with one readlink), each
+ * finding exactly (pid, fd, tid) for inode. */
+static void assert_hidden_found(struct fx *f, pid_t pid,
+                                const struct hidden_info *info) {
+  FX_TABLE(t, FX_SOCK(info->inode));
+
+  int rc = po_resolver_walk(f->r, "/proc", &t, &f->out, &f->st);
+  assert_int_equal(rc, 0);
+  assert_int_equal(f->out.len, 1);
+  assert_int_equal(f->out.v[0].pid, pid);
+  assert_int_equal(f->out.v[0].fd, info->fd);
+  assert_int_equal(f->out.v[0].tid, info->tid);
+  assert_true(f->st.looks == 1 && f->st.tables >= 1);
+
+  for (int call = 0; call < 2; call++) {
+    memset(&f->st, 0, sizeof(f->st));
+    f->out.len = 0;
+    rc =
+        po_resolver_resolve(f->r, "/proc", &t, PO_REASON_NONE, &f->out, &f->st);
+    assert_int_equal(rc, 0);
+    assert_int_equal(f->st.kind, call ? PO_WALK_INCREMENTAL : PO_WALK_FULL);
+    assert_true(f->st.looks == (call ? 0u : 1u));
+    assert_int_equal(f->out.len, 1);
+    assert_int_equal(f->out.v[0].pid, pid);
+    assert_int_equal(f->out.v[0].fd, info->fd);
+    assert_int_equal(f->out.v[0].tid, info->tid);
+  }
+}
+
+/* A leader that called pthread_exit(): a zombie with an empty
+ * /proc/PID/fd, while its thread holds the listener. */
+static void test_live_zombie_leader(void **state) {
+  struct fx *f = *state;
+  struct hidden_info info;
+  int hold;
+  pid_t child = hidden_child(0, 1, &info, &hold);
+
+  int in_leader = leader_holds(child, info.fd, info.inode);
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/task/%d/fd", (int)child, info.tid);
+  int in_task = access(path, F_OK) == 0;
+  assert_false(in_leader); /* what hides it from ss and a plain walk */
+  assert_true(in_task);
+  assert_hidden_found(f, child, &info);
+  hidden_end(child, hold);
+}
+
+/* A thread that called unshare(CLONE_FILES), then opened a listener: the
+ * leader, alive, has no such fd. */
+static void test_live_unshared_thread(void **state) {
+  struct fx *f = *state;
+  struct hidden_info info;
+  int hold;
+  pid_t child = hidden_child(1, 0, &info, &hold);
+
+  assert_false(leader_holds(child, info.fd, info.inode));
+  assert_hidden_found(f, child, &info);
+  hidden_end(child, hold);
+}
+
+/* What a walk under a seccomp filter that refuses kcmp(2) saw. */
+struct nokcmp_result {
+  int filtered; /* the filter is in place: kcmp gives EPERM */
+  int rc[2];
+  size_t n[2];
+  struct po_owner o[2];
+  struct po_walk_stats st[2];
+};
+
+/*
+ * Without kcmp(2) (a seccomp filter, a kernel without CONFIG_KCMP) the
+ * tables cannot be told apart: only the zombie leader's thread is read,
+ * and the unshared thread is counted as skipped, not found.
+ */
+static void test_live_without_kcmp(void **state) {
+  struct fx *f = *state;
+  struct hidden_info zi, ui;
+  int zhold, uhold;
+  pid_t zombie = hidden_child(0, 1, &zi, &zhold);
+  pid_t unshared = hidden_child(1, 0, &ui, &uhold);
+
+  int pfd[2];
+  assert_int_equal(pipe(pfd), 0);
+  pid_t child = fork();
+  assert_true(child >= 0);
+  if (child == 0) {
+    struct nokcmp_result res = {0};
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_kcmp, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {
+        .len = (unsigned short)(sizeof(filter) / sizeof(filter[0])),
+        .filter = filter};
+    close(pfd[0]);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0)
+      res.filtered =
+          syscall(SYS_kcmp, getpid(), getpid(), KCMP_FILES, 0, 0) < 0 &&
+          errno == EPERM;
+    const uint64_t inode[2] = {zi.inode, ui.inode};
+    for (int i = 0; i < 2 && res.filtered; i++) {
+      struct po_owners out = {0};
+      FX_TABLE(t, FX_SOCK(inode[i]));
+      res.rc[i] = po_resolver_walk(f->r, "/proc", &t, &out, &res.st[i]);
+      res.n[i] = out.len;
+      if (out.len)
+        res.o[i] = out.v[0];
+      po_owners_free(&out);
+    }
+    ssize_t w = write(pfd[1], &res, sizeof(res));
+    _exit(w == (ssize_t)sizeof(res) ? 0 : 1);
+  }
+  close(pfd[1]);
+  struct nokcmp_result res;
+  ssize_t n = read(pfd[0], &res, sizeof(res));
+  close(pfd[0]);
+  int status;
+  assert_int_equal(waitpid(child, &status, 0), child);
+  hidden_end(zombie, zhold);
+  hidden_end(unshared, uhold);
+
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  assert_int_equal(n, sizeof(res));
+  if (!res.filtered)
+    fail_msg("could not install a seccomp filter refusing kcmp");
+  assert_int_equal(res.rc[0], 0);
+  assert_int_equal(res.n[0], 1);
+  assert_int_equal(res.o[0].pid, zombie);
+  assert_int_equal(res.o[0].fd, zi.fd);
+  assert_int_equal(res.o[0].tid, zi.tid);
+  assert_int_equal(res.rc[1], 0);
+  assert_int_equal(res.n[1], 0);
+  assert_true(res.st[1].looks == 1);
+  assert_true(res.st[1].tasks_skipped >= 1); /* the unshared thread */
 }
 
 /* ---- process details ----------------------------------------------------- */
@@ -815,9 +1408,22 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_many_sockets, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_proc_root, setup, teardown),
       cmocka_unit_test_setup_teardown(test_denied, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_task_zombie_leader, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_task_unshared_tables, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_task_look_only_when_needed, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_task_single_threads_cost_one_stat,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_task_look_budget, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_task_look_interval, setup, teardown),
       cmocka_unit_test_setup_teardown(test_live_forked_holders, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_live_not_dumpable, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_live_zombie_leader, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_live_unshared_thread, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_live_without_kcmp, setup, teardown),
       cmocka_unit_test_setup_teardown(test_proc_fixture, setup, teardown),
       cmocka_unit_test_setup_teardown(test_proc_unknown_uid, setup, teardown),
       cmocka_unit_test_setup_teardown(test_proc_missing_parts, setup, teardown),

@@ -20,7 +20,9 @@ extern "C" {
  * Writes the snapshot as a JSON array with one object per listening socket:
  * protocol ("tcp"/"udp"), family ("inet"/"inet6"), v6only (true, false or
  * null), address, port, inode, netns, accept_queue and accept_queue_max
- * (TCP; null when unknown), and owners: [{pid, fd, comm, exe, uid, user}].
+ * (TCP; null when unknown), and owners: [{pid, fd, tid, comm, exe, uid,
+ * user}] (tid: the task whose own fd table holds the socket, null when it
+ * is <pid>/fd; comm, exe and user are the process's, <pid>'s).
  * *out is malloc'd and NUL-terminated; the caller frees it.
  * Returns 0, -ENOMEM.
  */

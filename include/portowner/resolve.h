@@ -2,10 +2,11 @@
  * portowner: the owner resolver.
  *
  * Walks <proc_root>/<pid>/fd with one readlinkat() per fd on the directory's
- * descriptor (d_type from readdir, never stat; never /proc/PID/task) and
- * matches "socket:[INODE]" links against a hash set of the wanted inodes
- * only. Every owner of a socket is kept: forked workers share one socket and
- * a socket can have hundreds of owners.
+ * descriptor (d_type from readdir, never stat) and matches "socket:[INODE]"
+ * links against a hash set of the wanted inodes only. Every owner of a
+ * socket is kept: forked workers share one socket and a socket can have
+ * hundreds of owners. <proc_root>/<pid>/task is read only for a socket that
+ * no /proc/PID/fd holds ("Owners hidden from /proc/PID/fd" below).
  *
  * Contract: 0 or a negative errno value. Nothing here logs or keeps globals.
  */
@@ -24,8 +25,11 @@ extern "C" {
 
 /* One fd of one process that holds a wanted socket. */
 struct po_owner {
-  pid_t pid;
-  int fd;
+  pid_t pid;   /* the process: its thread group id */
+  int fd;      /* the fd number, in the table the owner was found in */
+  pid_t tid;   /* 0: found in <pid>/fd; else the task whose own fd table
+                  (<pid>/task/<tid>/fd) holds the socket (see "Owners
+                  hidden from /proc/PID/fd") */
   size_t sock; /* index of the socket in the table that was resolved */
   size_t proc; /* index into po_snapshot.procs; set by po_snapshot_take() */
 };
@@ -62,7 +66,7 @@ enum po_walk_reason {
 /* What one walk saw. */
 struct po_walk_stats {
   uint64_t procs;    /* process directories walked (fds read) */
-  uint64_t fds;      /* fd entries read (one readlink each) */
+  uint64_t fds;      /* fd entries read (one readlink each), a look's too */
   uint64_t denied;   /* processes whose fds could not be read for lack of
                         privilege (EACCES/EPERM opening the fd directory or
                         reading its links): their sockets may look unowned */
@@ -70,6 +74,13 @@ struct po_walk_stats {
   /* Set by po_resolver_resolve() only: */
   uint64_t listed;   /* processes listed in proc_root */
   uint64_t verified; /* remembered owner fds read again (incremental) */
+  /* Looks in task fd tables (owners hidden from /proc/PID/fd): */
+  uint64_t looks;         /* looks made (at most one per call) */
+  uint64_t tasks;         /* tasks a look examined (the leaders aside) */
+  uint64_t tables;        /* task fd tables a look read */
+  uint64_t tasks_skipped; /* tasks of processes of more than one thread that
+                             a look left out: its budget was spent, or the
+                             kernel could not tell their tables apart */
   enum po_walk_kind kind;
   enum po_walk_reason reason; /* of a full walk */
 };
@@ -82,12 +93,76 @@ struct po_resolver *po_resolver_new(void);
 void po_resolver_free(struct po_resolver *r);
 
 /*
+ * Owners hidden from /proc/PID/fd. A task's fd table can differ from its
+ * leader's, and /proc/PID/fd shows the leader's only: a leader that called
+ * pthread_exit() is a zombie with an empty /proc/PID/fd while its threads
+ * keep the fds, and a thread that called unshare(CLONE_FILES) has a table
+ * of its own. So a socket that has no owner after the walk is looked for in
+ * the tables of tasks ("a look"), by this rule:
+ *   - a look is made only when a wanted socket has no owner after the walk:
+ *     a read where every wanted socket has an owner costs nothing more (no
+ *     system call, no clock read);
+ *   - it lists proc_root again and fstatat()s <pid>/task of each process:
+ *     procfs gives its number of threads as st_nlink - 2, so a process of
+ *     one thread (most processes) costs that one call and nothing else;
+ *   - of a process with more threads it lists <pid>/task and, for each task
+ *     but the leader, asks the kernel whether the task's table is the
+ *     leader's (kcmp(2) KCMP_FILES: one call; a zombie leader has no table,
+ *     so it differs from every live thread's) or that of a task of the same
+ *     process read in this look (up to PO_LOOK_TABLES_KEPT of them, one
+ *     call each); only a table not seen yet is read (<pid>/task/<tid>/fd,
+ *     one readlink per fd), and it is matched against the sockets with no
+ *     owner only (a copy made by unshare(CLONE_FILES) holds the leader's
+ *     sockets too);
+ *   - a look makes at most PO_LOOK_BUDGET system calls beyond the one
+ *     fstatat() per process (each kcmp, each directory opened, each
+ *     getdents64() of a task list and each fd read counts one; a hostile
+ *     user's thousands of threads, each with a table of its own, cost that
+ *     and no more): once it is spent, the tasks left are counted in
+ *     tasks_skipped (their number comes from the same fstatat()), and the
+ *     next look starts after the last process examined (procfs lists
+ *     processes by pid) and ends with that one, so that a process of many
+ *     threads cannot hide the others for ever;
+ *   - a process whose tasks kcmp(2) refuses (no ptrace access: its fds are
+ *     refused as well) is left at that;
+ *   - kcmp(2) addresses tasks by pid in our own pid namespace: it is used
+ *     only when proc_root is procfs of that namespace (<proc_root>/self is
+ *     our pid) and the kernel lets us (CONFIG_KCMP, no seccomp filter
+ *     refusing it: a kcmp of ourselves is tried once per look). Without it
+ *     only the zombie leader is told apart: the first task's table is read
+ *     when the leader's <pid>/fd lists nothing, and the other tasks are
+ *     counted in tasks_skipped. On a file system other than procfs (fixture
+ *     trees) two tasks share a table when their fd directories are the same
+ *     directory (device and inode: a symlink to ../../fd).
+ * An owner found so is the process (pid: the thread group id; its details
+ * are <proc_root>/<pid>'s) with the fd number in that task's table, and tid
+ * set. A look looks for every socket with no owner at that point at once.
+ *
+ * po_resolver_walk() has no memory: it looks on every call that leaves a
+ * socket without an owner. po_resolver_resolve() makes a look only when one
+ * of the sockets left without an owner was never looked for or not within
+ * the look interval (po_resolver_set_look_interval(); the time of the last
+ * look is kept per wanted socket, on CLOCK_BOOTTIME), so at most one look
+ * per call and one per interval per socket. It remembers an owner found in
+ * a task like any other and, on every later call (full walk or
+ * incremental) where its socket has no other owner, reads
+ * <pid>/task/<tid>/fd/<fd> again (one readlink): the owner is kept while
+ * that fd holds the socket, and dropped, not looked for again before the
+ * interval, when it does not.
+ */
+#define PO_LOOK_BUDGET 65536
+#define PO_LOOK_TABLES_KEPT 4
+/* The look interval's default (the plugin sets it to FullScanInterval). */
+#define PO_LOOK_INTERVAL_DEFAULT_NS UINT64_C(60000000000)
+
+/*
  * Finds the owners of the sockets in t: walks <proc_root>, appending to out
  * one po_owner per (pid, fd) whose link is "socket:[INODE]" with INODE the
  * inode of a socket in t (sockets with inode 0 are never matched).
  * owner.sock is the socket's index in t. A process that exits mid-walk is
  * skipped and counted as vanished; a process whose fds cannot be read for
- * lack of privilege is counted as denied. out is appended to, unsorted.
+ * lack of privilege is counted as denied. A socket left without an owner
+ * is looked for in task fd tables (above). out is appended to, unsorted.
  * A table with no inode but 0 returns 0 without reading proc_root.
  * Returns 0, -EINVAL (NULL argument), -ENOMEM, -EMFILE/-ENFILE (out of
  * descriptors: the walk would silently miss owners), or -errno when
@@ -99,7 +174,8 @@ int po_resolver_walk(struct po_resolver *r, const char *proc_root,
 
 /*
  * Incremental resolution. po_resolver_resolve() gives the same owners as
- * po_resolver_walk() (same contract, same out and st), but remembers, from
+ * po_resolver_walk() (same contract, same out and st; owners hidden from
+ * /proc/PID/fd are looked for on the look interval, above), but remembers, from
  * one call to the next, the processes it has read (pid and identity) and
  * the (pid, fd) of every owner of a wanted socket. A later call, unless
  * full_reason asks for a full walk:
@@ -136,7 +212,8 @@ int po_resolver_walk(struct po_resolver *r, const char *proc_root,
  * walk at an interval (po_ctx_set_full_scan_interval()).
  *
  * Memory grows with the processes and the owners, never with the fds: no
- * allocation per fd.
+ * allocation per fd (a look adds the list of one process's tasks, at most
+ * its budget of them).
  *
  * full_reason: PO_REASON_NONE for an incremental call when possible, or the
  * reason to walk every process. On failure the memory is forgotten and the
@@ -150,8 +227,17 @@ int po_resolver_resolve(struct po_resolver *r, const char *proc_root,
                         struct po_walk_stats *st);
 
 /* Forgets what po_resolver_resolve() remembers: the next call is a full
- * walk (PO_REASON_FIRST). */
+ * walk (PO_REASON_FIRST), and every socket is due for a look. */
 void po_resolver_forget(struct po_resolver *r);
+
+/* The look interval of po_resolver_resolve(), in nanoseconds: 0 looks on
+ * every call that leaves a socket without an owner, UINT64_MAX once per
+ * socket. Default PO_LOOK_INTERVAL_DEFAULT_NS. */
+void po_resolver_set_look_interval(struct po_resolver *r, uint64_t ns);
+
+/* The budget of one look: system calls beyond the one fstatat() per
+ * process. Default (and for 0) PO_LOOK_BUDGET. */
+void po_resolver_set_look_budget(struct po_resolver *r, uint64_t calls);
 
 /*
  * Parses a readlink() result of len bytes (not NUL-terminated): "socket:[N]".

@@ -55,7 +55,9 @@ struct po_snapshot {
                               0 when unknown. A socket of it has this
                               netns; AllNamespaces adds sockets of others */
   struct po_table socks;   /* sorted (po_table_sort); owner_first/count set */
-  struct po_owner *owners; /* grouped by socket, then by pid, then fd */
+  struct po_owner *owners; /* grouped by socket, then by pid, then fd;
+                              tid set for an owner found in a task's own
+                              fd table */
   size_t nowners;
   struct po_proc *procs; /* one per distinct owner pid, sorted by pid */
   size_t nprocs;
@@ -89,8 +91,12 @@ const char *po_ctx_proc_root(const struct po_ctx *ctx);
  * one thing an incremental read cannot see, a socket's fd passed over
  * SCM_RIGHTS (or pidfd_getfd, or dup) into a process that was already read,
  * is found by that full walk: seconds bounds how long it goes unseen.
+ * seconds is also the look interval of the resolver: a socket with no
+ * owner after the walk is looked for in the fd tables of tasks (resolve.h,
+ * "Owners hidden from /proc/PID/fd") at most once in seconds.
  * seconds == 0 makes every read a full walk (as one po_snapshot_take() of a
- * new context always is: portowner-dump). Default
+ * new context always is: portowner-dump) with a look whenever a socket has
+ * no owner. Default
  * PO_FULL_SCAN_INTERVAL_DEFAULT. Returns 0, -EINVAL (negative, NaN).
  */
 int po_ctx_set_full_scan_interval(struct po_ctx *ctx, double seconds);
