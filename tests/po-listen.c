@@ -5,7 +5,7 @@
  *   po-listen [--user NAME] [--comm NAME] [--timeout SECONDS]
  *             [--backlog N] [--child-user NAME] [--bind-user NAME]
  *             [--heap MIB] [--hold-exit] [--thread-exit]
- *             [--handover PATH] SPEC...
+ *             [--thread-unshare] [--handover PATH] SPEC...
  *   po-listen [options] --take-over PATH
  *
  * SPEC:
@@ -52,6 +52,11 @@
  *                      leader is a zombie with an empty /proc/PID/fd while a
  *                      thread keeps the sockets (and reads stdin). Plain
  *                      SPECs only.
+ *   --thread-unshare   a thread calls unshare(CLONE_FILES) and opens the
+ *                      sockets in its fd table of its own, and holds them:
+ *                      /proc/PID/fd (the leader's, alive) has none of them.
+ *                      Plain SPECs only; the stdin commands do not reach
+ *                      them.
  *   --handover PATH    listens on the unix socket PATH: a `po-listen
  *                      --take-over PATH` gets every socket of this process
  *                      (SCM_RIGHTS, the same inodes); this process then
@@ -90,6 +95,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -151,6 +157,7 @@ struct opts {
   long heap_mib;
   int hold_exit;
   int thread_exit;
+  int thread_unshare;
   const char *handover;
   const char *take_over;
   struct spec *specs;
@@ -170,7 +177,7 @@ static void usage(FILE *f) {
         "[--backlog N]\n"
         "                 [--child-user NAME] [--bind-user NAME] [--heap MIB] "
         "[--hold-exit]\n"
-        "                 [--thread-exit] [--handover PATH] "
+        "                 [--thread-exit] [--thread-unshare] [--handover PATH] "
         "SPEC... | --take-over PATH\n"
         "SPEC: tcp4:ADDR:PORT | tcp6:ADDR:PORT | tcp6only:ADDR:PORT |\n"
         "      udp4:ADDR:PORT | udp6:ADDR:PORT |\n"
@@ -357,6 +364,10 @@ static void parse_opts(int argc, char **argv, struct opts *o) {
       o->thread_exit = 1;
       continue;
     }
+    if (strcmp(a, "--thread-unshare") == 0) {
+      o->thread_unshare = 1;
+      continue;
+    }
     if (strcmp(a, "--child-user") == 0 || strcmp(a, "--bind-user") == 0 ||
         strcmp(a, "--heap") == 0 || strcmp(a, "--handover") == 0 ||
         strcmp(a, "--take-over") == 0) {
@@ -422,6 +433,14 @@ static void parse_opts(int argc, char **argv, struct opts *o) {
               o->specs[i].text);
   if (o->hold_exit && o->thread_exit)
     bad_arg("--hold-exit and --thread-exit do not go together");
+  for (i = 0; i < o->nspecs; i++)
+    if (o->specs[i].kind != KIND_PLAIN && o->thread_unshare)
+      bad_arg("--thread-unshare takes plain SPECs only, not '%s'",
+              o->specs[i].text);
+  if (o->thread_unshare &&
+      (o->hold_exit || o->thread_exit || o->handover || o->take_over))
+    bad_arg("--thread-unshare goes with none of --hold-exit, --thread-exit, "
+            "--handover, --take-over");
 }
 
 static int set_int(int fd, int level, int name, int value) {
@@ -1345,6 +1364,52 @@ static void *thread_main(void *arg) {
   exit(0);
 }
 
+/* --thread-unshare: the thread whose own fd table holds the sockets. */
+static int unshare_pipe[2];
+
+static void *unshared_main(void *arg) {
+  struct opts *o = arg;
+  char rc = 0;
+  int i;
+
+  if (unshare(CLONE_FILES) != 0) {
+    sys_error("--thread-unshare: unshare(CLONE_FILES)");
+    rc = 1;
+  }
+  for (i = 0; !rc && i < o->nspecs; i++)
+    if (open_spec(&o->specs[i], o->backlog) != 0)
+      rc = 1;
+  if (write(unshare_pipe[1], &rc, 1) != 1)
+    _exit(1);
+  for (;;)
+    pause();
+}
+
+/* Opens the sockets in a thread of their own fd table; 0 or -1. */
+static int unshared_open(struct opts *o) {
+  pthread_t t;
+  char rc = 1;
+  int err, i, j;
+
+  if (pipe2(unshare_pipe, O_CLOEXEC) != 0) {
+    sys_error("--thread-unshare: pipe");
+    return -1;
+  }
+  err = pthread_create(&t, NULL, unshared_main, o);
+  if (err) {
+    errno = err;
+    sys_error("--thread-unshare: pthread_create");
+    return -1;
+  }
+  while (read(unshare_pipe[0], &rc, 1) < 0 && errno == EINTR)
+    ;
+  /* Those fd numbers are the thread's: this table has other files there. */
+  for (i = 0; i < o->nspecs; i++)
+    for (j = 0; j < o->specs[i].nfds; j++)
+      o->specs[i].fds[j] = -1;
+  return rc == 0 ? 0 : -1;
+}
+
 int main(int argc, char **argv) {
   static struct opts o;
   struct sigaction sa;
@@ -1377,7 +1442,9 @@ int main(int argc, char **argv) {
     goto out;
   if (o.take_over && take_over(&o) != 0)
     goto out;
-  for (i = 0; !o.take_over && i < o.nspecs; i++)
+  if (o.thread_unshare && unshared_open(&o) != 0)
+    goto out;
+  for (i = 0; !o.take_over && !o.thread_unshare && i < o.nspecs; i++)
     if (open_spec(&o.specs[i], o.backlog) != 0)
       goto out;
   if (o.handover) {

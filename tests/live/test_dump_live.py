@@ -443,6 +443,75 @@ def test_listener_in_another_network_namespace(netns, listen, source):
     assert not [e for e in plain if e["inode"] in inodes], plain
 
 
+class ThreadTableListener(listeners.Listener):
+    """po-listen whose sockets only a thread's own fd table holds: after
+    --thread-exit (the leader called pthread_exit(): a zombie with an empty
+    /proc/PID/fd) or --thread-unshare (a thread called unshare(CLONE_FILES),
+    then opened them)."""
+
+    def __init__(self, mode, *specs, user=None):
+        env.require_file(env.PO_LISTEN, "tests/po-listen")
+        self.specs = specs
+        self.netns = None
+        self.args = [env.PO_LISTEN, mode] + (["--user", user] if user else [])
+        self.args += list(specs)
+        self._start(self.args, None)
+
+
+def proc_state(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rpartition(")")[2].split()[0]
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("mode", ["--thread-exit", "--thread-unshare"])
+def test_listener_held_in_a_thread_table(mode, source):
+    user = "nobody" if ROOT else None
+    listener = ThreadTableListener(
+        mode, f"tcp4:127.0.0.1:{free_port()}", f"udp6:[::]:{free_port()}",
+        user=user,
+    )
+    try:
+        pid = listener.pid
+        if mode == "--thread-exit":
+            wait_for(lambda: proc_state(pid) == "Z", "the leader to be a zombie")
+        everything = dump_json("--source", source, "--port",
+                               ports_arg(listener.ports))
+        theirs = {s.inode: s for s in parse_ss(run_ss())
+                  if s.port in listener.ports}
+        ours = {e["inode"]: e for e in everything}
+        for sock in listener.socks:
+            e, s = ours.get(sock.inode), theirs.get(sock.inode)
+            assert e is not None and s is not None, (sock, everything, theirs)
+            assert (e["protocol"], e["family"], e["port"]) == (
+                sock.proto, sock.family, sock.port), (e, sock)
+            # The one owner: po-listen's process, at the fd that its thread's
+            # table (not the leader's) holds the socket at.
+            (o,) = e["owners"]
+            assert o["pid"] == pid == sock.pids[0], (o, sock)
+            tid = o["tid"]
+            assert isinstance(tid, int) and tid != pid, o
+            assert os.readlink(f"/proc/{pid}/task/{tid}/fd/{o['fd']}") == (
+                f"socket:[{sock.inode}]"), o
+            try:
+                in_leader = os.readlink(f"/proc/{pid}/fd/{o['fd']}")
+            except FileNotFoundError:
+                in_leader = None
+            assert in_leader != f"socket:[{sock.inode}]", o
+            assert o["comm"] == proc_comm(pid), o
+            assert o["uid"] == proc_uid(pid), o
+            if user is not None:
+                assert (o["uid"], o["user"]) == (pwd.getpwnam(user).pw_uid, user)
+            if mode == "--thread-unshare":  # a zombie leader has no exe link
+                assert o["exe"] == os.readlink(f"/proc/{pid}/exe"), o
+            # ss reads /proc/PID/fd only (iproute2 6.1): it names no owner,
+            # or, should it learn to read the tasks, the same one.
+            assert {(x.pid, x.fd) for x in s.owners} in (
+                set(), {(pid, o["fd"])}), s
+    finally:
+        listener.cleanup()
+
+
 # ---- the command-line surface --------------------------------------------------
 
 
