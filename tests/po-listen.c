@@ -70,6 +70,9 @@
  * and then "DONE <command>" (or "ERROR <why>"):
  *   close SPEC      closes the sockets of that plain SPEC (a reload that
  *                   dropped one of its listeners)
+ *   shutdown SPEC   shutdown(2) of the socket of that plain or prefork SPEC:
+ *                   it stops listening at once while every process still
+ *                   holds it
  *   workers-stop    kills and reaps every prefork child: only this process
  *                   holds their sockets now
  *   workers-start   forks the prefork children again; prints the SOCK lines
@@ -821,11 +824,31 @@ static int close_spec(struct opts *o, const char *text) {
   return -1;
 }
 
+static int shutdown_spec(struct opts *o, const char *text) {
+  int i;
+
+  for (i = 0; i < o->nspecs; i++) {
+    struct spec *sp = &o->specs[i];
+    if (sp->kind == KIND_REUSEPORT || strcmp(sp->text, text) != 0 ||
+        sp->fds[0] < 0)
+      continue;
+    if (shutdown(sp->fds[0], SHUT_RDWR) != 0) {
+      printf("ERROR shutdown %s: %s\n", text, strerror(errno));
+      return -1;
+    }
+    return 0;
+  }
+  printf("ERROR shutdown: no plain or prefork SPEC '%s' open\n", text);
+  return -1;
+}
+
 static void command(struct opts *o, const char *line) {
   int err;
 
   if (strncmp(line, "close ", 6) == 0) {
     err = close_spec(o, line + 6);
+  } else if (strncmp(line, "shutdown ", 9) == 0) {
+    err = shutdown_spec(o, line + 9);
   } else if (strcmp(line, "workers-stop") == 0) {
     workers_stop(o);
     err = 0;
@@ -1438,6 +1461,14 @@ int main(int argc, char **argv) {
     sys_error("prctl PR_SET_NAME '%s'", o.comm);
     goto out;
   }
+  /* What needs root comes before --bind-user. */
+  if (o.handover) {
+    o.handover_fd = unix_socket(o.handover, 1);
+    if (o.handover_fd < 0)
+      goto out;
+  }
+  if (o.hold_exit && hold_exit_setup(&o, &holder) != 0)
+    goto out;
   if (o.bind_user && drop_privileges(o.bind_user) != 0)
     goto out;
   if (o.take_over && take_over(&o) != 0)
@@ -1447,13 +1478,6 @@ int main(int argc, char **argv) {
   for (i = 0; !o.take_over && !o.thread_unshare && i < o.nspecs; i++)
     if (open_spec(&o.specs[i], o.backlog) != 0)
       goto out;
-  if (o.handover) {
-    o.handover_fd = unix_socket(o.handover, 1);
-    if (o.handover_fd < 0)
-      goto out;
-  }
-  if (o.hold_exit && hold_exit_setup(&o, &holder) != 0)
-    goto out;
   if (o.user && drop_privileges(o.user) != 0)
     goto out;
   if (spawn_all(&o, &orig_mask) != 0)
