@@ -39,6 +39,8 @@ int po_watch_eval(struct po_watch *w, const struct po_snapshot *s,
       .last = &w->st.last,
       .values = values,
       .local = &local,
+      .snap = s,
+      .own_netns = own_netns,
   };
   err = po_cond_listener(&e);
   /* Owners unknown (or no sockets): nothing to compare or judge. */
@@ -68,11 +70,13 @@ int po_watch_eval(struct po_watch *w, const struct po_snapshot *s,
     po_identlist_free(&w->st.last);
     ns.last = newlast;
   }
+  po_cond_listener_commit(&e);
   w->st = ns;
   free(cur.v);
   return 0;
 
 fail:
+  po_cond_listener_drop(&e);
   po_identlist_free(&newlast);
   po_events_free(&local);
   free(cur.v);

@@ -23,9 +23,11 @@
  *   </Plugin>
  *
  * Values per <Port> block (plugin instance = block name), stock types only:
- * count-sockets, count-processes, count-unowned, queue_length-accept,
- * queue_length-accept_max. Notifications: type "count", type instance
- * "listener", "owner_change" or "unexpected_owner" (see watch.h).
+ * count-sockets, count-processes, count-unowned, count-missing,
+ * queue_length-accept, queue_length-accept_max. Notifications: type
+ * "count", type instance "listener-<requirement>" (one per listener
+ * requirement: "listener-tcp-443"), "owner_change" or "unexpected_owner"
+ * (see watch.h).
  */
 #include "collectd.h"
 
@@ -682,6 +684,7 @@ static void submit_self(const struct po_stats *st, cdtime_t t) {
 static void notify(const struct po_event *e, cdtime_t t) {
   notification_t n = {0};
   const struct po_watch *w = e->watch;
+  char type_instance[DATA_MAX_NAME_LEN];
   int bad = 0;
 
   n.severity = e->severity == PO_SEVERITY_FAILURE   ? NOTIF_FAILURE
@@ -692,12 +695,16 @@ static void notify(const struct po_event *e, cdtime_t t) {
   sstrncpy(n.plugin, PLUGIN_NAME, sizeof(n.plugin));
   sstrncpy(n.plugin_instance, po_watch_name(w), sizeof(n.plugin_instance));
   sstrncpy(n.type, "count", sizeof(n.type));
-  sstrncpy(n.type_instance, po_event_condition(e->type),
-           sizeof(n.type_instance));
+  if (po_event_type_instance(e, type_instance, sizeof(type_instance)) != 0)
+    sstrncpy(type_instance, po_event_condition(e->type), sizeof(type_instance));
+  sstrncpy(n.type_instance, type_instance, sizeof(n.type_instance));
   sstrncpy(n.message, e->message, sizeof(n.message));
 
   bad |= plugin_notification_meta_add_string(&n, "event",
                                              po_event_type_name(e->type));
+  if (e->requirement)
+    bad |=
+        plugin_notification_meta_add_string(&n, "requirement", e->requirement);
   bad |= plugin_notification_meta_add_string(&n, "protocol",
                                              po_watch_protocols(w));
   bad |= plugin_notification_meta_add_string(&n, "ports", po_watch_ports(w));
@@ -829,6 +836,7 @@ static int po_read(void) {
     submit(name, "count", "sockets", v->sockets, now);
     submit(name, "count", "processes", v->processes, now);
     submit(name, "count", "unowned", v->unowned, now);
+    submit(name, "count", "missing", v->missing, now);
     submit(name, "queue_length", "accept", v->accept, now);
     submit(name, "queue_length", "accept_max", v->accept_max, now);
   }
@@ -877,6 +885,11 @@ static int po_init(void) {
     else if (err == -ENOENT)
       INFO(PFX "StateFile \"%s\" does not exist yet: starting fresh",
            conf.state_file);
+    else if (err == -EPROTO)
+      NOTICE(PFX "StateFile \"%s\" was written by an older portowner "
+                 "(version 1, one listener state per block): starting fresh "
+                 "(it is replaced at the next change)",
+             conf.state_file);
     else if (err == -EBADMSG)
       WARNING(PFX "StateFile \"%s\" is corrupt or not a portowner state file: "
                   "starting fresh (it is replaced at the next change)",

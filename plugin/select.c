@@ -8,60 +8,49 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "portowner/requirement.h"
 #include "portowner/select.h"
-
-static int addr_matches(const struct po_watch *w, const struct po_socket *sk) {
-  static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0,    0,
-                                       0, 0, 0, 0, 0xff, 0xff};
-  static const uint8_t any4[4] = {0};
-
-  for (size_t i = 0; i < w->naddrs; i++) {
-    const struct addr *a = &w->addrs[i];
-
-    if (a->family == sk->family &&
-        memcmp(a->a, sk->addr, a->family == AF_INET ? 4 : 16) == 0)
-      return 1;
-    /* 1.2.3.4 is ::ffff:1.2.3.4 on a v6 socket; 0.0.0.0 means v4 wildcard
-     * binds only. */
-    if (a->family == AF_INET && sk->family == AF_INET6 &&
-        memcmp(sk->addr, v4mapped, 12) == 0 &&
-        memcmp(sk->addr + 12, a->a, 4) == 0 && memcmp(a->a, any4, 4) != 0)
-      return 1;
-  }
-  return 0;
-}
 
 int po_select_socket(const struct po_watch *w, const struct po_socket *sk,
                      uint64_t own_netns) {
-  if (!(po_socket_bit(sk) & w->mask))
+  if (!w->all_ns && sk->netns != own_netns)
     return 0;
   if (!po_ranges_match(w->ports, w->nports, sk->port))
     return 0;
-  if (!w->all_ns && sk->netns != own_netns)
-    return 0;
-  if (w->naddrs && !addr_matches(w, sk))
-    return 0;
-  return 1;
+  for (size_t i = 0; i < w->nreqs; i++)
+    if (po_requirement_serves(&w->reqs[i], sk))
+      return 1;
+  return 0;
 }
 
 /* The values of w in s and its distinct owners (pointing into s). */
 int po_select_collect(const struct po_watch *w, const struct po_snapshot *s,
                       uint64_t own_netns, struct po_watch_values *v,
                       struct identlist *cur) {
-  uint8_t *mark = NULL;
+  uint8_t *mark = NULL, *served;
+  size_t nserved = 0;
 
   memset(v, 0, sizeof(*v));
   memset(cur, 0, sizeof(*cur));
-  if (s->nprocs) {
+  served = calloc(w->nreqs ? w->nreqs : 1, 1);
+  if (s->nprocs)
     mark = calloc(s->nprocs, 1);
-    if (!mark)
-      return -ENOMEM;
+  if (!served || (s->nprocs && !mark)) {
+    free(served);
+    free(mark);
+    return -ENOMEM;
   }
   for (size_t i = 0; i < s->socks.len; i++) {
     const struct po_socket *sk = &s->socks.v[i];
 
     if (!po_select_socket(w, sk, own_netns))
       continue;
+    for (size_t r = 0; nserved < w->nreqs && r < w->nreqs; r++) {
+      if (!served[r] && po_requirement_serves(&w->reqs[r], sk)) {
+        served[r] = 1;
+        nserved++;
+      }
+    }
     v->sockets++;
     if (sk->owner_count == 0)
       v->unowned++;
@@ -85,6 +74,7 @@ int po_select_collect(const struct po_watch *w, const struct po_snapshot *s,
     cur->v = malloc(cur->len * sizeof(*cur->v));
     if (!cur->v) {
       free(mark);
+      free(served);
       cur->len = 0;
       return -ENOMEM;
     }
@@ -103,6 +93,82 @@ int po_select_collect(const struct po_watch *w, const struct po_snapshot *s,
     }
   }
   v->processes = cur->len;
+  v->missing = w->nreqs - nserved;
   free(mark);
+  free(served);
+  return 0;
+}
+
+static int ident_cmp_pid_key(const void *key, const void *elem) {
+  pid_t a = *(const pid_t *)key, b = ((const struct ident *)elem)->pid;
+
+  return a < b ? -1 : a > b;
+}
+
+void po_select_requirements_free(const struct po_watch *w,
+                                 struct req_read *rr) {
+  if (!rr)
+    return;
+  for (size_t i = 0; i < w->nreqs; i++)
+    free(rr[i].owners.v);
+  free(rr);
+}
+
+int po_select_requirements(const struct po_watch *w,
+                           const struct po_snapshot *s, uint64_t own_netns,
+                           const struct identlist *cur, struct req_read **out) {
+  struct req_read *rr = calloc(w->nreqs ? w->nreqs : 1, sizeof(*rr));
+  uint8_t *mark = calloc(cur->len ? cur->len : 1, 1);
+  int err = 0;
+
+  *out = NULL;
+  if (!rr || !mark) {
+    free(rr);
+    free(mark);
+    return -ENOMEM;
+  }
+  for (size_t r = 0; r < w->nreqs && !err; r++) {
+    const struct requirement *req = &w->reqs[r];
+    size_t n = 0;
+
+    memset(mark, 0, cur->len);
+    for (size_t i = 0; i < s->socks.len; i++) {
+      const struct po_socket *sk = &s->socks.v[i];
+
+      if ((!w->all_ns && sk->netns != own_netns) ||
+          !po_requirement_serves(req, sk))
+        continue;
+      rr[r].sockets++;
+      for (size_t j = 0; j < sk->owner_count; j++) {
+        size_t k = sk->owner_first + j;
+        const struct ident *o;
+
+        if (k >= s->nowners || s->owners[k].proc >= s->nprocs)
+          continue;
+        o = bsearch(&s->procs[s->owners[k].proc].pid, cur->v, cur->len,
+                    sizeof(*cur->v), ident_cmp_pid_key);
+        if (o && !mark[o - cur->v]) {
+          mark[o - cur->v] = 1;
+          n++;
+        }
+      }
+    }
+    if (n == 0)
+      continue;
+    rr[r].owners.v = malloc(n * sizeof(*rr[r].owners.v));
+    if (!rr[r].owners.v) {
+      err = -ENOMEM;
+      break;
+    }
+    for (size_t i = 0; i < cur->len; i++)
+      if (mark[i])
+        rr[r].owners.v[rr[r].owners.len++] = cur->v[i];
+  }
+  free(mark);
+  if (err) {
+    po_select_requirements_free(w, rr);
+    return err;
+  }
+  *out = rr;
   return 0;
 }

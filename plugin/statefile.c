@@ -2,6 +2,21 @@
  * portowner: the StateFile (see statefile.h): the state of every watch of a
  * set, serialized as JSON (strings that are not UTF-8 as {"hex": ...}), read
  * back all or nothing, written atomically.
+ *
+ * Version 2:
+ *   {"version": 2, "boot_id": "..." | null, "watches": [
+ *     {"name": ..., "spec": "tcp 80,443 *", "all_namespaces": false,
+ *      "unexpected_failure": false, "owners": [OWNER...],
+ *      "requirements": [
+ *        {"name": "tcp/443", "started": true, "ever_up": true,
+ *         "empty_reads": 0, "listener_failure": false,
+ *         "owners": [OWNER...]}, ...]}, ...]}
+ *   OWNER: {"pid": 1311, "uid": 33 | null, "comm": ..., "exe": ... | null,
+ *           "user": ...}
+ * The watch's own state (owners, unexpected_failure) is restored when its
+ * spec is the same; each requirement's state when a requirement of that
+ * name is configured and AllNamespaces is the same. Version 1 (one listener
+ * state per watch) is not read: -EPROTO, every watch starts fresh.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,12 +34,13 @@
 #include "portowner/fileio.h"
 #include "portowner/json.h"
 #include "portowner/owners.h"
+#include "portowner/requirement.h"
 #include "portowner/statefile.h"
 #include "portowner/watch_private.h"
 
 /* Largest StateFile read back. */
 #define STATE_MAX_BYTES (64u << 20)
-#define STATE_VERSION 1
+#define STATE_VERSION 2
 
 /* Whether the n bytes at s are valid UTF-8. */
 static int utf8_valid(const char *s, size_t n) {
@@ -65,6 +81,41 @@ static int gen_bytes(yajl_gen g, const char *s) {
   return bad;
 }
 
+static int gen_owners(yajl_gen g, const struct identlist *l) {
+  int bad = yajl_gen_array_open(g);
+
+  for (size_t j = 0; j < l->len; j++) {
+    const struct ident *o = &l->v[j];
+
+    bad |= yajl_gen_map_open(g);
+    bad |= po_gen_key(g, "pid") | yajl_gen_integer(g, o->pid);
+    bad |= po_gen_key(g, "uid");
+    bad |= o->uid == PO_UID_UNKNOWN ? yajl_gen_null(g)
+                                    : yajl_gen_integer(g, o->uid);
+    bad |= po_gen_key(g, "comm") | gen_bytes(g, o->comm);
+    bad |= po_gen_key(g, "exe");
+    bad |= o->exe ? gen_bytes(g, o->exe) : (int)yajl_gen_null(g);
+    bad |= po_gen_key(g, "user") | gen_bytes(g, o->user);
+    bad |= yajl_gen_map_close(g);
+  }
+  bad |= yajl_gen_array_close(g);
+  return bad;
+}
+
+static int gen_requirement(yajl_gen g, const struct requirement *r) {
+  const struct req_state *st = &r->st;
+  int bad = yajl_gen_map_open(g);
+
+  bad |= po_gen_key(g, "name") | gen_bytes(g, r->name);
+  bad |= po_gen_key(g, "started") | yajl_gen_bool(g, st->started);
+  bad |= po_gen_key(g, "ever_up") | yajl_gen_bool(g, st->ever_up);
+  bad |= po_gen_key(g, "empty_reads") | yajl_gen_integer(g, st->empty_reads);
+  bad |= po_gen_key(g, "listener_failure") | yajl_gen_bool(g, st->failure);
+  bad |= po_gen_key(g, "owners") | gen_owners(g, &st->last);
+  bad |= yajl_gen_map_close(g);
+  return bad;
+}
+
 static int state_serialize(const struct po_watchset *set, const char *boot_id,
                            char **out, size_t *len) {
   yajl_gen g = yajl_gen_alloc(NULL);
@@ -85,28 +136,13 @@ static int state_serialize(const struct po_watchset *set, const char *boot_id,
     bad |= yajl_gen_map_open(g);
     bad |= po_gen_key(g, "name") | gen_bytes(g, w->name);
     bad |= po_gen_key(g, "spec") | gen_bytes(g, w->spec);
-    bad |= po_gen_key(g, "started") | yajl_gen_bool(g, st->started);
-    bad |= po_gen_key(g, "ever_up") | yajl_gen_bool(g, st->ever_up);
-    bad |= po_gen_key(g, "empty_reads") | yajl_gen_integer(g, st->empty_reads);
-    bad |= po_gen_key(g, "listener_failure") |
-           yajl_gen_bool(g, st->listener_failure);
+    bad |= po_gen_key(g, "all_namespaces") | yajl_gen_bool(g, w->all_ns);
     bad |= po_gen_key(g, "unexpected_failure") |
            yajl_gen_bool(g, st->unexpected_failure);
-    bad |= po_gen_key(g, "owners") | yajl_gen_array_open(g);
-    for (size_t j = 0; j < st->last.len; j++) {
-      const struct ident *o = &st->last.v[j];
-
-      bad |= yajl_gen_map_open(g);
-      bad |= po_gen_key(g, "pid") | yajl_gen_integer(g, o->pid);
-      bad |= po_gen_key(g, "uid");
-      bad |= o->uid == PO_UID_UNKNOWN ? yajl_gen_null(g)
-                                      : yajl_gen_integer(g, o->uid);
-      bad |= po_gen_key(g, "comm") | gen_bytes(g, o->comm);
-      bad |= po_gen_key(g, "exe");
-      bad |= o->exe ? gen_bytes(g, o->exe) : (int)yajl_gen_null(g);
-      bad |= po_gen_key(g, "user") | gen_bytes(g, o->user);
-      bad |= yajl_gen_map_close(g);
-    }
+    bad |= po_gen_key(g, "owners") | gen_owners(g, &st->last);
+    bad |= po_gen_key(g, "requirements") | yajl_gen_array_open(g);
+    for (size_t j = 0; j < w->nreqs; j++)
+      bad |= gen_requirement(g, &w->reqs[j]);
     bad |= yajl_gen_array_close(g);
     bad |= yajl_gen_map_close(g);
   }
@@ -188,8 +224,8 @@ static int get_int(yajl_val v, long long lo, long long hi, long long *out) {
   return 0;
 }
 
-/* Reads one saved owners array into st->last. */
-static int load_owners(yajl_val arr, struct watch_state *st) {
+/* Reads one saved owners array into *last (empty before). */
+static int load_owners(yajl_val arr, struct identlist *last) {
   struct identlist loose = {0};
   char **strs;
   size_t n, nstrs = 0;
@@ -250,7 +286,7 @@ static int load_owners(yajl_val arr, struct watch_state *st) {
         err = -EBADMSG;
   }
   if (!err)
-    err = po_identlist_copy(&st->last, &loose);
+    err = po_identlist_copy(last, &loose);
   for (size_t i = 0; i < nstrs; i++)
     free(strs[i]);
   free(strs);
@@ -258,13 +294,16 @@ static int load_owners(yajl_val arr, struct watch_state *st) {
   return err;
 }
 
-/* Reads the saved state of one watch entry. */
-static int load_watch(yajl_val o, struct watch_state *st, unsigned hits) {
+/* Reads the saved state of one requirement entry; its name into *name. */
+static int load_req(yajl_val o, struct req_state *st, unsigned hits,
+                    char **name) {
   long long v;
   int err;
 
   memset(st, 0, sizeof(*st));
-  err = get_bool(obj_get(o, "started"), &st->started);
+  err = get_bytes(obj_get(o, "name"), name);
+  if (!err)
+    err = get_bool(obj_get(o, "started"), &st->started);
   if (!err)
     err = get_bool(obj_get(o, "ever_up"), &st->ever_up);
   if (!err)
@@ -272,21 +311,102 @@ static int load_watch(yajl_val o, struct watch_state *st, unsigned hits) {
   if (!err)
     st->empty_reads = (unsigned)v < hits ? (unsigned)v : hits;
   if (!err)
-    err = get_bool(obj_get(o, "listener_failure"), &st->listener_failure);
+    err = get_bool(obj_get(o, "listener_failure"), &st->failure);
   if (!err)
-    err = get_bool(obj_get(o, "unexpected_failure"), &st->unexpected_failure);
+    err = load_owners(obj_get(o, "owners"), &st->last);
+  if (err) {
+    po_identlist_free(&st->last);
+    free(*name);
+    *name = NULL;
+  }
+  return err;
+}
+
+/* What a load restores of one watch, until it is all read. */
+struct loaded {
+  int seen;               /* an entry of this watch was read */
+  int have_st;            /* st is restored (same spec) */
+  struct watch_state st;  /* the watch's own state */
+  struct req_state *reqs; /* w->nreqs entries */
+  unsigned char *have;    /* reqs[j] is restored */
+};
+
+static void loaded_free(struct loaded *l, size_t nreqs) {
+  po_identlist_free(&l->st.last);
+  if (l->reqs)
+    for (size_t j = 0; j < nreqs; j++)
+      po_identlist_free(&l->reqs[j].last);
+  free(l->reqs);
+  free(l->have);
+  memset(l, 0, sizeof(*l));
+}
+
+/*
+ * Reads one watch entry: validated whole even when nothing of it is kept
+ * (a corrupt entry is a corrupt file). w is the configured watch of that
+ * name (NULL: none, the entry is dropped) and l what is kept of it.
+ */
+static int load_watch(yajl_val o, const struct po_watch *w, struct loaded *l,
+                      const char *spec, int same_boot) {
+  yajl_val reqs = obj_get(o, "requirements");
+  struct watch_state st = {0};
+  int err, all_ns = 0;
+
+  err = get_bool(obj_get(o, "all_namespaces"), &all_ns);
   if (!err)
-    err = load_owners(obj_get(o, "owners"), st);
+    err = get_bool(obj_get(o, "unexpected_failure"), &st.unexpected_failure);
+  if (!err)
+    err = load_owners(obj_get(o, "owners"), &st.last);
+  if (!err && !YAJL_IS_ARRAY(reqs))
+    err = -EBADMSG;
+  /* po_state_save() never writes a watch twice. */
+  if (!err && w && l->seen)
+    err = -EBADMSG;
+  if (!err && w && !l->reqs) {
+    l->reqs = calloc(w->nreqs ? w->nreqs : 1, sizeof(*l->reqs));
+    l->have = calloc(w->nreqs ? w->nreqs : 1, 1);
+    if (!l->reqs || !l->have)
+      err = -ENOMEM;
+  }
+  for (size_t i = 0; !err && i < reqs->u.array.len; i++) {
+    struct req_state rs;
+    char *name = NULL;
+    struct requirement *r;
+
+    err = load_req(reqs->u.array.values[i], &rs, w ? w->hits : PO_HITS_MAX,
+                   &name);
+    if (err)
+      break;
+    r = w && all_ns == w->all_ns ? po_requirement_find(w, name) : NULL;
+    free(name);
+    if (r && l->have[r - w->reqs]) {
+      err = -EBADMSG; /* nor a requirement twice */
+    } else if (r) {
+      l->reqs[r - w->reqs] = rs;
+      l->have[r - w->reqs] = 1;
+      continue;
+    }
+    po_identlist_free(&rs.last);
+  }
+  if (!err && w) {
+    l->seen = 1;
+    if (strcmp(spec, w->spec) == 0) {
+      st.pids_valid = same_boot;
+      l->st = st;
+      l->have_st = 1;
+      return 0;
+    }
+  }
+  po_identlist_free(&st.last);
   return err;
 }
 
 int po_state_load(struct po_watchset *set, const char *path,
                   const char *boot_id) {
-  struct watch_state *states = NULL;
-  unsigned char *seen = NULL;
-  yajl_val root = NULL, watches, saved_boot;
+  struct loaded *loaded = NULL;
+  yajl_val root = NULL, watches, saved_boot, version;
   char *buf = NULL, *saved_boot_id = NULL, errbuf[128];
-  long long version;
+  long long v;
   int err, same_boot;
 
   err = po_file_read_text(path, STATE_MAX_BYTES, &buf);
@@ -296,8 +416,10 @@ int po_state_load(struct po_watchset *set, const char *path,
   free(buf);
   if (!root)
     return -EBADMSG;
-  err =
-      get_int(obj_get(root, "version"), STATE_VERSION, STATE_VERSION, &version);
+  version = obj_get(root, "version");
+  err = get_int(version, 1, STATE_VERSION, &v);
+  if (!err && v != STATE_VERSION)
+    err = -EPROTO; /* an older portowner's: not read */
   watches = obj_get(root, "watches");
   saved_boot = obj_get(root, "boot_id");
   if (!err && !YAJL_IS_ARRAY(watches))
@@ -308,55 +430,49 @@ int po_state_load(struct po_watchset *set, const char *path,
     goto out;
   same_boot = boot_id && saved_boot_id && strcmp(boot_id, saved_boot_id) == 0;
 
-  states = calloc(set->len ? set->len : 1, sizeof(*states));
-  seen = calloc(set->len ? set->len : 1, 1);
-  if (!states || !seen) {
+  loaded = calloc(set->len ? set->len : 1, sizeof(*loaded));
+  if (!loaded) {
     err = -ENOMEM;
     goto out;
   }
   for (size_t i = 0; i < watches->u.array.len && !err; i++) {
     yajl_val o = watches->u.array.values[i];
     char *name = NULL, *spec = NULL;
-    struct po_watch *w;
+    struct po_watch *w = NULL;
+    size_t k = 0;
 
     err = get_bytes(obj_get(o, "name"), &name);
     if (!err)
       err = get_bytes(obj_get(o, "spec"), &spec);
-    w = err ? NULL : po_watchset_find(set, name);
-    if (w) {
-      size_t k = 0;
-      struct watch_state st;
-
-      while (set->v[k] != w)
-        k++;
-      /* Validated even when ignored: a corrupt entry is a corrupt file, and
-       * po_state_save() never writes a watch twice. */
-      err = load_watch(o, &st, w->hits);
-      if (!err && seen[k])
-        err = -EBADMSG;
-      if (!err)
-        seen[k] = 1;
-      if (!err && strcmp(spec, w->spec) == 0) {
-        st.pids_valid = same_boot;
-        states[k] = st;
-      } else {
-        po_identlist_free(&st.last);
-      }
-    } else if (!err) {
-      struct watch_state st;
-
-      err = load_watch(o, &st, PO_HITS_MAX);
-      po_identlist_free(&st.last);
-    }
+    if (!err)
+      w = po_watchset_find(set, name);
+    while (w && set->v[k] != w)
+      k++;
+    if (!err)
+      err = load_watch(o, w, w ? &loaded[k] : NULL, spec, same_boot);
     free(name);
     free(spec);
   }
   if (err)
     goto out;
   for (size_t i = 0; i < set->len; i++) {
-    po_identlist_free(&set->v[i]->st.last);
-    set->v[i]->st = states[i];
-    memset(&states[i], 0, sizeof(states[i]));
+    struct po_watch *w = set->v[i];
+    struct loaded *l = &loaded[i];
+
+    po_identlist_free(&w->st.last);
+    memset(&w->st, 0, sizeof(w->st));
+    if (l->have_st) {
+      w->st = l->st;
+      memset(&l->st, 0, sizeof(l->st));
+    }
+    for (size_t j = 0; j < w->nreqs; j++) {
+      po_identlist_free(&w->reqs[j].st.last);
+      memset(&w->reqs[j].st, 0, sizeof(w->reqs[j].st));
+      if (l->have && l->have[j]) {
+        w->reqs[j].st = l->reqs[j];
+        memset(&l->reqs[j], 0, sizeof(l->reqs[j]));
+      }
+    }
   }
   /* What was loaded counts as saved: no write until a read changes it. */
   free(set->saved);
@@ -365,11 +481,10 @@ int po_state_load(struct po_watchset *set, const char *path,
     set->saved = NULL;
 
 out:
-  if (states)
+  if (loaded)
     for (size_t i = 0; i < set->len; i++)
-      po_identlist_free(&states[i].last);
-  free(states);
-  free(seen);
+      loaded_free(&loaded[i], set->v[i]->nreqs);
+  free(loaded);
   free(saved_boot_id);
   yajl_tree_free(root);
   return err;

@@ -20,6 +20,7 @@
 #include "portowner/expect.h"
 #include "portowner/owners.h"
 #include "portowner/portspec.h"
+#include "portowner/requirement.h"
 #include "portowner/watch.h"
 #include "portowner/watch_private.h"
 
@@ -55,7 +56,9 @@ void po_watch_free(struct po_watch *w) {
     po_expect_user_release(&w->users[i]);
   free(w->procs);
   free(w->users);
+  po_requirements_free(w);
   free(w->ports);
+  free(w->protos);
   free(w->addrs);
   free(w->protocols_str);
   free(w->ports_str);
@@ -111,8 +114,10 @@ int po_watch_protocol_add(struct po_watch *w, const char *name) {
 
   if (po_proto_parse(name, &m))
     return -EINVAL;
-  w->mask = (w->mask_set ? w->mask : 0) | m;
-  w->mask_set = 1;
+  if (grow((void **)&w->protos, w->nprotos, sizeof(*w->protos)))
+    return -ENOMEM;
+  w->mask = (w->nprotos ? w->mask : 0) | m;
+  w->protos[w->nprotos++] = m;
   return 0;
 }
 
@@ -298,7 +303,7 @@ int po_watch_finish(struct po_watch *w) {
   if (w->all_ns)
     sbuf_add(&spec, " all-namespaces");
   w->spec = sbuf_done(&spec);
-  if (!w->spec)
+  if (!w->spec || po_requirements_build(w) != 0)
     return -ENOMEM;
   w->finished = 1;
   return 0;
@@ -394,7 +399,7 @@ int po_watchset_query(struct po_watchset *set, struct po_query *q) {
 
     memcpy(r + k, w->ports, w->nports * sizeof(*r));
     k += w->nports;
-    q->mask |= w->mask;
+    q->mask |= po_requirements_query_mask(w->mask);
     q->all_namespaces |= w->all_ns;
   }
   q->ports = r;

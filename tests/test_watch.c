@@ -175,6 +175,12 @@ static void check_event_at(const char *file, int line,
   AT_INT(e->severity, types[t].severity);
   AT_STR(po_event_type_name(e->type), types[t].name);
   AT_STR(po_event_condition(e->type), types[t].condition);
+  /* A listener event names its requirement, and its message starts so. */
+  if (strcmp(types[t].condition, "listener") == 0)
+    AT_TRUE(e->requirement &&
+            strncmp(e->message, e->requirement, strlen(e->requirement)) == 0);
+  else
+    AT_TRUE(!e->requirement);
   AT_TRUE(e->message[0] != '\0');
   AT_TRUE(strlen(e->message) < PO_MESSAGE_MAX);
   AT_TRUE(utf8_clean(e->message));
@@ -352,14 +358,18 @@ static void test_values_addresses(void **state) {
   finish(lo6);
   assert_string_equal(po_watch_addresses(lo6), "::1,0.0.0.0");
 
+  /* [::] has v6only unknown (as /proc/net shows it): dual stack, so it
+   * accepts IPv4 too. */
   eval(any4, &s, &v, &ev);
-  assert_int_equal(v.sockets, 1); /* only the v4 wildcard */
+  assert_int_equal(v.sockets, 2); /* the v4 wildcard and dual-stack [::] */
   eval(any6, &s, &v, &ev);
   assert_int_equal(v.sockets, 1); /* only the v6 wildcard */
   eval(lo4, &s, &v, &ev);
-  assert_int_equal(v.sockets, 2); /* 127.0.0.1 and ::ffff:127.0.0.1 */
+  assert_int_equal(v.sockets, 4); /* 127.0.0.1, ::ffff:127.0.0.1 and the
+                                     wildcards 0.0.0.0 and [::] */
   eval(lo6, &s, &v, &ev);
-  assert_int_equal(v.sockets, 2); /* ::1 and 0.0.0.0 */
+  assert_int_equal(v.sockets, 3); /* ::1 and [::] (::1), 0.0.0.0 and [::]
+                                     (0.0.0.0) */
 
   po_events_free(&ev);
   po_snapshot_free(&s);
@@ -850,8 +860,11 @@ static void test_message_long_names(void **state) {
   comm[63] = '\0';
   memset(user, 'u', 63);
   user[63] = '\0';
-  assert_int_equal(eval_empty(w, &ev), 1);
-  expect_event(&ev, 0, PO_EVENT_MISSING_AT_START, NULL);
+  /* One requirement per range, each with its FAILURE. */
+  assert_int_equal(eval_empty(w, &ev), 50);
+  for (size_t i = 0; i < 50; i++)
+    expect_event(&ev, i, PO_EVENT_MISSING_AT_START, NULL);
+  expect_event_saying(&ev, 0, PO_EVENT_MISSING_AT_START, "tcp/1000-1001 (");
   {
     struct po_snapshot s;
     size_t k;
@@ -882,9 +895,12 @@ static void test_message_protocols(void **state) {
   assert_string_equal(po_watch_protocols(w), "tcp4,udp");
   assert_string_equal(po_watch_ports(w), "53");
   assert_null(po_watch_addresses(w));
-  assert_int_equal(eval_empty(w, &ev), 1);
+  /* One FAILURE per protocol token, in config order. */
+  assert_int_equal(eval_empty(w, &ev), 2);
   expect_event(&ev, 0, PO_EVENT_MISSING_AT_START,
-               "tcp4+udp/53 (dns) has no listener at start");
+               "udp/53 (dns) has no listener at start");
+  expect_event(&ev, 1, PO_EVENT_MISSING_AT_START,
+               "tcp4/53 (dns) has no listener at start");
   po_events_free(&ev);
   po_watch_free(w);
 }
@@ -1162,13 +1178,18 @@ static void test_state_bad_files(void **state) {
       "",
       "not json",
       "[]",
-      "{\"version\":2,\"boot_id\":null,\"watches\":[]}",
-      "{\"version\":1,\"boot_id\":null,\"watches\":{}}",
-      "{\"version\":1,\"boot_id\":null,\"watches\":[{\"name\":\"web\"}]}",
-      "{\"version\":1,\"boot_id\":null,\"watches\":[{\"name\":\"web\",\"spec\":"
-      "\"tcp 80 *\",\"started\":true,\"ever_up\":true,\"empty_reads\":0,"
-      "\"listener_failure\":true,\"unexpected_failure\":false,\"owners\":[{"
-      "\"pid\":-4,\"uid\":0,\"comm\":\"x\",\"exe\":null,\"user\":\"\"}]}]}",
+      "{\"version\":3,\"boot_id\":null,\"watches\":[]}",
+      "{\"version\":2,\"boot_id\":null,\"watches\":{}}",
+      "{\"version\":2,\"boot_id\":null,\"watches\":[{\"name\":\"web\"}]}",
+      "{\"version\":2,\"boot_id\":null,\"watches\":[{\"name\":\"web\",\"spec\":"
+      "\"tcp 80 *\",\"all_namespaces\":false,\"unexpected_failure\":false,"
+      "\"owners\":[{\"pid\":-4,\"uid\":0,\"comm\":\"x\",\"exe\":null,"
+      "\"user\":\"\"}],\"requirements\":[]}]}",
+      "{\"version\":2,\"boot_id\":null,\"watches\":[{\"name\":\"web\",\"spec\":"
+      "\"tcp 80 *\",\"all_namespaces\":false,\"unexpected_failure\":false,"
+      "\"owners\":[],\"requirements\":[{\"name\":\"tcp/80\",\"started\":"
+      "true,\"ever_up\":true,\"empty_reads\":-1,\"listener_failure\":true,"
+      "\"owners\":[]}]}]}",
   };
   char path[128], link[140], *good, *text;
   struct po_watchset *set;

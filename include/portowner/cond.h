@@ -2,9 +2,10 @@
  * portowner: the conditions of a watch, one file each, run by eval.c for
  * every read in this order:
  *
- *   cond_listener.c          FAILURE when sockets were there and none were
+ *   cond_listener.c          per requirement (requirement.h): FAILURE
+ *                            when it was served and no socket served it
  *                            for Hits reads (or none at the first read),
- *                            OKAY when they are back;
+ *                            OKAY when one serves it again;
  *   cond_owner_change.c      WARNING when the set of (program, user) of the
  *                            owners changed, or every owner pid was
  *                            replaced, while the port stayed open;
@@ -24,6 +25,8 @@
 
 #include "portowner/watch_private.h"
 
+struct req_state;
+
 /* One evaluation of one watch for one snapshot. */
 struct po_eval {
   const struct po_watch *w;
@@ -32,11 +35,20 @@ struct po_eval {
   const struct identlist *last;         /* owners at the last read: w->st */
   const struct po_watch_values *values; /* this read's values */
   struct po_events *local;              /* this evaluation's events */
+  const struct po_snapshot *snap;       /* the read */
+  uint64_t own_netns;                   /* as po_watch_eval() got it */
   int back; /* the listener came back at this read (set by the listener) */
+  /* The listener's new state of each requirement, until committed: */
+  struct req_state *rns;
+  unsigned char *rfresh; /* rns[i].last is a new copy */
 };
 
-/* The listener: runs at every read, first. */
+/* The listener: runs at every read, first. Its state is per requirement:
+ * eval.c ends every evaluation with po_cond_listener_commit() when it
+ * keeps the new state, po_cond_listener_drop() when it does not. */
 int po_cond_listener(struct po_eval *e);
+void po_cond_listener_commit(struct po_eval *e);
+void po_cond_listener_drop(struct po_eval *e);
 
 /* Owner change: runs when the watch has sockets and known owners. */
 int po_cond_owner_change(struct po_eval *e);

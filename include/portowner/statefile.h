@@ -1,7 +1,8 @@
 /*
  * portowner: the StateFile, the state of a set's watches (standing
- * failures, last known owners) kept across restarts as JSON, so that a
- * restart neither repeats nor misses a notification.
+ * failures, last known owners, each listener requirement's own) kept
+ * across restarts as JSON (version 2: statefile.c), so that a restart
+ * neither repeats nor misses a notification.
  *
  * Contract: 0 (or 1 where stated) on success, a negative errno value on
  * failure. Nothing logs; the glue says what an error means.
@@ -17,15 +18,19 @@ extern "C" {
 
 /*
  * Reads the state of the set's watches from path (JSON written by
- * po_state_save()). A watch whose name is not in the file, or whose ports,
- * protocols or addresses changed since, starts fresh; entries of watches
- * that are no longer configured are dropped. boot_id (po_boot_id_read() of
+ * po_state_save()). A watch whose name is not in the file starts fresh;
+ * one whose ports, protocols or addresses changed since keeps the state of
+ * each listener requirement whose name is still configured (with the same
+ * AllNamespaces), and starts fresh for the rest (its owners, the
+ * requirements new in the config). Entries of watches or requirements that
+ * are no longer configured are dropped. boot_id (po_boot_id_read() of
  * fileio.h, or NULL) tells whether the saved pids still mean the same
  * processes. All or nothing: on failure every watch starts fresh.
  * Returns 0, -ENOENT (no file: normal on a first start), -ELOOP (path is a
- * symlink: refused), -EBADMSG (not a state file: corrupt, truncated, other
- * version), -EFBIG, -EINVAL (not a regular file), -ENOMEM, or the -errno of
- * open/read.
+ * symlink: refused), -EPROTO (a version 1 file, from a portowner before
+ * per-requirement state: not read), -EBADMSG (not a state file: corrupt,
+ * truncated, unknown version), -EFBIG, -EINVAL (not a regular file),
+ * -ENOMEM, or the -errno of open/read.
  */
 int po_state_load(struct po_watchset *set, const char *path,
                   const char *boot_id);

@@ -88,6 +88,16 @@ const char *po_event_type_name(enum po_event_type t);
 const char *po_event_condition(enum po_event_type t);
 
 struct po_watch;
+struct po_event;
+
+/*
+ * The notification type instance of an event, which the glue uses: for a
+ * listener event, one per requirement, "listener-" and its requirement's
+ * name with every '/' made '-' ("listener-tcp-443",
+ * "listener-tcp-127.0.0.1:80"); else its condition (po_event_condition()).
+ * Into buf (size bytes). Returns 0, -ENAMETOOLONG, -EINVAL (no condition).
+ */
+int po_event_type_instance(const struct po_event *e, char *buf, size_t size);
 
 /*
  * One event of one watch. message is at most PO_MESSAGE_MAX - 1 bytes of
@@ -103,6 +113,10 @@ struct po_event {
   enum po_event_type type;
   enum po_severity severity;
   const struct po_watch *watch; /* valid as long as the watch */
+  /* A listener event's requirement name ("tcp/443"), valid as long as the
+   * watch: its message starts with it, and its sockets, processes and
+   * owners are those of the requirement. NULL for the other conditions. */
+  const char *requirement;
   char message[PO_MESSAGE_MAX];
   uint64_t sockets;      /* matching listening sockets now */
   uint64_t processes;    /* distinct owner processes now */
@@ -123,7 +137,8 @@ void po_events_clear(struct po_events *e);
 /* Frees everything and zeroes the array. */
 void po_events_free(struct po_events *e);
 
-/* The values of one watch for one snapshot. */
+/* The values of one watch for one snapshot. The counts are of the sockets
+ * that serve at least one of its requirements (po_watch_finish()). */
 struct po_watch_values {
   uint64_t sockets;    /* matching listening sockets */
   uint64_t processes;  /* distinct processes owning one of them */
@@ -132,6 +147,8 @@ struct po_watch_values {
   uint64_t accept_max; /* TCP: accept queue limits, summed; a limit the
                           source cannot tell (PO_QUEUE_UNKNOWN, /proc/net)
                           counts as 0 */
+  uint64_t missing;    /* requirements that no socket serves now (not
+                          debounced by Hits) */
 };
 
 /* ---- a watch ------------------------------------------------------------- */
@@ -160,14 +177,16 @@ int po_watch_port_add_number(struct po_watch *w, double v);
 int po_watch_port_add_string(struct po_watch *w, const char *s,
                              const char **bad);
 
-/* Adds a protocol by name (po_proto_parse(): tcp, tcp4, tcp6, udp, udp4,
- * udp6, all). The first call replaces the tcp default. Returns 0, -EINVAL. */
+/* Adds a protocol token by name (po_proto_parse(): tcp, tcp4, tcp6, udp,
+ * udp4, udp6, all). The first call replaces the tcp default.
+ * Returns 0, -EINVAL, -ENOMEM. */
 int po_watch_protocol_add(struct po_watch *w, const char *name);
 
 /*
- * Adds a bind address (inet_pton, IPv4 or IPv6). A socket matches when its
- * address equals one given; "0.0.0.0" and "::" match only wildcard binds; an
- * IPv4 address also matches its IPv4-mapped form on a tcp6/udp6 socket.
+ * Adds a bind address (inet_pton, IPv4 or IPv6): each is a requirement of
+ * its own. A socket serves it when it accepts connections for it: bound to
+ * it, to the wildcard of its family, or (IPv4) to its v4-mapped form or
+ * dual-stack :: (requirement.h says it exactly).
  * Returns 0, -EINVAL (not an address), -ENOMEM.
  */
 int po_watch_address_add(struct po_watch *w, const char *addr);
@@ -214,10 +233,18 @@ void po_watch_set_notify_owner_change(struct po_watch *w, int on);
 void po_watch_set_all_namespaces(struct po_watch *w, int on);
 
 /*
- * Ends the configuration of w and builds its descriptions. Returns 0,
- * -EDESTADDRREQ (no port was added), -ENOMEM.
+ * Ends the configuration of w and builds its descriptions and its listener
+ * requirements: each Address (or any) x each Protocol token x each port
+ * item, in config order (requirement.h). Returns 0, -EDESTADDRREQ (no port
+ * was added), -ENOMEM.
  */
 int po_watch_finish(struct po_watch *w);
+
+/* After po_watch_finish(): the number of w's listener requirements, and
+ * the name of requirement i ("tcp/443", "tcp/8000-8099", "tcp/127.0.0.1:80",
+ * "tcp6/[::1]:80"; NULL when i is past the end). */
+size_t po_watch_requirements(const struct po_watch *w);
+const char *po_watch_requirement_name(const struct po_watch *w, size_t i);
 
 const char *po_watch_name(const struct po_watch *w);
 /* After po_watch_finish(): the protocols ("tcp", "tcp,udp6"), the ports

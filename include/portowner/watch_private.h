@@ -1,8 +1,9 @@
 /*
  * portowner: the watch model's private structs, shared by the core files
- * that implement it (watch.c, expect.c, select.c, owners.c, message.c,
- * event.c, eval.c, cond_*.c, statefile.c). Never included by the collectd
- * glue (plugin/portowner.c) or portowner-dump: they use watch.h only.
+ * that implement it (watch.c, expect.c, requirement.c, select.c, owners.c,
+ * message.c, event.c, eval.c, cond_*.c, statefile.c). Never included by the
+ * collectd glue (plugin/portowner.c) or portowner-dump: they use watch.h
+ * only.
  *
  * Ownership: a struct po_watch owns every string and array it points to,
  * and its state (st.last) owns its arena; a struct po_watchset owns its
@@ -62,12 +63,12 @@ struct identlist {
   char *arena;
 };
 
-/* What a watch remembers between reads (and across restarts: statefile.c). */
+/* One listener requirement of a watch, and its state: requirement.h. */
+struct requirement;
+
+/* What a watch remembers between reads (and across restarts: statefile.c).
+ * The listener's state is per requirement (struct requirement). */
 struct watch_state {
-  int started;            /* evaluated at least once (or restored) */
-  int ever_up;            /* had sockets at some read */
-  unsigned empty_reads;   /* consecutive reads without sockets, <= hits */
-  int listener_failure;   /* LOST / MISSING_AT_START sent, no BACK yet */
   int unexpected_failure; /* UNEXPECTED_OWNER sent, no EXPECTED yet */
   int pids_valid;         /* last's pids are this boot's */
   struct identlist last;  /* owners at the last read that had owners */
@@ -77,8 +78,10 @@ struct po_watch {
   char *name;
   struct po_range *ports;
   size_t nports;
-  unsigned mask;
-  int mask_set;
+  unsigned mask;    /* the union of protos */
+  unsigned *protos; /* the Protocol tokens (PO_TCP, PO_TCP4, ...) in config
+                       order; none: tcp */
+  size_t nprotos;
   struct addr *addrs;
   size_t naddrs;
   struct expect_proc *procs;
@@ -95,6 +98,8 @@ struct po_watch {
   char *ports_str;
   char *addrs_str;
   char *spec; /* what the sockets are: a restored state must match it */
+  struct requirement *reqs; /* po_watch_finish(): requirement.h */
+  size_t nreqs;
   struct watch_state st;
 };
 
