@@ -11,6 +11,7 @@
 
 #include "portowner/cond.h"
 #include "portowner/event.h"
+#include "portowner/expect.h"
 #include "portowner/owners.h"
 #include "portowner/select.h"
 #include "portowner/watch_private.h"
@@ -42,14 +43,16 @@ int po_watch_eval(struct po_watch *w, const struct po_snapshot *s,
       .snap = s,
       .own_netns = own_netns,
   };
+  if (values->sockets)
+    po_expect_refresh(w);
   err = po_cond_listener(&e);
   /* Owners unknown (or no sockets): nothing to compare or judge. */
   if (!err && values->sockets && cur.len) {
     err = po_cond_owner_change(&e);
-    if (!err)
-      err = po_cond_unexpected_owner(&e);
     update_last = 1;
   }
+  if (!err && values->sockets)
+    err = po_cond_unexpected_owner(&e);
   if (err)
     goto fail;
 
@@ -71,12 +74,14 @@ int po_watch_eval(struct po_watch *w, const struct po_snapshot *s,
     ns.last = newlast;
   }
   po_cond_listener_commit(&e);
+  po_state_commit(&w->st, e.replaced);
   w->st = ns;
   free(cur.v);
   return 0;
 
 fail:
   po_cond_listener_drop(&e);
+  po_state_rollback(&ns, e.replaced);
   po_identlist_free(&newlast);
   po_events_free(&local);
   free(cur.v);

@@ -25,6 +25,8 @@ const char *po_event_type_name(enum po_event_type t) {
     return "unexpected_owner";
   case PO_EVENT_EXPECTED_OWNER:
     return "expected_owner";
+  case PO_EVENT_RESTARTED:
+    return "restarted";
   }
   return NULL;
 }
@@ -40,6 +42,8 @@ const char *po_event_condition(enum po_event_type t) {
   case PO_EVENT_UNEXPECTED_OWNER:
   case PO_EVENT_EXPECTED_OWNER:
     return "unexpected_owner";
+  case PO_EVENT_RESTARTED:
+    return "restart";
   }
   return NULL;
 }
@@ -95,6 +99,7 @@ int po_event_add(struct po_events *ev, const struct po_watch *w,
     e.severity = PO_SEVERITY_FAILURE;
     break;
   case PO_EVENT_OWNER_CHANGED:
+  case PO_EVENT_RESTARTED:
     e.severity = PO_SEVERITY_WARNING;
     break;
   case PO_EVENT_LISTENER_BACK:

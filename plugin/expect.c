@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -212,11 +213,53 @@ int po_expect_proc_parse(struct expect_proc *e, const char *pattern, char *err,
     }
   } else {
     e->is_path = !!strchr(pattern, '/');
+    if (e->is_path) {
+      struct stat st;
+
+      /* The file the path names now, or a config error naming it. */
+      if (stat(pattern, &st) != 0) {
+        int rc = -errno;
+
+        if (err && errsize)
+          snprintf(err, errsize, "cannot stat the path: %s", strerror(errno));
+        return rc;
+      }
+      e->ids[0].dev = (uint64_t)st.st_dev;
+      e->ids[0].ino = (uint64_t)st.st_ino;
+      e->nids = 1;
+    }
     e->pattern = strdup(pattern);
     if (!e->pattern)
       return -ENOMEM;
   }
   return 0;
+}
+
+/* The file a path names now becomes the newest of the files it named. */
+static void expect_path_refresh(struct expect_proc *e) {
+  struct stat st;
+  struct file_id id;
+  size_t at;
+
+  if (stat(e->pattern, &st) != 0)
+    return; /* keep what it named: a replace by rename leaves no gap */
+  id.dev = (uint64_t)st.st_dev;
+  id.ino = (uint64_t)st.st_ino;
+  for (at = 0; at < e->nids; at++)
+    if (e->ids[at].dev == id.dev && e->ids[at].ino == id.ino)
+      break;
+  if (at == 0 && e->nids)
+    return;
+  if (at == e->nids) /* new: the oldest goes when full */
+    at = e->nids < EXPECT_PATH_IDS ? e->nids++ : EXPECT_PATH_IDS - 1;
+  memmove(&e->ids[1], &e->ids[0], at * sizeof(e->ids[0]));
+  e->ids[0] = id;
+}
+
+void po_expect_refresh(struct po_watch *w) {
+  for (size_t i = 0; i < w->nprocs; i++)
+    if (w->procs[i].is_path)
+      expect_path_refresh(&w->procs[i]);
 }
 
 void po_expect_proc_release(struct expect_proc *e) {
@@ -260,25 +303,37 @@ void po_expect_user_release(struct expect_user *u) {
 
 /* ---- judging an owner ---------------------------------------------------- */
 
+/* A path: the file the owner runs (stat of /proc/PID/exe) is one the path
+ * named; or the owner runs a deleted file that had that path, on the file
+ * system the path is on (an upgrade replaced it before we saw it). The
+ * text of the exe link alone never passes: a mount namespace can make it
+ * say anything. */
+static int expect_path_matches(const struct expect_proc *e,
+                               const struct ident *o) {
+  size_t n = po_exe_len(o->exe);
+
+  if (!o->exe_id)
+    return 0;
+  for (size_t i = 0; i < e->nids; i++)
+    if (e->ids[i].dev == o->exe_file.dev && e->ids[i].ino == o->exe_file.ino)
+      return 1;
+  return n != strlen(o->exe) && e->nids && n == strlen(e->pattern) &&
+         memcmp(o->exe, e->pattern, n) == 0 && e->ids[0].dev == o->exe_file.dev;
+}
+
+/* o's exe is known. */
 static int expect_proc_matches(const struct expect_proc *e,
                                const struct ident *o) {
-  const char *base = NULL;
-  size_t blen = 0;
+  size_t blen;
+  const char *base;
 
-  if (o->exe && o->exe[0]) {
-    base = strrchr(o->exe, '/');
-    base = base ? base + 1 : o->exe;
-    blen = po_exe_len(base);
-  }
   if (e->re)
-    return (o->comm[0] && regex_matches(e->re, o->comm, strlen(o->comm))) ||
-           (base && blen && regex_matches(e->re, base, blen));
+    return regex_matches(e->re, o->exe, po_exe_len(o->exe));
   if (e->is_path)
-    return o->exe && po_exe_len(o->exe) == strlen(e->pattern) &&
-           memcmp(o->exe, e->pattern, strlen(e->pattern)) == 0;
-  return strcmp(o->comm, e->pattern) == 0 ||
-         (base && blen == strlen(e->pattern) &&
-          memcmp(base, e->pattern, blen) == 0);
+    return expect_path_matches(e, o);
+  base = po_prog_name(o, &blen);
+  return base && blen == strlen(e->pattern) &&
+         memcmp(base, e->pattern, blen) == 0;
 }
 
 static int expect_user_matches(const struct expect_user *u,
@@ -295,7 +350,9 @@ static int expect_user_matches(const struct expect_user *u,
 int po_owner_expected(const struct po_watch *w, const struct ident *o) {
   int judged = 0;
 
-  if (w->nprocs && (o->comm[0] || (o->exe && o->exe[0]))) {
+  /* An owner whose exe is unknown is judged by ExpectUser only; never by
+   * its comm. */
+  if (w->nprocs && po_prog_name(o, &(size_t){0})) {
     int ok = 0;
 
     for (size_t i = 0; i < w->nprocs && !ok; i++)

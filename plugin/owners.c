@@ -2,6 +2,7 @@
  * portowner: sets of owner processes (see owners.h).
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -83,8 +84,75 @@ const char *po_prog_name(const struct ident *o, size_t *len) {
       return base;
     }
   }
-  *len = strlen(o->comm);
-  return o->comm;
+  *len = 0;
+  return NULL;
+}
+
+/* The kernel keeps TASK_COMM_LEN - 1 bytes of a name. */
+#define COMM_CUT 15
+
+int po_comm_is_prog(const struct ident *o) {
+  size_t plen, clen = strlen(o->comm);
+  const char *prog = po_prog_name(o, &plen);
+
+  if (!prog || !clen)
+    return 1;
+  if (clen == plen)
+    return memcmp(prog, o->comm, plen) == 0;
+  return clen == COMM_CUT && plen > COMM_CUT &&
+         memcmp(prog, o->comm, COMM_CUT) == 0;
+}
+
+uint64_t po_hash_bytes(uint64_t h, const void *p, size_t n) {
+  const unsigned char *b = p;
+
+  for (size_t i = 0; i < n; i++) {
+    h ^= b[i];
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+uint64_t po_named_hash(const struct ident *o) {
+  size_t plen;
+  const char *prog = po_prog_name(o, &plen);
+  uint64_t h = PO_HASH_INIT, pid = (uint64_t)o->pid, uid = o->uid;
+
+  h = po_hash_bytes(h, &pid, sizeof(pid));
+  h = po_hash_bytes(h, &uid, sizeof(uid));
+  h = po_hash_bytes(h, &plen, sizeof(plen));
+  if (prog)
+    h = po_hash_bytes(h, prog, plen);
+  return po_hash_bytes(h, o->user, strlen(o->user) + 1);
+}
+
+int po_pids_same(const struct identlist *a, const struct identlist *b) {
+  if (a->len != b->len)
+    return 0;
+  for (size_t i = 0; i < a->len; i++)
+    if (a->v[i].pid != b->v[i].pid)
+      return 0;
+  return 1;
+}
+
+int po_identlist_copy_known(struct identlist *dst,
+                            const struct identlist *src) {
+  struct identlist view = {0};
+  size_t len;
+  int err;
+
+  memset(dst, 0, sizeof(*dst));
+  if (src->len == 0)
+    return 0;
+  view.v = malloc(src->len * sizeof(*view.v));
+  if (!view.v)
+    return -ENOMEM;
+  for (size_t i = 0; i < src->len; i++)
+    if (po_prog_name(&src->v[i], &len))
+      view.v[view.len++] = src->v[i];
+  err = po_identlist_copy(dst, &view);
+  free(view.v);
+  return err;
 }
 
 struct prog {
@@ -108,7 +176,7 @@ static int prog_cmp(const void *a, const void *b) {
 /* The distinct (program, user) of l, sorted. Returns the count or -ENOMEM. */
 static ssize_t progs_of(const struct identlist *l, struct prog **out) {
   struct prog *v;
-  size_t n = 0;
+  size_t n = 0, known;
 
   *out = NULL;
   if (l->len == 0)
@@ -117,15 +185,37 @@ static ssize_t progs_of(const struct identlist *l, struct prog **out) {
   if (!v)
     return -ENOMEM;
   for (size_t i = 0; i < l->len; i++) {
-    v[i].name = po_prog_name(&l->v[i], &v[i].len);
-    v[i].user = l->v[i].user;
+    v[n].name = po_prog_name(&l->v[i], &v[n].len);
+    v[n].user = l->v[i].user;
+    if (v[n].name) /* an unknown program is left out */
+      n++;
   }
-  qsort(v, l->len, sizeof(*v), prog_cmp);
-  for (size_t i = 0; i < l->len; i++)
+  if (n)
+    qsort(v, n, sizeof(*v), prog_cmp);
+  known = n;
+  n = 0;
+  for (size_t i = 0; i < known; i++)
     if (n == 0 || prog_cmp(&v[n - 1], &v[i]) != 0)
       v[n++] = v[i];
   *out = v;
   return (ssize_t)n;
+}
+
+ssize_t po_progs_hash(const struct identlist *l, uint64_t *hash) {
+  struct prog *v;
+  ssize_t n = progs_of(l, &v);
+  uint64_t h = PO_HASH_INIT;
+
+  if (n < 0)
+    return n;
+  for (ssize_t i = 0; i < n; i++) {
+    h = po_hash_bytes(h, &v[i].len, sizeof(v[i].len));
+    h = po_hash_bytes(h, v[i].name, v[i].len);
+    h = po_hash_bytes(h, v[i].user, strlen(v[i].user) + 1);
+  }
+  free(v);
+  *hash = h;
+  return n;
 }
 
 /* 1 when the (program, user) sets differ, 0 when equal, -ENOMEM. */
@@ -165,27 +255,60 @@ int po_pids_disjoint(const struct identlist *a, const struct identlist *b) {
 }
 
 /*
- * An owner that exited between the fd walk and the read of its details has
- * none (comm "", exe NULL): keep what the last read knew of the same pid
- * (both lists are sorted by pid), so that a message never says "?[pid]" of a
- * process it named a moment ago. The strings stay in last's arena, which
- * outlives cur's use in this evaluation.
+ * An owner without an exe now (exiting, or gone): keep what the last read
+ * knew of the same process (both lists are sorted by pid). The same
+ * process: the same pid, and the same start time when it reads now (a
+ * process that has exited entirely reads nothing: its pid is all there
+ * is). The strings stay in last's arena, which outlives cur's use in this
+ * evaluation.
  */
 void po_details_keep(struct identlist *cur, const struct identlist *last) {
   size_t j = 0;
 
   for (size_t i = 0; i < cur->len; i++) {
     struct ident *o = &cur->v[i];
+    const struct ident *l;
 
-    if (o->comm[0] || o->exe)
+    if (o->exe)
       continue;
     while (j < last->len && last->v[j].pid < o->pid)
       j++;
-    if (j < last->len && last->v[j].pid == o->pid) {
-      o->comm = last->v[j].comm;
-      o->exe = last->v[j].exe;
-      o->user = last->v[j].user;
-      o->uid = last->v[j].uid;
+    if (j >= last->len || last->v[j].pid != o->pid)
+      continue;
+    l = &last->v[j];
+    if (o->start ? o->start != l->start : o->comm[0] != '\0')
+      continue;
+    o->exe = l->exe;
+    o->exe_id = l->exe_id;
+    o->exe_file = l->exe_file;
+    o->start = l->start;
+    if (!o->comm[0])
+      o->comm = l->comm;
+    if (o->uid == PO_UID_UNKNOWN) {
+      o->uid = l->uid;
+      o->user = l->user;
     }
   }
+}
+
+void po_watch_state_release(struct watch_state *st) {
+  po_identlist_free(&st->last);
+  po_identlist_free(&st->accepted);
+  free(st->named);
+  st->named = NULL;
+  st->nnamed = 0;
+}
+
+void po_state_commit(struct watch_state *old, unsigned replaced) {
+  if (replaced & PO_REPLACED_ACCEPTED)
+    po_identlist_free(&old->accepted);
+  if (replaced & PO_REPLACED_NAMED)
+    free(old->named);
+}
+
+void po_state_rollback(struct watch_state *ns, unsigned replaced) {
+  if (replaced & PO_REPLACED_ACCEPTED)
+    po_identlist_free(&ns->accepted);
+  if (replaced & PO_REPLACED_NAMED)
+    free(ns->named);
 }

@@ -298,6 +298,8 @@ static int add_process(const char *block, const oconfig_item_t *ci,
     return 0;
   if (err == -ENOMEM)
     ERROR(PFX "<Port \"%s\"> %s \"%s\": out of memory", block, ci->key, s);
+  else if (why[0] && err != -EINVAL && err != -E2BIG) /* a path */
+    ERROR(PFX "<Port \"%s\"> %s \"%.200s\": %s", block, ci->key, s, why);
   else if (why[0]) /* the value cut: collectd cuts log lines at 1023 bytes */
     ERROR(PFX "<Port \"%s\"> %s \"%.100s%s\": %s regular expression: %s", block,
           ci->key, s, strlen(s) > 100 ? "..." : "",
@@ -375,6 +377,25 @@ static int read_notify_owner_change(const char *block, const oconfig_item_t *ci,
   return read_flag(block, ci, w, po_watch_set_notify_owner_change);
 }
 
+static int read_owner_change_hits(const char *block, const oconfig_item_t *ci,
+                                  struct po_watch *w) {
+  double v;
+  unsigned hits;
+  char text[256];
+
+  if (cf_util_get_double(ci, &v) == 0 && po_config_hits(v, &hits) == 0 &&
+      po_watch_set_owner_change_hits(w, hits) == 0)
+    return 0;
+  ERROR(PFX "%s: needs one whole number from 1 to %u",
+        item_text(block, ci, text, sizeof(text)), PO_HITS_MAX);
+  return -1;
+}
+
+static int read_notify_restart(const char *block, const oconfig_item_t *ci,
+                               struct po_watch *w) {
+  return read_flag(block, ci, w, po_watch_set_notify_restart);
+}
+
 static int read_all_namespaces(const char *block, const oconfig_item_t *ci,
                                struct po_watch *w) {
   return read_flag(block, ci, w, po_watch_set_all_namespaces);
@@ -393,6 +414,8 @@ static const struct port_option {
     {"Hits", read_hits},
     {"NotifyMissingAtStart", read_notify_missing_at_start},
     {"NotifyOwnerChange", read_notify_owner_change},
+    {"OwnerChangeHits", read_owner_change_hits},
+    {"NotifyRestart", read_notify_restart},
     {"AllNamespaces", read_all_namespaces},
 };
 

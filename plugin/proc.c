@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Longest exe path we read: the kernel gives at most PATH_MAX - 1. */
@@ -57,9 +58,10 @@ static int read_comm(int dfd, char *comm, size_t size) {
   return 0;
 }
 
-/* Sets *exe to a malloc'd copy of the exe link, or NULL when it cannot be
- * read. Returns 0, -ENOMEM, or the readlink error (with *exe NULL). */
-static int read_exe(int dfd, char **exe) {
+/* Sets *exe to a malloc'd copy of the link name under dfd (the exe), or
+ * NULL when it cannot be read. Returns 0, -ENOMEM, or the readlink error
+ * (with *exe NULL). */
+static int read_exe(int dfd, const char *name, char **exe) {
   char stack[PATH_MAX];
   char *buf = stack, *heap = NULL;
   size_t size = sizeof(stack);
@@ -67,7 +69,7 @@ static int read_exe(int dfd, char **exe) {
 
   *exe = NULL;
   for (;;) {
-    len = readlinkat(dfd, "exe", buf, size);
+    len = readlinkat(dfd, name, buf, size);
     if (len < 0) {
       int e = errno;
       free(heap);
@@ -143,6 +145,59 @@ static int read_uid(int dfd, uint32_t *uid) {
   return 0;
 }
 
+/* The start time from stat text: field 22. The name (field 2) is in
+ * parentheses and may hold anything, ')' and spaces included: the fields
+ * after it start after the last ')'. 0 when it does not parse. */
+static uint64_t stat_start(const char *buf) {
+  const char *p = strrchr(buf, ')');
+  uint64_t v = 0;
+
+  if (!p)
+    return 0;
+  p++;
+  /* Fields 3 (state) to 21 come first. */
+  for (int field = 3; field < 22; field++) {
+    p += strspn(p, " ");
+    if (!*p)
+      return 0;
+    p += strcspn(p, " ");
+  }
+  p += strspn(p, " ");
+  if (*p < '0' || *p > '9')
+    return 0;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    if (v > (UINT64_MAX - 9) / 10)
+      return 0;
+    v = v * 10 + (uint64_t)(*p - '0');
+  }
+  return *p == ' ' || *p == '\n' || *p == '\0' ? v : 0;
+}
+
+/* *start from <dfd>/stat, 0 when it cannot be read. */
+static void read_start(int dfd, uint64_t *start) {
+  char buf[2048];
+  ssize_t n = read_small(dfd, "stat", buf, sizeof(buf) - 1);
+
+  *start = 0;
+  if (n <= 0)
+    return;
+  buf[n] = '\0';
+  if (strnlen(buf, (size_t)n) != (size_t)n)
+    return; /* a NUL inside is not stat text */
+  *start = stat_start(buf);
+}
+
+/* The file the exe link under dfd names (stat follows it). */
+static void stat_exe(int dfd, const char *name, struct po_proc *p) {
+  struct stat st;
+
+  if (fstatat(dfd, name, &st, 0) != 0)
+    return;
+  p->exe_id = 1;
+  p->exe_dev = (uint64_t)st.st_dev;
+  p->exe_ino = (uint64_t)st.st_ino;
+}
+
 static void user_name(uint32_t uid, char *user, size_t size) {
   user[0] = '\0';
   if (uid == PO_UID_UNKNOWN)
@@ -176,6 +231,11 @@ static int is_gone(int err) {
 }
 
 int po_proc_read(const char *proc_root, pid_t pid, struct po_proc *p) {
+  return po_proc_read_task(proc_root, pid, 0, p);
+}
+
+int po_proc_read_task(const char *proc_root, pid_t pid, pid_t tid,
+                      struct po_proc *p) {
   memset(p, 0, sizeof(*p));
   p->pid = pid;
   p->uid = PO_UID_UNKNOWN;
@@ -191,8 +251,20 @@ int po_proc_read(const char *proc_root, pid_t pid, struct po_proc *p) {
     return -errno;
 
   int ecomm = read_comm(dfd, p->comm, sizeof(p->comm));
-  int eexe = read_exe(dfd, &p->exe);
+  int eexe = read_exe(dfd, "exe", &p->exe);
   int euid = read_uid(dfd, &p->uid);
+
+  if (!p->exe && eexe != -ENOMEM && tid > 0) {
+    char task[48];
+
+    snprintf(task, sizeof(task), "task/%d/exe", (int)tid);
+    eexe = read_exe(dfd, task, &p->exe);
+    if (p->exe)
+      stat_exe(dfd, task, p);
+  } else if (p->exe) {
+    stat_exe(dfd, "exe", p);
+  }
+  read_start(dfd, &p->start);
   close(dfd);
 
   if (eexe == -ENOMEM) {
@@ -207,6 +279,8 @@ int po_proc_read(const char *proc_root, pid_t pid, struct po_proc *p) {
     po_proc_release(p);
     p->comm[0] = '\0';
     p->uid = PO_UID_UNKNOWN;
+    p->start = 0;
+    p->exe_id = 0;
     return e;
   }
   user_name(p->uid, p->user, sizeof(p->user));

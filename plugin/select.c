@@ -89,6 +89,10 @@ int po_select_collect(const struct po_watch *w, const struct po_snapshot *s,
       cur->v[n].comm = p->comm;
       cur->v[n].exe = p->exe;
       cur->v[n].user = p->user;
+      cur->v[n].start = p->start;
+      cur->v[n].exe_id = p->exe_id;
+      cur->v[n].exe_file.dev = p->exe_dev;
+      cur->v[n].exe_file.ino = p->exe_ino;
       n++;
     }
   }

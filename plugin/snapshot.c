@@ -374,7 +374,7 @@ static int proc_cmp(const void *a, const void *b) {
 
 /* One po_proc per distinct owner pid; links owners to them. */
 static int load_procs(const struct po_ctx *ctx, struct po_snapshot *s) {
-  pid_t *pids;
+  pid_t *pids, *tids;
   size_t n = 0;
 
   if (s->nowners == 0)
@@ -393,12 +393,28 @@ static int load_procs(const struct po_ctx *ctx, struct po_snapshot *s) {
     free(pids);
     return -ENOMEM;
   }
+  /* A process found only in a task's own table (a zombie leader's threads)
+   * has its exe read from that task when the leader's cannot be. */
+  tids = calloc(n, sizeof(*tids));
+  if (!tids) {
+    free(pids);
+    return -ENOMEM;
+  }
+  for (size_t i = 0; i < s->nowners; i++) {
+    pid_t *at = s->owners[i].tid ? bsearch(&s->owners[i].pid, pids, n,
+                                           sizeof(*pids), pid_cmp)
+                                 : NULL;
+
+    if (at)
+      tids[at - pids] = s->owners[i].tid;
+  }
   for (size_t i = 0; i < n; i++) {
-    int err = po_proc_read(ctx->proc_root, pids[i], &s->procs[i]);
+    int err = po_proc_read_task(ctx->proc_root, pids[i], tids[i], &s->procs[i]);
 
     if (err == -ENOMEM) {
       s->nprocs = i;
       free(pids);
+      free(tids);
       return err;
     }
     /* A process that exited since the walk keeps its pid, details empty. */
@@ -406,6 +422,7 @@ static int load_procs(const struct po_ctx *ctx, struct po_snapshot *s) {
   }
   s->nprocs = n;
   free(pids);
+  free(tids);
   for (size_t i = 0; i < s->nowners; i++) {
     struct po_proc key = {.pid = s->owners[i].pid};
     struct po_proc *p =

@@ -459,7 +459,7 @@ int po_state_load(struct po_watchset *set, const char *path,
     struct po_watch *w = set->v[i];
     struct loaded *l = &loaded[i];
 
-    po_identlist_free(&w->st.last);
+    po_watch_state_release(&w->st);
     memset(&w->st, 0, sizeof(w->st));
     if (l->have_st) {
       w->st = l->st;

@@ -42,6 +42,7 @@ struct po_watch *po_watch_new(const char *name) {
   }
   w->mask = PO_TCP;
   w->hits = 1;
+  w->change_hits = 2;
   w->notify_missing = 1;
   w->notify_change = 1;
   return w;
@@ -65,7 +66,7 @@ void po_watch_free(struct po_watch *w) {
   free(w->addrs_str);
   free(w->spec);
   free(w->name);
-  po_identlist_free(&w->st.last);
+  po_watch_state_release(&w->st);
   free(w);
 }
 
@@ -180,6 +181,17 @@ void po_watch_set_notify_missing_at_start(struct po_watch *w, int on) {
 
 void po_watch_set_notify_owner_change(struct po_watch *w, int on) {
   w->notify_change = !!on;
+}
+
+int po_watch_set_owner_change_hits(struct po_watch *w, unsigned hits) {
+  if (hits == 0 || hits > PO_HITS_MAX)
+    return -EINVAL;
+  w->change_hits = hits;
+  return 0;
+}
+
+void po_watch_set_notify_restart(struct po_watch *w, int on) {
+  w->notify_restart = !!on;
 }
 
 void po_watch_set_all_namespaces(struct po_watch *w, int on) {

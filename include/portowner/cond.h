@@ -7,10 +7,13 @@
  *                            for Hits reads (or none at the first read),
  *                            OKAY when one serves it again;
  *   cond_owner_change.c      WARNING when the set of (program, user) of the
- *                            owners changed, or every owner pid was
- *                            replaced, while the port stayed open;
- *   cond_unexpected_owner.c  FAILURE when an owner fails ExpectProcess /
- *                            ExpectUser, OKAY when every owner passes again.
+ *                            owners is another one for OwnerChangeHits
+ *                            reads; with NotifyRestart, WARNING when the
+ *                            same ones re-created the sockets;
+ *   cond_unexpected_owner.c  FAILURE when an owner (or the uid of a socket
+ *                            without one) fails ExpectProcess / ExpectUser,
+ *                            again for each one not named before; OKAY
+ *                            when every owner passes again.
  *
  * Each takes the evaluation's context: it reads the watch, the values and
  * the owners of this read and the state before it (w->st), updates the new
@@ -38,6 +41,7 @@ struct po_eval {
   const struct po_snapshot *snap;       /* the read */
   uint64_t own_netns;                   /* as po_watch_eval() got it */
   int back; /* the listener came back at this read (set by the listener) */
+  unsigned replaced; /* PO_REPLACED_* (owners.h): what ns owns anew */
   /* The listener's new state of each requirement, until committed: */
   struct req_state *rns;
   unsigned char *rfresh; /* rns[i].last is a new copy */
@@ -53,7 +57,8 @@ void po_cond_listener_drop(struct po_eval *e);
 /* Owner change: runs when the watch has sockets and known owners. */
 int po_cond_owner_change(struct po_eval *e);
 
-/* Unexpected owner: runs when the watch has sockets and known owners. */
+/* Unexpected owner: runs when the watch has sockets (the uid of a socket
+ * with no owner found is judged by ExpectUser). */
 int po_cond_unexpected_owner(struct po_eval *e);
 
 #endif /* PORTOWNER_COND_H */

@@ -18,10 +18,13 @@
 #include "portowner/watch_private.h"
 
 /*
- * Parses an ExpectProcess item into *e (zeroed first): a name, a name with
- * '/' (a path), or "/REGEX/". err (when not NULL) is emptied first and, for
- * a refused regex, says why. Returns 0, -EINVAL (empty, bad syntax), -E2BIG
- * (a PO_REGEX_* limit), -ENOMEM; on failure *e holds nothing to free.
+ * Parses an ExpectProcess item into *e (zeroed first): a name (the exe's
+ * basename), a name with '/' (a path: stat'ed now, the file it names is
+ * what matches), or "/REGEX/" (matched against the exe path). err (when
+ * not NULL) is emptied first and, for a refused regex or a path that
+ * cannot be stat'ed, says why. Returns 0, -EINVAL (empty, bad syntax),
+ * -E2BIG (a PO_REGEX_* limit), -ENOMEM, or stat()'s error for a path
+ * (-ENOENT, -EACCES, ...); on failure *e holds nothing to free.
  */
 int po_expect_proc_parse(struct expect_proc *e, const char *pattern, char *err,
                          size_t errsize);
@@ -35,10 +38,18 @@ void po_expect_proc_release(struct expect_proc *e);
 int po_expect_user_parse(struct expect_user *u, const char *user);
 void po_expect_user_release(struct expect_user *u);
 
+/* Stats each ExpectProcess path of w again: a path that names another file
+ * now (an upgrade) names it too from now on (the last EXPECT_PATH_IDS
+ * files are kept: the old one runs until a restart). One stat() per path;
+ * a failed one keeps what the path named. */
+void po_expect_refresh(struct po_watch *w);
+
 /*
- * Whether an owner passes w's expectations: 1 yes, 0 no, -1 cannot tell
- * (its details could not be read). A watch without expectations passes
- * every owner.
+ * Whether an owner passes w's expectations: 1 yes, 0 no, -1 cannot tell.
+ * ExpectProcess judges the exe (never the comm): an owner whose exe is
+ * unknown is judged by ExpectUser only, and is -1 (not judged, not
+ * reported) when the watch has no ExpectUser or its uid is unknown too. A
+ * watch without expectations passes every owner.
  */
 int po_owner_expected(const struct po_watch *w, const struct ident *o);
 

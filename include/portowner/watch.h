@@ -69,21 +69,26 @@ enum po_event_type {
   PO_EVENT_LISTENER_LOST,    /* FAILURE: no listener for Hits reads */
   PO_EVENT_MISSING_AT_START, /* FAILURE: no listener at the first read */
   PO_EVENT_LISTENER_BACK,    /* OKAY: ends LOST / MISSING_AT_START */
-  PO_EVENT_OWNER_CHANGED,    /* WARNING: other programs, or every pid new */
-  PO_EVENT_UNEXPECTED_OWNER, /* FAILURE: an owner fails ExpectProcess/User */
+  PO_EVENT_OWNER_CHANGED,    /* WARNING: other (program, user) for
+                                OwnerChangeHits reads */
+  PO_EVENT_UNEXPECTED_OWNER, /* FAILURE: an owner fails ExpectProcess/User
+                                (again for each one not named before) */
   PO_EVENT_EXPECTED_OWNER,   /* OKAY: ends UNEXPECTED_OWNER */
+  PO_EVENT_RESTARTED,        /* WARNING (NotifyRestart): the same programs
+                                and users re-created the sockets */
 };
 
 /* "listener_lost", "missing_at_start", "listener_back", "owner_changed",
- * "unexpected_owner", "expected_owner"; NULL for an unknown type. */
+ * "unexpected_owner", "expected_owner", "restarted"; NULL for an unknown
+ * type. */
 const char *po_event_type_name(enum po_event_type t);
 
 /*
  * The condition an event belongs to, which the glue uses as the
  * notification's type instance so that a FAILURE and the OKAY that ends it
  * share one identifier: "listener" (LOST, MISSING_AT_START, BACK),
- * "owner_change" (OWNER_CHANGED) and "unexpected_owner" (UNEXPECTED_OWNER,
- * EXPECTED_OWNER).
+ * "owner_change" (OWNER_CHANGED), "unexpected_owner" (UNEXPECTED_OWNER,
+ * EXPECTED_OWNER) and "restart" (RESTARTED).
  */
 const char *po_event_condition(enum po_event_type t);
 
@@ -106,8 +111,10 @@ int po_event_type_instance(const struct po_event *e, char *buf, size_t size);
  * owners is a JSON array (malloc'd, never NULL) of at most PO_OWNERS_MAX
  * objects {pid, comm, exe, user} (comm, exe and user null when unknown),
  * lowest pids first, of the owners_total distinct owner processes now;
- * previous_owners (NULL unless LOST or OWNER_CHANGED) is the same for the
- * last owners known before. Never command lines.
+ * previous_owners (NULL unless LOST, OWNER_CHANGED or RESTARTED) is the
+ * same for the owners before: the last known (LOST, RESTARTED), the
+ * accepted ones (OWNER_CHANGED: those with a known program). Never command
+ * lines.
  */
 struct po_event {
   enum po_event_type type;
@@ -192,11 +199,19 @@ int po_watch_protocol_add(struct po_watch *w, const char *name);
 int po_watch_address_add(struct po_watch *w, const char *addr);
 
 /*
- * Adds an ExpectProcess item: a name compared with the comm and with the
- * basename of exe (" (deleted)" removed); a name with a '/' is compared with
- * the whole exe path; "/REGEX/" is a PCRE2 regular expression (a superset of
- * the POSIX extended syntax people write: (a|b), [0-9]+, ^$, {m,n},
- * [[:alpha:]]), compiled now and matched against comm and the exe basename.
+ * Adds an ExpectProcess item. The program of an owner is its executable,
+ * never its comm (which any process sets to anything):
+ * - a name is compared with the basename of the exe (" (deleted)" removed);
+ * - a name with a '/' is a path, stat'ed now (a path that cannot be is an
+ *   error: -ENOENT, ... with err saying why) and again at each read: it
+ *   matches an owner whose stat(/proc/PID/exe) is the same file (device
+ *   and inode), so a symlinked binary passes and a mount namespace that
+ *   fakes the path does not (see po_expect_refresh(), expect.h);
+ * - "/REGEX/" is a PCRE2 regular expression (a superset of the POSIX
+ *   extended syntax people write: (a|b), [0-9]+, ^$, {m,n}, [[:alpha:]]),
+ *   compiled now and matched against the whole exe path (" (deleted)"
+ *   removed): "/\/sshd$/", "/^\/usr\/sbin\/(nginx|apache2)$/".
+ * An owner whose exe cannot be read is judged by ExpectUser only.
  *
  * A regex is on bytes, not UTF-8 (PCRE2_NEVER_UTF, NEVER_UCP: process names
  * need not be valid UTF-8, and every byte string is a valid subject): "."
@@ -214,7 +229,7 @@ int po_watch_address_add(struct po_watch *w, const char *addr);
  * the offset for a syntax error; "pattern too long (N bytes, max M)",
  * "nested too deep (...)", "needs more than N KiB to compile" for a limit.
  * Returns 0, -EINVAL (empty, "//", bad syntax), -E2BIG (a pattern past a
- * config-time PO_REGEX_* limit), -ENOMEM.
+ * config-time PO_REGEX_* limit), -ENOMEM, or stat()'s error for a path.
  */
 int po_watch_expect_process_add(struct po_watch *w, const char *pattern,
                                 char *err, size_t errsize);
@@ -230,6 +245,13 @@ int po_watch_expect_user_add(struct po_watch *w, const char *user);
 int po_watch_set_hits(struct po_watch *w, unsigned hits);
 void po_watch_set_notify_missing_at_start(struct po_watch *w, int on);
 void po_watch_set_notify_owner_change(struct po_watch *w, int on);
+/* OwnerChangeHits: the reads in a row that must see one other set of
+ * (program, user) before OWNER_CHANGED (default 2). Returns 0, -EINVAL
+ * when 0 or above PO_HITS_MAX. */
+int po_watch_set_owner_change_hits(struct po_watch *w, unsigned hits);
+/* NotifyRestart (default off): RESTARTED when the same programs and users
+ * re-created the sockets (new inodes, the old pids gone). */
+void po_watch_set_notify_restart(struct po_watch *w, int on);
 void po_watch_set_all_namespaces(struct po_watch *w, int on);
 
 /*

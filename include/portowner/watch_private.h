@@ -27,11 +27,23 @@
 /* An ExpectProcess regex (PCRE2, with its bounds): expect.c. */
 struct regex;
 
+/* A file: what stat() gives for it. */
+struct file_id {
+  uint64_t dev;
+  uint64_t ino;
+};
+
+/* The files an ExpectProcess path has named (the newest first after a
+ * change: a package upgrade replaces the file while the old one runs). */
+#define EXPECT_PATH_IDS 8
+
 /* One ExpectProcess item (expect.c parses and matches it). */
 struct expect_proc {
   char *pattern;    /* the name, or the regex without its slashes */
-  struct regex *re; /* when a regex */
-  int is_path;      /* a name with '/': compared with the whole exe path */
+  struct regex *re; /* when a regex: matched against the exe path */
+  int is_path;      /* a name with '/': the file of that path */
+  struct file_id ids[EXPECT_PATH_IDS]; /* is_path: the files it named */
+  size_t nids;
 };
 
 /* One ExpectUser item (expect.c). */
@@ -50,10 +62,13 @@ struct addr {
 /* One owner process. The strings point into a snapshot or an arena. */
 struct ident {
   pid_t pid;
-  uint32_t uid;     /* PO_UID_UNKNOWN when unknown */
-  const char *comm; /* "" when unknown */
-  const char *exe;  /* NULL when unknown */
-  const char *user; /* "" when unknown */
+  uint32_t uid;            /* PO_UID_UNKNOWN when unknown */
+  const char *comm;        /* "" when unknown */
+  const char *exe;         /* NULL when unknown */
+  const char *user;        /* "" when unknown */
+  uint64_t start;          /* po_proc.start: 0 when unknown */
+  int exe_id;              /* 1 when exe_file is known */
+  struct file_id exe_file; /* stat() of /proc/PID/exe */
 };
 
 /* Owner processes sorted by pid; arena (if any) holds their strings. */
@@ -72,6 +87,17 @@ struct watch_state {
   int unexpected_failure; /* UNEXPECTED_OWNER sent, no EXPECTED yet */
   int pids_valid;         /* last's pids are this boot's */
   struct identlist last;  /* owners at the last read that had owners */
+  /* Owner change (cond_owner_change.c): */
+  struct identlist accepted; /* the owners whose (program, user) set is the
+                                accepted one (known programs only) */
+  unsigned change_reads;     /* consecutive reads of one other set */
+  uint64_t change_hash;      /* that set (po_progs_hash()) */
+  uint64_t sock_hash;        /* the socket inodes at the last read */
+  int sock_hash_valid;
+  /* Unexpected owner (cond_unexpected_owner.c): the owners named since
+   * the FAILURE began, po_named_hash() of each, sorted. */
+  uint64_t *named;
+  size_t nnamed;
 };
 
 struct po_watch {
@@ -89,8 +115,10 @@ struct po_watch {
   struct expect_user *users;
   size_t nusers;
   unsigned hits;
+  unsigned change_hits; /* OwnerChangeHits */
   int notify_missing;
   int notify_change;
+  int notify_restart;
   int all_ns;
   int finished;
   int in_set;

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 
 #include "portowner/config_value.h"
@@ -171,20 +172,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     naddrs += ok;
   }
 
-  /* ExpectProcess: a name, a path, or /REGEX/ (bounded: PCRE2 with
-   * PO_REGEX_* limits, -E2BIG past them, any pattern). */
+  /* ExpectProcess: a name, a path (which must exist: stat's error, said
+   * in msg), or /REGEX/ (bounded: PCRE2 with PO_REGEX_* limits, -E2BIG
+   * past them, any pattern). */
   {
     char msg[128];
+    const char *f = field[4];
+    int regex = f[0] == '/' && strlen(f) >= 2 && f[strlen(f) - 1] == '/';
+    struct stat st;
 
     memset(msg, 'x', sizeof(msg));
-    err = po_watch_expect_process_add(w, field[4], msg, sizeof(msg));
-    FUZZ_CHECK(err == 0 || err == -EINVAL || err == -E2BIG || err == -ENOMEM);
+    err = po_watch_expect_process_add(w, f, msg, sizeof(msg));
     FUZZ_CHECK(strnlen(msg, sizeof(msg)) < sizeof(msg));
-    if (field[4][0] == '\0')
+    if (f[0] == '\0') {
       FUZZ_CHECK(err == -EINVAL);
-    else if (field[4][0] != '/' || strlen(field[4]) < 2 ||
-             field[4][strlen(field[4]) - 1] != '/')
-      FUZZ_CHECK(err == 0);
+    } else if (regex) {
+      FUZZ_CHECK(err == 0 || err == -EINVAL || err == -E2BIG || err == -ENOMEM);
+    } else if (strchr(f, '/')) {
+      int e = stat(f, &st) == 0 ? 0 : -errno;
+
+      FUZZ_CHECK(err == e || err == -ENOMEM);
+      FUZZ_CHECK(err == 0 || err == -ENOMEM || msg[0] != '\0');
+    } else {
+      FUZZ_CHECK(err == 0 || err == -ENOMEM);
+    }
   }
 
   /* ExpectUser: anything but empty. */

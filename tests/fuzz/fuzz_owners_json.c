@@ -5,14 +5,17 @@
  * The input describes two sets of owner processes of one tcp/80 socket
  * (pids, uids, and comm, exe and user as arbitrary bytes). One watch sees:
  * no listener (missing at start), the first set (listener back), the second
- * (owner changed), no listener (lost). Between the last two the state is
- * saved, loaded into a second identical watch, and both watches must then
- * behave the same.
+ * twice (an owner change, at the second read, when the two sets of
+ * (program, user) differ: the program is the exe's basename, an owner
+ * whose exe is unknown is left out), no listener (lost). Between the last
+ * two the state is saved, loaded into a second identical watch, and both
+ * watches must then behave the same.
  *
  * Invariants: the expected events come, with the right severities; every
  * message is non-empty, under PO_MESSAGE_MAX bytes, UTF-8 without control
  * characters; owners (and previous_owners, present exactly for LOST and
- * OWNER_CHANGED) parse with yajl_tree_parse as an array of the first
+ * OWNER_CHANGED, whose previous owners are the first set's with known
+ * programs) parse with yajl_tree_parse as an array of the first
  * PO_OWNERS_MAX owners by pid, each {pid, comm, exe, user} with the names as
  * given but for bytes that are not UTF-8 (U+FFFD), null when unknown;
  * owners_total is the number of owner processes; the StateFile round trip
@@ -94,6 +97,69 @@ static void free_owners(struct owners *o) {
     free(o->procs[i].exe);
 }
 
+/* The program of p: the exe's basename without " (deleted)"; len 0 when
+ * unknown. */
+static const char *prog_of(const struct po_proc *p, size_t *len) {
+  static const char del[] = " (deleted)";
+  const char *base;
+  size_t n;
+
+  *len = 0;
+  if (!p->exe)
+    return NULL;
+  base = strrchr(p->exe, '/');
+  base = base ? base + 1 : p->exe;
+  n = strlen(base);
+  if (n > sizeof(del) - 1 && strcmp(base + n - (sizeof(del) - 1), del) == 0)
+    n -= sizeof(del) - 1;
+  *len = n;
+  return n ? base : NULL;
+}
+
+/* Whether o has an owner of program name (len bytes) and user. */
+static int has_prog(const struct owners *o, const char *name, size_t len,
+                    const char *user) {
+  for (size_t i = 0; i < o->n; i++) {
+    size_t l;
+    const char *p = prog_of(&o->procs[i], &l);
+
+    if (p && l == len && memcmp(p, name, len) == 0 &&
+        strcmp(o->procs[i].user, user) == 0)
+      return 1;
+  }
+  return 0;
+}
+
+/* Whether every known (program, user) of a is one of b's. */
+static int progs_within(const struct owners *a, const struct owners *b) {
+  for (size_t i = 0; i < a->n; i++) {
+    size_t l;
+    const char *p = prog_of(&a->procs[i], &l);
+
+    if (p && !has_prog(b, p, l, a->procs[i].user))
+      return 0;
+  }
+  return 1;
+}
+
+/* The owners of o whose program is known (exe strings shared with o). */
+static void known_of(const struct owners *o, struct owners *k) {
+  memset(k, 0, sizeof(*k));
+  for (size_t i = 0; i < o->n; i++) {
+    size_t l;
+
+    if (prog_of(&o->procs[i], &l))
+      k->procs[k->n++] = o->procs[i];
+  }
+}
+
+static int known_of_any(const struct owners *o) {
+  struct owners k;
+
+  known_of(o, &k);
+  return k.n != 0;
+}
+
 /* One tcp4 socket on port 80 held by o's processes, or none (o NULL). */
 static void make_snapshot(struct po_snapshot *s, const struct owners *o) {
   memset(s, 0, sizeof(*s));
@@ -169,6 +235,7 @@ static void check_event(const struct po_event *e, const struct owners *cur,
     FUZZ_CHECK(e->severity == PO_SEVERITY_FAILURE);
     break;
   case PO_EVENT_OWNER_CHANGED:
+  case PO_EVENT_RESTARTED:
     FUZZ_CHECK(e->severity == PO_SEVERITY_WARNING);
     break;
   case PO_EVENT_LISTENER_BACK:
@@ -180,7 +247,8 @@ static void check_event(const struct po_event *e, const struct owners *cur,
   FUZZ_CHECK(e->processes == e->owners_total);
   FUZZ_CHECK(e->owners);
   check_owners_json(e->owners, cur);
-  if (e->type == PO_EVENT_LISTENER_LOST || e->type == PO_EVENT_OWNER_CHANGED) {
+  if (e->type == PO_EVENT_LISTENER_LOST || e->type == PO_EVENT_OWNER_CHANGED ||
+      e->type == PO_EVENT_RESTARTED) {
     FUZZ_CHECK(e->previous_owners);
     check_owners_json(e->previous_owners, prev);
   } else {
@@ -245,7 +313,7 @@ static int events_equal(const struct po_events *a, const struct po_events *b) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct input in = {data, size};
-  struct owners one, two;
+  struct owners one, two, one_known;
   struct po_snapshot empty, s1, s2;
   struct po_events ev = {0}, ev2 = {0};
   struct po_watchset *a, *b;
@@ -267,10 +335,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FUZZ_CHECK(ev.len >= 1 && ev.v[0].type == PO_EVENT_LISTENER_BACK);
   FUZZ_CHECK(ev.len == 1 + (size_t)count(&ev, PO_EVENT_UNEXPECTED_OWNER));
 
-  /* Every pid is new: owner changed, whatever the names. */
-  eval(a, &s2, &ev, &two, &one);
-  FUZZ_CHECK(count(&ev, PO_EVENT_OWNER_CHANGED) == 1);
+  /* Every pid is new: that alone is no change. Another set of (program,
+   * user) is, at its second read (OwnerChangeHits 2). */
+  known_of(&one, &one_known);
+  eval(a, &s2, &ev, &two, &one_known);
+  FUZZ_CHECK(count(&ev, PO_EVENT_OWNER_CHANGED) == 0);
   FUZZ_CHECK(count(&ev, PO_EVENT_LISTENER_BACK) == 0);
+  FUZZ_CHECK(count(&ev, PO_EVENT_RESTARTED) == 0);
+  eval(a, &s2, &ev, &two, &one_known);
+  FUZZ_CHECK(count(&ev, PO_EVENT_OWNER_CHANGED) ==
+             (one_known.n && known_of_any(&two) &&
+              !(progs_within(&one, &two) && progs_within(&two, &one))));
+  FUZZ_CHECK(count(&ev, PO_EVENT_UNEXPECTED_OWNER) == 0);
 
   /* The StateFile: save, load into a second set, save again: unchanged. */
   snprintf(path, sizeof(path), "%s/state", fuzz_tmpdir());
