@@ -119,7 +119,8 @@ static const char *value_text(const oconfig_value_t *v, char *buf,
     snprintf(buf, size, "\"%s\"", v->value.string);
     break;
   case OCONFIG_TYPE_NUMBER:
-    snprintf(buf, size, "%g", v->value.number);
+    /* Every digit a number has in a config (1000001, not 1e+06). */
+    snprintf(buf, size, "%.15g", v->value.number);
     break;
   case OCONFIG_TYPE_BOOLEAN:
     snprintf(buf, size, "%s", v->value.boolean ? "true" : "false");

@@ -64,6 +64,12 @@ BAD = {
                     ["bk-addr", r"\bAddress\b", re.escape("300.1.2.3")]),
     "hits-0": (portowner_conf(block("bk-hits", **good_base(Hits=0))),
                ["bk-hits", r"\bHits\b"]),
+    "owner-change-hits-0": (portowner_conf(block("bk-och", **good_base(OwnerChangeHits=0))),
+                            ["bk-och", r"\bOwnerChangeHits\b"]),
+    "expect-process-missing-path": (
+        portowner_conf(block("bk-path", **good_base(ExpectProcess="/po-no-such/bin/srv"))),
+        ["bk-path", r"\bExpectProcess\b", re.escape("/po-no-such/bin/srv"),
+         "No such file or directory"]),
     "full-scan-interval-negative": (portowner_conf(block("bk-ok", **good_base()),
                                                   FullScanInterval=-1),
                                    [r"\bFullScanInterval\b", "-1"]),

@@ -1,7 +1,8 @@
 """Boolean options, through `collectd -T` and the running daemon.
 
 Every boolean option of portowner (ReportSelf at the top level;
-NotifyMissingAtStart, NotifyOwnerChange and AllNamespaces in a <Port> block)
+NotifyMissingAtStart, NotifyOwnerChange, NotifyRestart and AllNamespaces in a
+<Port> block)
 reads its value with collectd's cf_util_get_boolean, so each takes the same
 forms as the rest of collectd, and all of them alike: true/false, yes/no,
 on/off unquoted; quoted (or any other case, which collectd's parser reads as
@@ -24,7 +25,8 @@ pytestmark = [
 
 P = 20023  # never bound: -T only reads, a missing listener is fine
 
-BLOCK_OPTIONS = ["NotifyMissingAtStart", "NotifyOwnerChange", "AllNamespaces"]
+BLOCK_OPTIONS = ["NotifyMissingAtStart", "NotifyOwnerChange", "NotifyRestart",
+                 "AllNamespaces"]
 OPTIONS = ["ReportSelf"] + BLOCK_OPTIONS
 
 # Written as collectd's own booleans: no warning.
