@@ -15,8 +15,8 @@ from lib.collectd import block, portowner_conf
 from . import prom
 
 DASHBOARD = os.path.join(env.SRCDIR, "contrib", "grafana", "portowner.json")
-# One read: 5 values for each of the two blocks, 5 of the plugin's own.
-SERIES_PER_READ = 15
+# One read: 6 values for each of the two blocks, 5 of the plugin's own.
+SERIES_PER_READ = 17
 DS_VAR = "DS_PROMETHEUS"
 
 
@@ -211,7 +211,7 @@ def test_write_prometheus_exports_the_documented_names(scrape):
            for s in samples if s.name.startswith("collectd_portowner")}
     assert set(got) == {
         ("collectd_portowner_count", b, t) for b in ("web", "down")
-        for t in ("sockets", "processes", "unowned")} | {
+        for t in ("sockets", "processes", "unowned", "missing")} | {
         ("collectd_portowner_queue_length", b, t) for b in ("web", "down")
         for t in ("accept", "accept_max")} | {
         # The plugin's own cost (ReportSelf, on by default).
@@ -227,6 +227,9 @@ def test_write_prometheus_exports_the_documented_names(scrape):
     assert got[("collectd_portowner_count", "web", "sockets")][0] == 1
     assert got[("collectd_portowner_count", "web", "processes")][0] == 1
     assert got[("collectd_portowner_count", "down", "sockets")][0] == 0
+    # One requirement each (tcp4/PORT): met for web, not for down.
+    assert got[("collectd_portowner_count", "web", "missing")][0] == 0
+    assert got[("collectd_portowner_count", "down", "missing")][0] == 1
     assert got[("collectd_portowner_queue_length", "web", "accept_max")][0] == 64
 
 

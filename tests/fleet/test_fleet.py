@@ -145,8 +145,9 @@ def test_values_and_listener_notifications_reach_the_central_daemon(fleet, liste
     # says what, where and who held it.
     before = time.time()
     l.stop()
+    # The listener requirement tcp4/PORT of the block: its own identifier.
     fail = wait_from_agent(central, severity="FAILURE", plugin_instance="web",
-                           type="count", type_instance="listener")
+                           type="count", type_instance="listener-tcp4-%d" % port)
     msg = fail["message"]
     assert "tcp4/%d" % port in msg, msg
     assert "(web)" in msg, msg
@@ -161,7 +162,7 @@ def test_values_and_listener_notifications_reach_the_central_daemon(fleet, liste
     # A new listener on the port: OKAY, naming the new owner.
     l2 = listen("tcp4:127.0.0.1:%d" % port)
     ok = wait_from_agent(central, severity="OKAY", plugin_instance="web",
-                         type="count", type_instance="listener")
+                         type="count", type_instance="listener-tcp4-%d" % port)
     msg = ok["message"]
     assert "tcp4/%d" % port in msg and "(web)" in msg, msg
     assert owner_text(l2) in msg, msg
@@ -174,7 +175,8 @@ def test_values_and_listener_notifications_reach_the_central_daemon(fleet, liste
     sync(a, central, "web")
     got = [(n["severity"], n["type_instance"])
            for n in from_agent(central, plugin_instance="web")]
-    assert got == [("FAILURE", "listener"), ("OKAY", "listener")], got
+    assert got == [("FAILURE", "listener-tcp4-%d" % port),
+                   ("OKAY", "listener-tcp4-%d" % port)], got
 
     a.stop()
     central.stop()

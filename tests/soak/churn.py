@@ -185,8 +185,12 @@ class Soak:
 
     # -- what an operator checks -------------------------------------------
     def listener_notifications(self, block, severity):
+        """The listener notifications of block (one port, tcp: its one
+        requirement tcp/PORT, type instance listener-tcp-PORT)."""
+        port = {"stable": self.stable_port, "victim": self.victim_port}[block]
         return self.d.notifications(plugin="portowner", plugin_instance=block,
-                                    type_instance="listener", severity=severity)
+                                    type_instance="listener-tcp-%d" % port,
+                                    severity=severity)
 
     def rss_growth(self):
         """(RSS at the end of warm-up, RSS at the end, max after warm-up), KiB."""
