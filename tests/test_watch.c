@@ -295,9 +295,11 @@ static void test_values(void **state) {
   /* Not ours: a UDP socket on 80, a TCP socket on 8100, another netns. */
   fx_snap_sock(&s, IPPROTO_UDP, "0.0.0.0", 80);
   fx_snap_sock(&s, IPPROTO_TCP, "0.0.0.0", 8100);
-  s.socks.v[fx_snap_sock(&s, IPPROTO_TCP, "0.0.0.0", 8000)].netns = OTHER_NS;
+  c = fx_snap_sock(&s, IPPROTO_TCP, "0.0.0.0", 8000);
+  s.socks.v[c].netns = OTHER_NS;
   /* UDP 53: its receive queue is not an accept queue. */
-  s.socks.v[fx_snap_sock(&s, IPPROTO_UDP, "0.0.0.0", 53)].rqueue = 999;
+  c = fx_snap_sock(&s, IPPROTO_UDP, "0.0.0.0", 53);
+  s.socks.v[c].rqueue = 999;
   fx_snap_finish(&s);
 
   eval(w, &s, &v, &ev);

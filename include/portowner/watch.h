@@ -84,11 +84,11 @@ enum po_event_type {
 const char *po_event_type_name(enum po_event_type t);
 
 /*
- * The condition an event belongs to, which the glue uses as the
- * notification's type instance so that a FAILURE and the OKAY that ends it
- * share one identifier: "listener" (LOST, MISSING_AT_START, BACK),
- * "owner_change" (OWNER_CHANGED), "unexpected_owner" (UNEXPECTED_OWNER,
- * EXPECTED_OWNER) and "restart" (RESTARTED).
+ * The condition an event belongs to: "listener" (LOST, MISSING_AT_START,
+ * BACK), "owner_change" (OWNER_CHANGED), "unexpected_owner"
+ * (UNEXPECTED_OWNER, EXPECTED_OWNER) and "restart" (RESTARTED). The
+ * notification's type instance is po_event_type_instance(): the condition,
+ * and for the listener its requirement too.
  */
 const char *po_event_condition(enum po_event_type t);
 
