@@ -11,13 +11,15 @@
 # a fresh, empty work corpus, without the mutations that insert values the
 # target compared at run time (-use_cmp=0 -use_memmem=0: those values hold
 # addresses, pids, clock readings and temporary file names, which differ
-# from run to run) and without the once-a-second re-read of the work corpus
-# (-reload=0: when it happens depends on the clock). Same sources, same
-# seed, same count: the same inputs run, so a smoke run that passes passes
-# again and one that fails fails again (a time limit would not: how far a
-# run gets would depend on the machine's load). The summary shows each
-# target's final coverage and a digest of the corpus it grew: two runs
-# print the same.
+# from run to run), without the once-a-second re-read of the work corpus
+# (-reload=0: when it happens depends on the clock), and with address space
+# randomization off (setarch -R, where the kernel allows it: the same input
+# took other branches at other addresses in fuzz_owners_json). Same
+# sources, same seed, same count: the same inputs run, so a smoke run that
+# passes passes again and one that fails fails again (a time limit would
+# not: how far a run gets would depend on the machine's load). The summary
+# shows each target's final coverage and a digest of the corpus it grew:
+# two runs print the same.
 #
 # Without --smoke the run is randomized, for longer fuzzing: SECONDS per
 # target (the argument, else $FUZZ_SECONDS, else 60), a random seed (or
@@ -59,10 +61,10 @@ smoke_plan=(
   fuzz_config 9101 350000
   fuzz_json_string 9102 600000
   fuzz_netlink 9103 3200000
-  fuzz_owners_json 9104 40000
+  fuzz_owners_json 9104 30000
   fuzz_portspec 9105 1100000
   fuzz_proc_net 9106 150000
-  fuzz_statefile 9107 140000
+  fuzz_statefile 9107 90000
 )
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -185,6 +187,12 @@ why_failed() {
 }
 
 limits=(-rss_limit_mb="$rss_mb" -timeout="$per_input")
+# --smoke: the same addresses every run, where the kernel lets us.
+fixed_addresses=(setarch "$(uname -m)" -R)
+if [ $smoke -eq 1 ] && ! "${fixed_addresses[@]}" true 2>/dev/null; then
+  echo "run-fuzz.sh: setarch -R refused: address space randomization stays on (a target may not repeat exactly)" >&2
+  fixed_addresses=()
+fi
 failed=0
 summary=()
 for t in "${targets[@]}"; do
@@ -226,6 +234,7 @@ for t in "${targets[@]}"; do
     rm -rf "$work"
     mkdir -p "$work" || exit 1
     how=(-seed="$seed" -runs="$runs" -use_cmp=0 -use_memmem=0 -reload=0)
+    run=("${fixed_addresses[@]}")
     guard=900 # wall-clock seconds: far past the 20-30 s planned
     what="seed $seed, $runs runs"
   else
@@ -233,6 +242,7 @@ for t in "${targets[@]}"; do
     work=$out/corpus/$t
     mkdir -p "$work" || exit 1
     how=(-seed="$seed" -max_total_time="$seconds")
+    run=()
     guard=$((seconds + 120))
     what="seed $seed, $seconds s"
   fi
@@ -242,7 +252,7 @@ for t in "${targets[@]}"; do
   echo "== $t: fuzzing ($what)"
   start=$(date +%s)
   # shellcheck disable=SC2086 # FUZZ_EXTRA is a list of flags
-  timeout -k 10 "$guard" "$bin" "${how[@]}" "${limits[@]}" \
+  timeout -k 10 "$guard" "${run[@]}" "$bin" "${how[@]}" "${limits[@]}" \
     -print_final_stats=1 -artifact_prefix="$art/" ${FUZZ_EXTRA:-} \
     "${dirs[@]}" >"$log" 2>&1
   rc=$?
