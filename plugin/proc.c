@@ -16,16 +16,32 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <unistd.h>
 
 /* Longest exe path we read: the kernel gives at most PATH_MAX - 1. */
 #define PO_EXE_MAX (1u << 16)
 
-/* Reads up to size bytes of name under dfd. Returns the length or -errno. */
-static ssize_t read_small(int dfd, const char *name, char *buf, size_t size) {
-  int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+/*
+ * Reads up to size bytes of name under dfd. Never blocks: the file is opened
+ * O_NONBLOCK (a FIFO in a fixture tree opens at once and reads EAGAIN or
+ * end of file) and, unless the directory is procfs (whose files are the
+ * kernel's), must be a regular file (-EINVAL). Returns the length or -errno.
+ */
+static ssize_t read_small(int dfd, const char *name, unsigned flags, char *buf,
+                          size_t size) {
+  int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0)
     return -errno;
+  if (!(flags & PO_PROC_PROCFS)) {
+    struct stat st;
+
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      close(fd);
+      return -EINVAL;
+    }
+  }
   size_t len = 0;
   while (len < size) {
     ssize_t n = read(fd, buf + len, size - len);
@@ -45,8 +61,8 @@ static ssize_t read_small(int dfd, const char *name, char *buf, size_t size) {
 }
 
 /* Returns 0 or -errno of the read. */
-static int read_comm(int dfd, char *comm, size_t size) {
-  ssize_t n = read_small(dfd, "comm", comm, size - 1);
+static int read_comm(int dfd, unsigned flags, char *comm, size_t size) {
+  ssize_t n = read_small(dfd, "comm", flags, comm, size - 1);
   if (n < 0) {
     comm[0] = '\0';
     return (int)n;
@@ -134,9 +150,9 @@ static uint32_t status_euid(const char *buf) {
 }
 
 /* Returns 0 or -errno of the read; *uid is PO_UID_UNKNOWN when unread. */
-static int read_uid(int dfd, uint32_t *uid) {
+static int read_uid(int dfd, unsigned flags, uint32_t *uid) {
   char buf[4096];
-  ssize_t n = read_small(dfd, "status", buf, sizeof(buf) - 1);
+  ssize_t n = read_small(dfd, "status", flags, buf, sizeof(buf) - 1);
   *uid = PO_UID_UNKNOWN;
   if (n < 0)
     return (int)n;
@@ -174,9 +190,9 @@ static uint64_t stat_start(const char *buf) {
 }
 
 /* *start from <dfd>/stat, 0 when it cannot be read. */
-static void read_start(int dfd, uint64_t *start) {
+static void read_start(int dfd, unsigned flags, uint64_t *start) {
   char buf[2048];
-  ssize_t n = read_small(dfd, "stat", buf, sizeof(buf) - 1);
+  ssize_t n = read_small(dfd, "stat", flags, buf, sizeof(buf) - 1);
 
   *start = 0;
   if (n <= 0)
@@ -198,7 +214,7 @@ static void stat_exe(int dfd, const char *name, struct po_proc *p) {
   p->exe_ino = (uint64_t)st.st_ino;
 }
 
-static void user_name(uint32_t uid, char *user, size_t size) {
+void po_proc_user_name(uint32_t uid, char *user, size_t size) {
   user[0] = '\0';
   if (uid == PO_UID_UNKNOWN)
     return;
@@ -231,11 +247,26 @@ static int is_gone(int err) {
 }
 
 int po_proc_read(const char *proc_root, pid_t pid, struct po_proc *p) {
-  return po_proc_read_task(proc_root, pid, 0, p);
+  return po_proc_read_ex(proc_root, pid, 0, 0, NULL, p);
 }
 
 int po_proc_read_task(const char *proc_root, pid_t pid, pid_t tid,
                       struct po_proc *p) {
+  return po_proc_read_ex(proc_root, pid, tid, 0, NULL, p);
+}
+
+int po_proc_root_is_procfs(const char *proc_root) {
+  struct statfs sf;
+
+  if (statfs(proc_root ? proc_root : "/proc", &sf) != 0)
+    return -errno;
+  return sf.f_type == PROC_SUPER_MAGIC;
+}
+
+int po_proc_read_ex(const char *proc_root, pid_t pid, pid_t tid, unsigned flags,
+                    const struct po_proc *known, struct po_proc *p) {
+  struct stat dst;
+
   memset(p, 0, sizeof(*p));
   p->pid = pid;
   p->uid = PO_UID_UNKNOWN;
@@ -249,10 +280,12 @@ int po_proc_read_task(const char *proc_root, pid_t pid, pid_t tid,
   int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0)
     return -errno;
+  if ((flags & PO_PROC_PROCFS) && fstat(dfd, &dst) == 0)
+    p->dir_ino = (uint64_t)dst.st_ino;
 
-  int ecomm = read_comm(dfd, p->comm, sizeof(p->comm));
+  int ecomm = read_comm(dfd, flags, p->comm, sizeof(p->comm));
   int eexe = read_exe(dfd, "exe", &p->exe);
-  int euid = read_uid(dfd, &p->uid);
+  int euid = read_uid(dfd, flags, &p->uid);
 
   if (!p->exe && eexe != -ENOMEM && tid > 0) {
     char task[48];
@@ -264,7 +297,13 @@ int po_proc_read_task(const char *proc_root, pid_t pid, pid_t tid,
   } else if (p->exe) {
     stat_exe(dfd, "exe", p);
   }
-  read_start(dfd, &p->start);
+  /* A process's start time never changes, and on procfs the directory of
+   * a later process of the same pid has another inode. */
+  if (p->dir_ino && known && known->pid == pid &&
+      known->dir_ino == p->dir_ino && known->start)
+    p->start = known->start;
+  else
+    read_start(dfd, flags, &p->start);
   close(dfd);
 
   if (eexe == -ENOMEM) {
@@ -280,10 +319,12 @@ int po_proc_read_task(const char *proc_root, pid_t pid, pid_t tid,
     p->comm[0] = '\0';
     p->uid = PO_UID_UNKNOWN;
     p->start = 0;
+    p->dir_ino = 0;
     p->exe_id = 0;
     return e;
   }
-  user_name(p->uid, p->user, sizeof(p->user));
+  if (!(flags & PO_PROC_NO_USER))
+    po_proc_user_name(p->uid, p->user, sizeof(p->user));
   return 0;
 }
 

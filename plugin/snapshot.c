@@ -33,6 +33,17 @@ struct po_ctx {
   uint64_t full_interval_ns; /* FullScanInterval; 0: every read in full */
   uint64_t last_full_ns;     /* CLOCK_BOOTTIME of the last full walk */
   int full_asked;            /* po_ctx_request_full_scan() */
+  unsigned proc_flags;       /* PO_PROC_PROCFS when proc_root is procfs */
+  /* The owner processes of the last snapshot, by pid: their start times
+   * are not read again while their /proc directory is the same. */
+  struct known_proc *known;
+  size_t nknown;
+};
+
+struct known_proc {
+  pid_t pid;
+  uint64_t dir_ino;
+  uint64_t start;
 };
 
 struct ns_entry {
@@ -54,6 +65,8 @@ struct po_ctx *po_ctx_new(const char *proc_root) {
     errno = ENOMEM;
     return NULL;
   }
+  if (po_proc_root_is_procfs(ctx->proc_root) == 1)
+    ctx->proc_flags = PO_PROC_PROCFS;
   /* A socket with no owner is looked for in task tables once a full walk
    * interval. */
   po_resolver_set_look_interval(ctx->resolver, ctx->full_interval_ns);
@@ -67,6 +80,7 @@ void po_ctx_free(struct po_ctx *ctx) {
     close(ctx->nl_fd);
   po_resolver_free(ctx->resolver);
   po_table_free(&ctx->scratch);
+  free(ctx->known);
   free(ctx->proc_root);
   free(ctx);
 }
@@ -373,7 +387,52 @@ static int proc_cmp(const void *a, const void *b) {
 }
 
 /* One po_proc per distinct owner pid; links owners to them. */
-static int load_procs(const struct po_ctx *ctx, struct po_snapshot *s) {
+#define USERS_SEEN 8
+
+struct user_seen {
+  uint32_t uid;
+  char name[sizeof(((struct po_proc *)0)->user)];
+};
+
+/* Sets p->user, from names when its uid was named in this snapshot. */
+static void name_user(struct po_proc *p, struct user_seen *names, size_t *n) {
+  for (size_t i = 0; i < *n; i++)
+    if (names[i].uid == p->uid) {
+      memcpy(p->user, names[i].name, sizeof(p->user));
+      return;
+    }
+  po_proc_user_name(p->uid, p->user, sizeof(p->user));
+  if (*n < USERS_SEEN) {
+    names[*n].uid = p->uid;
+    memcpy(names[*n].name, p->user, sizeof(p->user));
+    (*n)++;
+  }
+}
+
+/* Keeps the start times of this snapshot's processes for the next one
+ * (procfs only: elsewhere a directory's inode tells nothing). Out of
+ * memory only forgets them: the next read reads them again. */
+static void remember_procs(struct po_ctx *ctx, const struct po_snapshot *s) {
+  size_t n = 0;
+
+  ctx->nknown = 0;
+  if (!ctx->proc_flags || s->nprocs == 0)
+    return;
+  if (s->nprocs > SIZE_MAX / sizeof(*ctx->known)) /* cannot happen */
+    return;
+  struct known_proc *k = realloc(ctx->known, s->nprocs * sizeof(*k));
+  if (!k)
+    return;
+  ctx->known = k;
+  for (size_t i = 0; i < s->nprocs; i++)
+    if (s->procs[i].dir_ino && s->procs[i].start)
+      k[n++] = (struct known_proc){.pid = s->procs[i].pid,
+                                   .dir_ino = s->procs[i].dir_ino,
+                                   .start = s->procs[i].start};
+  ctx->nknown = n;
+}
+
+static int load_procs(struct po_ctx *ctx, struct po_snapshot *s) {
   pid_t *pids, *tids;
   size_t n = 0;
 
@@ -408,9 +467,27 @@ static int load_procs(const struct po_ctx *ctx, struct po_snapshot *s) {
     if (at)
       tids[at - pids] = s->owners[i].tid;
   }
-  for (size_t i = 0; i < n; i++) {
-    int err = po_proc_read_task(ctx->proc_root, pids[i], tids[i], &s->procs[i]);
+  /* Owners share few users: each is looked up once per snapshot. */
+  struct user_seen names[USERS_SEEN] = {{0}};
+  size_t nnames = 0;
 
+  for (size_t i = 0, k = 0; i < n; i++) {
+    struct po_proc seen = {.pid = 0};
+    int err;
+
+    /* Both lists are sorted by pid. */
+    while (k < ctx->nknown && ctx->known[k].pid < pids[i])
+      k++;
+    if (k < ctx->nknown && ctx->known[k].pid == pids[i]) {
+      seen.pid = pids[i];
+      seen.dir_ino = ctx->known[k].dir_ino;
+      seen.start = ctx->known[k].start;
+    }
+    err = po_proc_read_ex(ctx->proc_root, pids[i], tids[i],
+                          ctx->proc_flags | PO_PROC_NO_USER,
+                          seen.pid ? &seen : NULL, &s->procs[i]);
+    if (!err)
+      name_user(&s->procs[i], names, &nnames);
     if (err == -ENOMEM) {
       s->nprocs = i;
       free(pids);
@@ -423,6 +500,7 @@ static int load_procs(const struct po_ctx *ctx, struct po_snapshot *s) {
   s->nprocs = n;
   free(pids);
   free(tids);
+  remember_procs(ctx, s);
   for (size_t i = 0; i < s->nowners; i++) {
     struct po_proc key = {.pid = s->owners[i].pid};
     struct po_proc *p =

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* TCP_LISTEN and TCP_CLOSE from the kernel's enum, as /proc/net prints them
@@ -339,9 +340,19 @@ static int read_one(struct po_table *t, int dirfd, const char *name, int proto,
   size_t have = 0;
   int at_start = 1, fd, ret = 0;
 
-  fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+  /* Never blocks: a FIFO or a device in a fixture tree is refused (procfs
+   * gives regular files). */
+  fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0)
     return -errno;
+  {
+    struct stat st;
+
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      close(fd);
+      return -EINVAL;
+    }
+  }
 
   for (;;) {
     const char *last_nl;

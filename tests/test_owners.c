@@ -148,6 +148,96 @@ static void files_make(struct files *f) {
 
 /* ---- process details: start time, exe identity, a zombie leader ---------- */
 
+/* A known start time is reused only on procfs and for the same process
+ * directory; files in a fixture tree are read only when regular, never
+ * blocking on a FIFO (issue 11). */
+static void test_proc_read_known_and_nonblocking(void **state) {
+  char root[PATH_MAX], path[PATH_MAX];
+  struct po_proc p, known;
+
+  (void)state;
+  assert_int_equal(po_proc_root_is_procfs("/proc"), 1);
+  assert_int_equal(
+      po_proc_read_ex("/proc", getpid(), 0, PO_PROC_PROCFS, NULL, &known), 0);
+  assert_true(known.dir_ino != 0);
+  assert_true(known.start != 0);
+  assert_true(known.user[0] != '\0');
+  /* The same directory: stat is not read again (a start time no process
+   * has proves it came from known). */
+  known.start = 42;
+  assert_int_equal(
+      po_proc_read_ex("/proc", getpid(), 0, PO_PROC_PROCFS, &known, &p), 0);
+  assert_int_equal(p.start, 42);
+  po_proc_release(&p);
+  /* Another directory (a later process of this pid): read again. */
+  known.dir_ino++;
+  assert_int_equal(
+      po_proc_read_ex("/proc", getpid(), 0, PO_PROC_PROCFS, &known, &p), 0);
+  assert_true(p.start != 42 && p.start != 0);
+  po_proc_release(&p);
+  known.dir_ino--;
+  /* Another pid's known details are never taken. */
+  known.pid = getpid() + 1;
+  assert_int_equal(
+      po_proc_read_ex("/proc", getpid(), 0, PO_PROC_PROCFS, &known, &p), 0);
+  assert_true(p.start != 42);
+  po_proc_release(&p);
+  po_proc_release(&known);
+  /* PO_PROC_NO_USER leaves the name to the caller. */
+  assert_int_equal(po_proc_read_ex("/proc", getpid(), 0,
+                                   PO_PROC_PROCFS | PO_PROC_NO_USER, NULL, &p),
+                   0);
+  assert_string_equal(p.user, "");
+  po_proc_user_name(p.uid, p.user, sizeof(p.user));
+  assert_true(p.user[0] != '\0');
+  po_proc_release(&p);
+
+  /* A fixture tree is not procfs: known is ignored, whatever it says. */
+  fx_root_make(root, sizeof(root), NULL, "proc");
+  fx_proc(root, 700);
+  fx_proc_details(root, 700, "srv", 33, 123456789);
+  assert_int_equal(po_proc_root_is_procfs(root), 0);
+  assert_int_equal(po_proc_read_ex(root, 700, 0, 0, NULL, &known), 0);
+  assert_int_equal(known.dir_ino, 0);
+  known.start = 42;
+  assert_int_equal(po_proc_read_ex(root, 700, 0, 0, &known, &p), 0);
+  assert_int_equal(p.start, 123456789);
+  po_proc_release(&p);
+  po_proc_release(&known);
+
+  /* FIFOs for comm, status and stat: the read returns at once, with what
+   * could not be read left empty (the process is there: not gone). A FIFO
+   * as /proc/net/tcp is refused. */
+  fx_remove(root, "700/comm");
+  fx_remove(root, "700/status");
+  fx_remove(root, "700/stat");
+  fx_path(root, path, sizeof(path), "700/comm");
+  assert_int_equal(mkfifo(path, 0600), 0);
+  fx_path(root, path, sizeof(path), "700/status");
+  assert_int_equal(mkfifo(path, 0600), 0);
+  fx_path(root, path, sizeof(path), "700/stat");
+  assert_int_equal(mkfifo(path, 0600), 0);
+  assert_int_equal(po_proc_read(root, 700, &p), 0);
+  assert_string_equal(p.comm, "");
+  assert_int_equal(p.uid, PO_UID_UNKNOWN);
+  assert_int_equal(p.start, 0);
+  po_proc_release(&p);
+  fx_mkdir(root, "net");
+  fx_path(root, path, sizeof(path), "net/tcp");
+  assert_int_equal(mkfifo(path, 0600), 0);
+  {
+    struct po_table t = {0};
+    uint64_t malformed = 0;
+
+    fx_path(root, path, sizeof(path), "net");
+    assert_int_equal(po_table_read_proc(&t, path, PO_TCP4, 0, &malformed),
+                     -EINVAL);
+    assert_int_equal(t.len, 0);
+    po_table_free(&t);
+  }
+  assert_int_equal(fx_root_remove(root), 0);
+}
+
 static void test_proc_read_identity(void **state) {
   struct files f;
   char root[PATH_MAX];
@@ -685,6 +775,7 @@ int main(void) {
       cmocka_unit_test(test_unexpected_replaced_by_unexpected),
       cmocka_unit_test(test_unowned_socket_judged_by_uid),
       cmocka_unit_test(test_message_summary),
+      cmocka_unit_test(test_proc_read_known_and_nonblocking),
   };
 
   fx_set_failure(fx_fail_cmocka);

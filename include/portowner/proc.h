@@ -32,6 +32,10 @@ struct po_proc {
   int exe_id;       /* 1 when exe_dev and exe_ino are known */
   uint64_t exe_dev; /* stat() of /proc/PID/exe: the file the process runs, */
   uint64_t exe_ino; /* whatever path its mount namespace shows for it */
+  uint64_t dir_ino; /* read with PO_PROC_PROCFS: the inode number of
+                       <proc_root>/PID, which procfs gives anew to the
+                       directory of a later process of the same pid; 0
+                       otherwise */
 };
 
 /*
@@ -51,11 +55,44 @@ int po_proc_read_task(const char *proc_root, pid_t pid, pid_t tid,
                       struct po_proc *p);
 
 /*
+ * 1 when proc_root (NULL: "/proc") is a procfs mount, 0 when it is another
+ * file system (a fixture tree), or -errno of statfs().
+ */
+int po_proc_root_is_procfs(const char *proc_root);
+
+/* proc_root is procfs (po_proc_root_is_procfs()): its files are the
+ * kernel's. Without it every file read must be a regular file. */
+#define PO_PROC_PROCFS 1u
+/* Leave p->user empty: the caller names the uid (po_proc_user_name()). */
+#define PO_PROC_NO_USER 2u
+
+/*
+ * po_proc_read_task() with flags (PO_PROC_PROCFS or 0) and what an earlier
+ * read of the same pid gave (known, or NULL). Files are opened O_NONBLOCK
+ * and, without PO_PROC_PROCFS, read only when they are regular files (a
+ * FIFO or a device in a fixture tree reads as unreadable), so a read never
+ * blocks. With PO_PROC_PROCFS, when known->pid is pid and known->dir_ino
+ * is this read's p->dir_ino, the start time is known->start and
+ * <pid>/stat is not read (one fstat() instead of an open, a read of the
+ * kernel's longest per-process text and a close); comm, exe, the exe's
+ * file and the uid are read every time, as execve() and setuid() change
+ * them. Same returns as po_proc_read().
+ */
+int po_proc_read_ex(const char *proc_root, pid_t pid, pid_t tid, unsigned flags,
+                    const struct po_proc *known, struct po_proc *p);
+
+/*
  * 1 when the calling process may read every process's fds and see every
  * process under a hidepid proc: CAP_SYS_PTRACE in its effective set (root
  * normally has it). 0 when not, or when that cannot be read.
  */
 int po_proc_self_sees_all(void);
+
+/*
+ * The name of uid (getpwuid_r()) into user (size bytes): the number when it
+ * has no name or the name does not fit, "" for PO_UID_UNKNOWN.
+ */
+void po_proc_user_name(uint32_t uid, char *user, size_t size);
 
 /* Frees what po_proc_read() allocated. */
 void po_proc_release(struct po_proc *p);

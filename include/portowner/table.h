@@ -185,7 +185,10 @@ int po_table_dump_netlink_ports(struct po_table *t, int nl_fd, unsigned mask,
  * Reads <dir>/tcp, tcp6, udp, udp6 (dir is a /proc/net directory, such as
  * /proc/net or /proc/1234/net) for the families and protocols in mask,
  * appending to t. A missing file (no IPv6 in the kernel) is not an error.
- * Returns 0 or -errno of the first file that cannot be read.
+ * Files are opened O_NONBLOCK and read only when they are regular files, so
+ * that a FIFO in a fixture tree cannot block the read.
+ * Returns 0, -EINVAL (a file that is not a regular file) or -errno of the
+ * first file that cannot be read.
  */
 int po_table_read_proc(struct po_table *t, const char *dir, unsigned mask,
                        uint64_t netns, uint64_t *malformed);
