@@ -446,9 +446,16 @@ static uint64_t start_time(int pfd, const char *pid_name, size_t len) {
   char buf[1024];
   memcpy(path, pid_name, len);
   memcpy(path + len, "/stat", sizeof("/stat"));
-  int fd = openat(pfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  /* Only off procfs: a FIFO or a device in a fixture tree is not read
+   * (O_NONBLOCK, regular files only), so it cannot block the walk. */
+  int fd = openat(pfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  struct stat st;
   if (fd < 0)
     return PO_IDENT_UNKNOWN;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return PO_IDENT_UNKNOWN;
+  }
   ssize_t n = read(fd, buf, sizeof(buf) - 1);
   close(fd);
   if (n <= 0)
