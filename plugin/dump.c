@@ -111,8 +111,57 @@ static void put_name(const char *s, FILE *f) {
   }
 }
 
+/* The UNIT of the row of sockets i..j-1: the label (cgroup.h) of each of
+ * its owners' cgroups once, comma-separated, into buf; "-" when none. */
+static void row_units(const struct po_snapshot *s, size_t i, size_t j,
+                      char *buf, size_t size) {
+  size_t len = 0;
+
+  buf[0] = '\0';
+  for (size_t k = i; k < j; k++) {
+    const struct po_socket *sk = &s->socks.v[k];
+
+    for (size_t o = 0; o < sk->owner_count; o++) {
+      const struct po_proc *p = &s->procs[s->owners[sk->owner_first + o].proc];
+      struct po_cgroup_info info;
+      char label[PO_UNIT_NAME_MAX * 2];
+      size_t ll;
+      const char *at;
+
+      po_cgroup_classify_paths(&p->cgroup, &info);
+      po_cgroup_label(&info, label, sizeof(label));
+      ll = strlen(label);
+      if (ll == 0)
+        continue;
+      /* Already listed? */
+      for (at = buf; (at = strstr(at, label));) {
+        if ((at == buf || at[-1] == ',') && (at[ll] == ',' || !at[ll]))
+          break;
+        at++;
+      }
+      if (at || len + ll + 2 > size)
+        continue;
+      if (len)
+        buf[len++] = ',';
+      memcpy(buf + len, label, ll + 1);
+      len += ll;
+    }
+  }
+  if (!len)
+    snprintf(buf, size, "-");
+}
+
 static void print_table(const struct po_snapshot *s, int all_ns, FILE *f) {
-  int w = 5;
+  int w = 5, uw = 4;
+  char units[1024];
+
+  for (size_t i = 0, j; i < s->socks.len; i = j) {
+    for (j = i; j < s->socks.len && same_row(&s->socks.v[i], &s->socks.v[j]);)
+      j++;
+    row_units(s, i, j, units, sizeof(units));
+    if ((int)strlen(units) > uw)
+      uw = (int)strlen(units);
+  }
 
   for (size_t i = 0; i < s->socks.len; i++) {
     char local[80];
@@ -125,8 +174,8 @@ static void print_table(const struct po_snapshot *s, int all_ns, FILE *f) {
   }
   if (all_ns)
     fprintf(f, "%-12s ", "NETNS");
-  fprintf(f, "%-6s %-*s %-8s %-10s %s\n", "PROTO", w, "LOCAL", "SOCKETS",
-          "ACCEPTQ", "OWNERS");
+  fprintf(f, "%-6s %-*s %-8s %-10s %-*s %s\n", "PROTO", w, "LOCAL", "SOCKETS",
+          "ACCEPTQ", uw, "UNIT", "OWNERS");
 
   for (size_t i = 0; i < s->socks.len;) {
     const struct po_socket *first = &s->socks.v[i];
@@ -153,6 +202,9 @@ static void print_table(const struct po_snapshot *s, int all_ns, FILE *f) {
       fprintf(f, "%-12llu ", (unsigned long long)first->netns);
     fprintf(f, "%-6s %-*s %-8zu %-10s ", proto_label(first), w, local, j - i,
             acc);
+    row_units(s, i, j, units, sizeof(units));
+    put_name(units, f);
+    fprintf(f, "%*s ", uw - (int)strlen(units), "");
 
     /* Owners: each process once, in pid order over the row's sockets. */
     for (size_t k = i; k < j; k++) {

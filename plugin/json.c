@@ -90,6 +90,33 @@ static yajl_gen_status queue(yajl_gen g, const struct po_socket *s,
   return yajl_gen_integer(g, v);
 }
 
+static yajl_gen_status str_or_null(yajl_gen g, const char *s) {
+  return s && s[0] ? str(g, s) : yajl_gen_null(g);
+}
+
+/* The cgroup fields of an owner or a socket (json.h). */
+static int gen_cgroup(yajl_gen g, const struct po_cgroup_paths *cg) {
+  struct po_cgroup_info info;
+  int bad = 0;
+
+  po_cgroup_classify_paths(cg, &info);
+  bad |= key(g, "cgroup") | str_or_null(g, cg->v2);
+  bad |= key(g, "cgroup_systemd") | str_or_null(g, cg->systemd);
+  bad |= key(g, "unit") | str_or_null(g, info.unit);
+  bad |= key(g, "user_unit") | str_or_null(g, info.user_unit);
+  bad |= key(g, "container");
+  if (info.runtime == PO_RUNTIME_NONE) {
+    bad |= yajl_gen_null(g);
+  } else {
+    bad |= yajl_gen_map_open(g);
+    bad |= key(g, "runtime") | str(g, po_runtime_name(info.runtime));
+    bad |= key(g, "id") | str(g, info.container);
+    bad |= yajl_gen_map_close(g);
+  }
+  bad |= key(g, "pod") | str_or_null(g, info.pod);
+  return bad;
+}
+
 static int gen_owner(yajl_gen g, const struct po_snapshot *s,
                      const struct po_owner *o) {
   const struct po_proc *p = s->nprocs ? &s->procs[o->proc] : NULL;
@@ -107,6 +134,12 @@ static int gen_owner(yajl_gen g, const struct po_snapshot *s,
                                         : yajl_gen_null(g));
   bad |=
       key(g, "user") | (p && p->user[0] ? str(g, p->user) : yajl_gen_null(g));
+  if (p) {
+    bad |= gen_cgroup(g, &p->cgroup);
+  } else {
+    const struct po_cgroup_paths none = {NULL, NULL};
+    bad |= gen_cgroup(g, &none);
+  }
   bad |= yajl_gen_map_close(g);
   return bad;
 }

@@ -1,5 +1,6 @@
 /*
- * portowner: details of an owner process.
+ * portowner: details of an owner process (comm, exe, uid, start time,
+ * cgroup).
  *
  * comm, exe and status are read with openat()/readlinkat() on one descriptor
  * of <proc_root>/PID, so that the three reads go to the same process
@@ -203,6 +204,38 @@ static void read_start(int dfd, unsigned flags, uint64_t *start) {
   *start = stat_start(buf);
 }
 
+/* Longest <pid>/cgroup text read: a hybrid host has a dozen lines. */
+#define PO_CGROUP_TEXT_MAX (16u * 1024)
+
+/* p->cgroup from <dfd>/cgroup; both paths NULL when it cannot be read.
+ * A read that fills the buffer keeps only its whole lines. Returns 0 or
+ * -ENOMEM. */
+static int read_cgroup(int dfd, unsigned flags, struct po_proc *p) {
+  char *buf = malloc(PO_CGROUP_TEXT_MAX);
+  ssize_t n;
+  int err;
+
+  if (!buf)
+    return -ENOMEM;
+  n = read_small(dfd, "cgroup", flags, buf, PO_CGROUP_TEXT_MAX);
+  if (n == (ssize_t)PO_CGROUP_TEXT_MAX) {
+    char *nl = memrchr(buf, '\n', (size_t)n);
+    n = nl ? nl - buf + 1 : 0;
+  }
+  err = n > 0 ? po_cgroup_parse(buf, (size_t)n, &p->cgroup) : 0;
+  free(buf);
+  return err;
+}
+
+/* A copy of known's cgroup paths into p. Returns 0 or -ENOMEM. */
+static int copy_cgroup(const struct po_cgroup_paths *known, struct po_proc *p) {
+  if (known->v2 && !(p->cgroup.v2 = strdup(known->v2)))
+    return -ENOMEM;
+  if (known->systemd && !(p->cgroup.systemd = strdup(known->systemd)))
+    return -ENOMEM;
+  return 0;
+}
+
 /* The file the exe link under dfd names (stat follows it). */
 static void stat_exe(int dfd, const char *name, struct po_proc *p) {
   struct stat st;
@@ -304,9 +337,18 @@ int po_proc_read_ex(const char *proc_root, pid_t pid, pid_t tid, unsigned flags,
     p->start = known->start;
   else
     read_start(dfd, flags, &p->start);
+  /* The same for the cgroup, until the caller asks again. */
+  int ecg;
+  if (p->dir_ino && known && known->pid == pid &&
+      known->dir_ino == p->dir_ino &&
+      (known->cgroup.v2 || known->cgroup.systemd) &&
+      !(flags & PO_PROC_CGROUP_AGAIN))
+    ecg = copy_cgroup(&known->cgroup, p);
+  else
+    ecg = read_cgroup(dfd, flags, p);
   close(dfd);
 
-  if (eexe == -ENOMEM) {
+  if (eexe == -ENOMEM || ecg == -ENOMEM) {
     po_proc_release(p);
     return -ENOMEM;
   }
@@ -333,6 +375,7 @@ void po_proc_release(struct po_proc *p) {
     return;
   free(p->exe);
   p->exe = NULL;
+  po_cgroup_paths_release(&p->cgroup);
 }
 
 int po_proc_self_sees_all(void) {

@@ -44,7 +44,14 @@ struct known_proc {
   pid_t pid;
   uint64_t dir_ino;
   uint64_t start;
+  struct po_cgroup_paths cgroup; /* copies; read again on a full walk */
 };
+
+static void forget_known(struct po_ctx *ctx) {
+  for (size_t i = 0; i < ctx->nknown; i++)
+    po_cgroup_paths_release(&ctx->known[i].cgroup);
+  ctx->nknown = 0;
+}
 
 struct ns_entry {
   uint64_t netns;
@@ -80,6 +87,7 @@ void po_ctx_free(struct po_ctx *ctx) {
     close(ctx->nl_fd);
   po_resolver_free(ctx->resolver);
   po_table_free(&ctx->scratch);
+  forget_known(ctx);
   free(ctx->known);
   free(ctx->proc_root);
   free(ctx);
@@ -409,13 +417,23 @@ static void name_user(struct po_proc *p, struct user_seen *names, size_t *n) {
   }
 }
 
-/* Keeps the start times of this snapshot's processes for the next one
+/* A copy of p; none when out of memory (the next read reads it again). */
+static struct po_cgroup_paths copy_paths(const struct po_cgroup_paths *p) {
+  struct po_cgroup_paths c = {NULL, NULL};
+
+  if ((p->v2 && !(c.v2 = strdup(p->v2))) ||
+      (p->systemd && !(c.systemd = strdup(p->systemd))))
+    po_cgroup_paths_release(&c);
+  return c;
+}
+
+/* Keeps the start times and cgroups of this snapshot's processes for the next one
  * (procfs only: elsewhere a directory's inode tells nothing). Out of
  * memory only forgets them: the next read reads them again. */
 static void remember_procs(struct po_ctx *ctx, const struct po_snapshot *s) {
   size_t n = 0;
 
-  ctx->nknown = 0;
+  forget_known(ctx);
   if (!ctx->proc_flags || s->nprocs == 0)
     return;
   if (s->nprocs > SIZE_MAX / sizeof(*ctx->known)) /* cannot happen */
@@ -428,7 +446,8 @@ static void remember_procs(struct po_ctx *ctx, const struct po_snapshot *s) {
     if (s->procs[i].dir_ino && s->procs[i].start)
       k[n++] = (struct known_proc){.pid = s->procs[i].pid,
                                    .dir_ino = s->procs[i].dir_ino,
-                                   .start = s->procs[i].start};
+                                   .start = s->procs[i].start,
+                                   .cgroup = copy_paths(&s->procs[i].cgroup)};
   ctx->nknown = n;
 }
 
@@ -482,9 +501,13 @@ static int load_procs(struct po_ctx *ctx, struct po_snapshot *s) {
       seen.pid = pids[i];
       seen.dir_ino = ctx->known[k].dir_ino;
       seen.start = ctx->known[k].start;
+      seen.cgroup = ctx->known[k].cgroup; /* borrowed: copied if used */
     }
     err = po_proc_read_ex(ctx->proc_root, pids[i], tids[i],
-                          ctx->proc_flags | PO_PROC_NO_USER,
+                          ctx->proc_flags | PO_PROC_NO_USER |
+                              (s->stats.walk.kind == PO_WALK_FULL
+                                   ? PO_PROC_CGROUP_AGAIN
+                                   : 0),
                           seen.pid ? &seen : NULL, &s->procs[i]);
     if (!err)
       name_user(&s->procs[i], names, &nnames);

@@ -22,7 +22,10 @@ extern "C" {
  * null), address, port, inode, netns, accept_queue and accept_queue_max
  * (TCP; null when unknown), and owners: [{pid, fd, tid, comm, exe, uid,
  * user}] (tid: the task whose own fd table holds the socket, null when it
- * is <pid>/fd; comm, exe and user are the process's, <pid>'s).
+ * is <pid>/fd; comm, exe and user are the process's, <pid>'s, and so are
+ * its cgroup fields: cgroup (the v2 path), cgroup_systemd (the
+ * name=systemd path), unit, user_unit, container ({runtime, id}) and pod,
+ * each null when unknown or none (cgroup.h, po_cgroup_classify_paths()).
  * *out is malloc'd and NUL-terminated; the caller frees it.
  * Returns 0, -ENOMEM.
  */

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "portowner/cgroup.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -36,6 +38,9 @@ struct po_proc {
                        <proc_root>/PID, which procfs gives anew to the
                        directory of a later process of the same pid; 0
                        otherwise */
+  struct po_cgroup_paths cgroup; /* from <pid>/cgroup (cgroup.h): the v2
+                                    and name=systemd paths, each NULL when
+                                    unknown */
 };
 
 /*
@@ -65,6 +70,8 @@ int po_proc_root_is_procfs(const char *proc_root);
 #define PO_PROC_PROCFS 1u
 /* Leave p->user empty: the caller names the uid (po_proc_user_name()). */
 #define PO_PROC_NO_USER 2u
+/* Read <pid>/cgroup even when known has it for the same process. */
+#define PO_PROC_CGROUP_AGAIN 4u
 
 /*
  * po_proc_read_task() with flags (PO_PROC_PROCFS or 0) and what an earlier
@@ -76,7 +83,10 @@ int po_proc_root_is_procfs(const char *proc_root);
  * <pid>/stat is not read (one fstat() instead of an open, a read of the
  * kernel's longest per-process text and a close); comm, exe, the exe's
  * file and the uid are read every time, as execve() and setuid() change
- * them. Same returns as po_proc_read().
+ * them. The cgroup paths are known's too (copied) when known has them for
+ * the same process, unless flags has PO_PROC_CGROUP_AGAIN: a process can
+ * be moved to another cgroup, so the caller asks again now and then
+ * (snapshot.c: on every full walk). Same returns as po_proc_read().
  */
 int po_proc_read_ex(const char *proc_root, pid_t pid, pid_t tid, unsigned flags,
                     const struct po_proc *known, struct po_proc *p);

@@ -41,7 +41,8 @@ JSON_KEYS = {
     "accept_queue_max",
     "owners",
 }
-OWNER_KEYS = {"pid", "fd", "comm", "exe", "uid", "user"}
+OWNER_KEYS = {"pid", "fd", "comm", "exe", "uid", "user", "cgroup",
+              "cgroup_systemd", "unit", "user_unit", "container", "pod"}
 
 
 # ---- parsing ss ---------------------------------------------------------------
@@ -578,11 +579,12 @@ def test_text_table(listen):
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert lines, "no output"
-    assert lines[0].split() == ["PROTO", "LOCAL", "SOCKETS", "ACCEPTQ", "OWNERS"], (
+    assert lines[0].split() == ["PROTO", "LOCAL", "SOCKETS", "ACCEPTQ", "UNIT",
+                                "OWNERS"], (
         lines[0]
     )
     # One row for the local address, both sockets of the group, both owners.
-    row = re.compile(rf"^tcp4?\s+127\.0\.0\.1:{port}\s+(\d+)\s+(\S+)\s+(.*)$")
+    row = re.compile(rf"^tcp4?\s+127\.0\.0\.1:{port}\s+(\d+)\s+(\S+)\s+\S+\s+(.*)$")
     rows = [m for m in map(row.match, lines[1:]) if m]
     assert len(rows) == 1, res.stdout
     sockets, acceptq, owners = rows[0].groups()

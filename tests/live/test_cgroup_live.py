@@ -1,0 +1,124 @@
+"""Live: which service, which container. Real listeners (tests/po-listen)
+moved by the test into real cgroups it made on this machine (hybrid: cgroup
+v2 and name=systemd), then portowner-dump must name the cgroup, the unit and
+the container of every owner, as the kernel's /proc/PID/cgroup shows them.
+"""
+import re
+
+import pytest
+
+from lib import dump
+from lib.cgroups import cgroups, proc_cgroup, token  # noqa: F401 (fixture)
+from lib.listeners import free_port
+
+pytestmark = pytest.mark.requires_build("portowner-dump", "po-listen")
+
+ID = "4f3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e"
+POD = "8d1e1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
+
+
+def owners_of(listener):
+    """The owners portowner-dump --json shows on the listener's port, by pid
+    (every pid po-listen reported must be there)."""
+    out = dump.dump_json("--port", listener.ports[0])
+    owners = {o["pid"]: o for s in out for o in s["owners"]}
+    assert set(listener.pids) <= set(owners), (listener.pids, out)
+    return owners
+
+
+def table_row(port):
+    res = dump.run_dump("--port", port, check=True)
+    lines = res.stdout.splitlines()
+    assert lines[0].split() == ["PROTO", "LOCAL", "SOCKETS", "ACCEPTQ", "UNIT",
+                                "OWNERS"], lines[0]
+    rows = [ln for ln in lines[1:] if f":{port} " in ln]
+    assert len(rows) == 1, res.stdout
+    return rows[0]
+
+
+def test_service_unit_in_both_hierarchies(listen, cgroups):
+    t = token()
+    path = f"/po{t}.slice/po{t}-web.slice/web{t}.service"
+    listener = listen(f"prefork:1:tcp4:127.0.0.1:{free_port()}", comm="po-unit")
+    for pid in listener.pids:
+        cgroups.move(pid, path)
+    for pid, o in owners_of(listener).items():
+        # What the kernel says, and what the test made.
+        assert proc_cgroup(pid) == (path, path)
+        assert o["cgroup"] == path and o["cgroup_systemd"] == path, o
+        assert o["unit"] == f"web{t}.service", o
+        assert o["user_unit"] is None and o["container"] is None, o
+        assert o["pod"] is None, o
+    row = table_row(listener.ports[0])
+    assert re.search(rf"\sweb{t}\.service\s+po-unit\[", row), row
+
+
+def test_unit_inside_a_user_manager(listen, cgroups):
+    t = token()
+    path = (f"/po{t}.slice/user-1000.slice/user@1000.service/app.slice/"
+            f"app{t}.service")
+    listener = listen(f"tcp4:127.0.0.1:{free_port()}")
+    cgroups.move(listener.pids[0], path, where=("v2",))
+    o = owners_of(listener)[listener.pids[0]]
+    assert o["cgroup"] == path, o
+    assert o["unit"] == "user@1000.service", o
+    assert o["user_unit"] == f"app{t}.service", o
+    row = table_row(listener.ports[0])
+    assert f" user@1000.service/app{t}.service " in row, row
+
+
+# Each runtime's naming (plugin/cgroup.c cites where each comes from),
+# under a top cgroup of the test's own: (path under it, runtime, pod).
+RUNTIMES = [
+    (f"/system.slice/docker-{ID}.scope", "docker", None),
+    (f"/docker/{ID}", "docker", None),
+    (f"/machine.slice/libpod-{ID}.scope/container", "podman", None),
+    ("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod"
+     f"{POD.replace('-', '_')}.slice/cri-containerd-{ID}.scope",
+     "containerd", POD),
+    (f"/kubepods.slice/kubepods-pod{POD.replace('-', '_')}.slice/"
+     f"crio-{ID}.scope", "crio", POD),
+    (f"/kubepods/besteffort/pod{POD}/{ID}", "cri", POD),
+]
+
+
+@pytest.mark.parametrize("sub, runtime, pod", RUNTIMES,
+                         ids=[r[1] + str(i) for i, r in enumerate(RUNTIMES)])
+def test_container_naming(listen, cgroups, sub, runtime, pod):
+    path = f"/po{token()}" + sub
+    listener = listen(f"tcp6:[::1]:{free_port()}")
+    pid = listener.pids[0]
+    cgroups.move(pid, path, where=("v2",))
+    assert proc_cgroup(pid)[0] == path
+    o = owners_of(listener)[pid]
+    assert o["cgroup"] == path, o
+    assert o["container"] == {"runtime": runtime, "id": ID}, o
+    assert o["pod"] == pod, o
+    row = table_row(listener.ports[0])
+    assert f" {runtime}:{ID[:12]} " in row, row
+
+
+def test_only_the_systemd_hierarchy_names_it(listen, cgroups):
+    """A hybrid host where only name=systemd has the unit (the v2 path is
+    the root): the unit still shows, from the v1 path."""
+    t = token()
+    path = f"/po{t}.slice/cron{t}.service"
+    listener = listen(f"udp4:127.0.0.1:{free_port()}")
+    pid = listener.pids[0]
+    cgroups.move(pid, path, where=("systemd",))
+    v2, sd = proc_cgroup(pid)
+    assert sd == path
+    o = owners_of(listener)[pid]
+    assert o["cgroup"] == v2 and o["cgroup_systemd"] == path, o
+    assert o["unit"] == f"cron{t}.service", o
+
+
+def test_no_unit_is_a_dash(listen, cgroups):
+    path = f"/po{token()}/plain"
+    listener = listen(f"tcp4:127.0.0.1:{free_port()}", comm="po-plain")
+    cgroups.move(listener.pids[0], path)
+    o = owners_of(listener)[listener.pids[0]]
+    assert o["cgroup"] == path and o["unit"] is None, o
+    assert o["container"] is None, o
+    row = table_row(listener.ports[0])
+    assert re.search(r"\s-\s+po-plain\[", row), row
