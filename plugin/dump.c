@@ -147,6 +147,15 @@ static void row_units(const struct po_snapshot *s, size_t i, size_t j,
       len += ll;
     }
   }
+  /* No owner named one: the cgroups that created the sockets. */
+  for (size_t k = i; k < j && !len && s->sock_cgroups; k++) {
+    const struct po_cgroup_paths cg = {s->sock_cgroups[k], NULL};
+    struct po_cgroup_info info;
+
+    po_cgroup_classify_paths(&cg, &info);
+    po_cgroup_label(&info, buf, size);
+    len = strlen(buf);
+  }
   if (!len)
     snprintf(buf, size, "-");
 }

@@ -95,13 +95,15 @@ static yajl_gen_status str_or_null(yajl_gen g, const char *s) {
 }
 
 /* The cgroup fields of an owner or a socket (json.h). */
-static int gen_cgroup(yajl_gen g, const struct po_cgroup_paths *cg) {
+static int gen_cgroup(yajl_gen g, const struct po_cgroup_paths *cg,
+                      int with_systemd) {
   struct po_cgroup_info info;
   int bad = 0;
 
   po_cgroup_classify_paths(cg, &info);
   bad |= key(g, "cgroup") | str_or_null(g, cg->v2);
-  bad |= key(g, "cgroup_systemd") | str_or_null(g, cg->systemd);
+  if (with_systemd)
+    bad |= key(g, "cgroup_systemd") | str_or_null(g, cg->systemd);
   bad |= key(g, "unit") | str_or_null(g, info.unit);
   bad |= key(g, "user_unit") | str_or_null(g, info.user_unit);
   bad |= key(g, "container");
@@ -135,13 +137,27 @@ static int gen_owner(yajl_gen g, const struct po_snapshot *s,
   bad |=
       key(g, "user") | (p && p->user[0] ? str(g, p->user) : yajl_gen_null(g));
   if (p) {
-    bad |= gen_cgroup(g, &p->cgroup);
+    bad |= gen_cgroup(g, &p->cgroup, 1);
   } else {
     const struct po_cgroup_paths none = {NULL, NULL};
-    bad |= gen_cgroup(g, &none);
+    bad |= gen_cgroup(g, &none, 1);
   }
   bad |= yajl_gen_map_close(g);
   return bad;
+}
+
+/* The socket's own cgroup: the one that created it (INET_DIAG_CGROUP_ID). */
+static int gen_sock_cgroup(yajl_gen g, const struct po_snapshot *s,
+                           const struct po_socket *sk) {
+  struct po_cgroup_paths cg = {NULL, NULL};
+  size_t i = (size_t)(sk - s->socks.v);
+
+  if (s->sock_cgroups && i < s->socks.len)
+    cg.v2 = s->sock_cgroups[i];
+  return (key(g, "cgroup_id") |
+          (sk->cgroup_id ? yajl_gen_integer(g, (long long)sk->cgroup_id)
+                         : yajl_gen_null(g))) |
+         gen_cgroup(g, &cg, 0);
 }
 
 static int gen_socket(yajl_gen g, const struct po_snapshot *s,
@@ -167,6 +183,7 @@ static int gen_socket(yajl_gen g, const struct po_snapshot *s,
   bad |= key(g, "uid") | yajl_gen_integer(g, sk->uid);
   bad |= key(g, "accept_queue") | queue(g, sk, sk->rqueue);
   bad |= key(g, "accept_queue_max") | queue(g, sk, sk->wqueue);
+  bad |= gen_sock_cgroup(g, s, sk);
   bad |= key(g, "owners") | yajl_gen_array_open(g);
   for (size_t i = 0; i < sk->owner_count; i++)
     bad |= gen_owner(g, s, &s->owners[sk->owner_first + i]);

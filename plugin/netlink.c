@@ -37,6 +37,10 @@
  * -errno contract (strerror(-INT_MIN) overflows). */
 #define PO_MAX_ERRNO 4095
 
+/* INET_DIAG_CGROUP_ID of linux/inet_diag.h (Linux 5.8), which older
+ * headers do not have. */
+#define PO_INET_DIAG_CGROUP_ID 21
+
 /* Re-dumps of one family/protocol after NLM_F_DUMP_INTR before giving up. */
 #define PO_DUMP_RETRIES 3
 
@@ -214,6 +218,7 @@ static enum msg_result parse_sock(const unsigned char *msg, size_t len,
   struct inet_diag_msg m;
   size_t off;
   int v6only = -1;
+  uint64_t cgroup_id = 0;
 
   if (len < NLMSG_HDRLEN + sizeof(m))
     return MSG_MALFORMED;
@@ -241,6 +246,12 @@ static enum msg_result parse_sock(const unsigned char *msg, size_t len,
         return MSG_MALFORMED;
       v6only = msg[off + sizeof(a)] != 0;
     }
+    /* The socket's cgroup v2 id, a u64 (inet_diag_msg_attrs_fill()). */
+    if ((a.nla_type & NLA_TYPE_MASK) == PO_INET_DIAG_CGROUP_ID) {
+      if (a.nla_len < sizeof(a) + sizeof(cgroup_id))
+        return MSG_MALFORMED;
+      memcpy(&cgroup_id, msg + off + sizeof(a), sizeof(cgroup_id));
+    }
     off +=
         (size_t)NLA_ALIGN(a.nla_len) < rem ? (size_t)NLA_ALIGN(a.nla_len) : rem;
   }
@@ -265,6 +276,7 @@ static enum msg_result parse_sock(const unsigned char *msg, size_t len,
   s->rqueue = m.idiag_rqueue;
   s->wqueue = m.idiag_wqueue;
   s->uid = m.idiag_uid;
+  s->cgroup_id = cgroup_id;
   return MSG_KEPT;
 }
 

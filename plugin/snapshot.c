@@ -23,6 +23,7 @@
 #include <linux/sock_diag.h>
 
 #include "portowner/snapshot.h"
+#include "portowner/cgroupid.h"
 
 struct po_ctx {
   char *proc_root;
@@ -38,6 +39,7 @@ struct po_ctx {
    * are not read again while their /proc directory is the same. */
   struct known_proc *known;
   size_t nknown;
+  struct po_cgroup_ids *cgids; /* socket cgroup ids to paths */
 };
 
 struct known_proc {
@@ -86,6 +88,7 @@ void po_ctx_free(struct po_ctx *ctx) {
   if (ctx->nl_fd >= 0)
     close(ctx->nl_fd);
   po_resolver_free(ctx->resolver);
+  po_cgroup_ids_free(ctx->cgids);
   po_table_free(&ctx->scratch);
   forget_known(ctx);
   free(ctx->known);
@@ -427,9 +430,9 @@ static struct po_cgroup_paths copy_paths(const struct po_cgroup_paths *p) {
   return c;
 }
 
-/* Keeps the start times and cgroups of this snapshot's processes for the next one
- * (procfs only: elsewhere a directory's inode tells nothing). Out of
- * memory only forgets them: the next read reads them again. */
+/* Keeps the start times and cgroups of this snapshot's processes for the next
+ * one (procfs only: elsewhere a directory's inode tells nothing). Out of memory
+ * only forgets them: the next read reads them again. */
 static void remember_procs(struct po_ctx *ctx, const struct po_snapshot *s) {
   size_t n = 0;
 
@@ -503,12 +506,11 @@ static int load_procs(struct po_ctx *ctx, struct po_snapshot *s) {
       seen.start = ctx->known[k].start;
       seen.cgroup = ctx->known[k].cgroup; /* borrowed: copied if used */
     }
-    err = po_proc_read_ex(ctx->proc_root, pids[i], tids[i],
-                          ctx->proc_flags | PO_PROC_NO_USER |
-                              (s->stats.walk.kind == PO_WALK_FULL
-                                   ? PO_PROC_CGROUP_AGAIN
-                                   : 0),
-                          seen.pid ? &seen : NULL, &s->procs[i]);
+    err = po_proc_read_ex(
+        ctx->proc_root, pids[i], tids[i],
+        ctx->proc_flags | PO_PROC_NO_USER |
+            (s->stats.walk.kind == PO_WALK_FULL ? PO_PROC_CGROUP_AGAIN : 0),
+        seen.pid ? &seen : NULL, &s->procs[i]);
     if (!err)
       name_user(&s->procs[i], names, &nnames);
     if (err == -ENOMEM) {
@@ -530,6 +532,30 @@ static int load_procs(struct po_ctx *ctx, struct po_snapshot *s) {
         bsearch(&key, s->procs, s->nprocs, sizeof(key), proc_cmp);
 
     s->owners[i].proc = (size_t)(p - s->procs);
+  }
+  return 0;
+}
+
+/* s->sock_cgroups from the sockets' cgroup ids: the cache forgets its
+ * misses on every full walk. Returns 0 or -ENOMEM. */
+static int sock_cgroups(struct po_ctx *ctx, struct po_snapshot *s) {
+  if (!ctx->cgids && !(ctx->cgids = po_cgroup_ids_new()))
+    return -ENOMEM;
+  if (s->stats.walk.kind == PO_WALK_FULL)
+    po_cgroup_ids_new_epoch(ctx->cgids);
+  for (size_t i = 0; i < s->socks.len; i++) {
+    const char *path;
+    int err = po_cgroup_ids_lookup(ctx->cgids, s->socks.v[i].cgroup_id, &path);
+
+    if (err == -ENOMEM)
+      return err;
+    if (err)
+      continue;
+    if (!s->sock_cgroups &&
+        !(s->sock_cgroups = calloc(s->socks.len, sizeof(*s->sock_cgroups))))
+      return -ENOMEM;
+    if (!(s->sock_cgroups[i] = strdup(path)))
+      return -ENOMEM;
   }
   return 0;
 }
@@ -605,6 +631,8 @@ int po_snapshot_take(struct po_ctx *ctx, const struct po_query *q,
     if (s->socks.v[i].owner_count == 0 && s->socks.v[i].uid != geteuid())
       s->stats.unowned_foreign++;
   err = load_procs(ctx, s);
+  if (!err)
+    err = sock_cgroups(ctx, s);
   s->stats.scan_ns = clock_ns(CLOCK_MONOTONIC) - start;
   return err;
 }
@@ -612,6 +640,9 @@ int po_snapshot_take(struct po_ctx *ctx, const struct po_query *q,
 void po_snapshot_free(struct po_snapshot *s) {
   if (!s)
     return;
+  for (size_t i = 0; s->sock_cgroups && i < s->socks.len; i++)
+    free(s->sock_cgroups[i]);
+  free(s->sock_cgroups);
   po_table_free(&s->socks);
   free(s->owners);
   for (size_t i = 0; i < s->nprocs; i++)

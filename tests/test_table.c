@@ -948,14 +948,17 @@ static void test_diag_socket_fields(void **state) {
   struct po_table t = {0};
   struct po_diag_dump d;
   uint8_t one = 1, zero = 0;
+  uint64_t cgid = 0x123456789abull;
   size_t m;
 
   (void)state;
   put_sock(&nb, NLM_F_MULTI, AF_INET, 10, "192.0.2.1", 8080, 11);
   m = put_sock(&nb, NLM_F_MULTI, AF_INET6, 10, "2001:db8::1", 443, 12);
-  /* an attribute we do not use, then SKV6ONLY */
+  /* an attribute we do not use, then SKV6ONLY, then the cgroup id (21:
+   * INET_DIAG_CGROUP_ID, a u64) */
   put_attr(&nb, m, INET_DIAG_SHUTDOWN, 5, &zero, 1);
   put_attr(&nb, m, INET_DIAG_SKV6ONLY, 5, &one, 1);
+  put_attr(&nb, m, 21, 12, &cgid, sizeof(cgid));
   put_sock(&nb, NLM_F_MULTI, AF_INET6, 10, "::", 22, 13); /* no attribute */
   /* not listening: skipped, not malformed */
   put_sock(&nb, NLM_F_MULTI, AF_INET, 1, "192.0.2.1", 8081, 14);
@@ -982,6 +985,8 @@ static void test_diag_socket_fields(void **state) {
   assert_non_null(find(&t, IPPROTO_TCP, AF_INET6, "2001:db8::1", 443));
   assert_int_equal(t.v[1].v6only, 1);
   assert_int_equal(t.v[2].v6only, -1);
+  assert_true(t.v[1].cgroup_id == cgid);
+  assert_true(t.v[0].cgroup_id == 0 && t.v[2].cgroup_id == 0);
 
   /* The same messages in a UDP dump: only state 07 (CLOSE) is kept. */
   po_table_clear(&t);
@@ -1080,6 +1085,7 @@ static void test_diag_bad_attributes(void **state) {
       {INET_DIAG_SKV6ONLY, 200, 4, "nla_len past the message"},
       {INET_DIAG_SKV6ONLY, 4, 0, "SKV6ONLY without its byte"},
       {INET_DIAG_SHUTDOWN, 0, 0, "nla_len 0"},
+      {21, 8, 4, "CGROUP_ID shorter than its u64"},
   };
   struct po_table t = {0};
 

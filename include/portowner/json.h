@@ -20,7 +20,9 @@ extern "C" {
  * Writes the snapshot as a JSON array with one object per listening socket:
  * protocol ("tcp"/"udp"), family ("inet"/"inet6"), v6only (true, false or
  * null), address, port, inode, netns, accept_queue and accept_queue_max
- * (TCP; null when unknown), and owners: [{pid, fd, tid, comm, exe, uid,
+ * (TCP; null when unknown), the socket's own cgroup (cgroup_id, and
+ * cgroup, unit, user_unit, container, pod as for an owner, from
+ * s->sock_cgroups), and owners: [{pid, fd, tid, comm, exe, uid,
  * user}] (tid: the task whose own fd table holds the socket, null when it
  * is <pid>/fd; comm, exe and user are the process's, <pid>'s, and so are
  * its cgroup fields: cgroup (the v2 path), cgroup_systemd (the

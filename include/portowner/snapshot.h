@@ -61,6 +61,9 @@ struct po_snapshot {
   size_t nowners;
   struct po_proc *procs; /* one per distinct owner pid, sorted by pid */
   size_t nprocs;
+  char **sock_cgroups; /* per socket of socks (same index): the path of its
+                          cgroup_id (cgroupid.h, malloc'd), NULL when
+                          unknown; the array is NULL when none is known */
   struct po_stats stats;
 };
 

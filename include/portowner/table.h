@@ -60,6 +60,10 @@ struct po_socket {
   uint32_t wqueue;  /* TCP LISTEN: accept queue limit (backlog), or
                        PO_QUEUE_UNKNOWN; UDP: send queue */
   uint32_t uid;     /* owner uid of the socket as the kernel reports it */
+  /* netlink: INET_DIAG_CGROUP_ID (Linux 5.8+), the v2 cgroup that created
+   * the socket (the inode of its directory in the cgroup2 mount); 0 when
+   * unknown (/proc/net, an older kernel). */
+  uint64_t cgroup_id;
   /* Filled by po_snapshot_take(): this socket's owners are
    * snapshot->owners[owner_first .. owner_first + owner_count). */
   size_t owner_first;

@@ -124,3 +124,25 @@ def proc_cgroup(pid):
             elif "name=systemd" in ctrl.split(","):
                 sd = path
     return v2, sd
+
+
+class inside:
+    """with inside(cgroups, path): this process (every thread) is in path
+    of the v2 hierarchy for the block and back in its own cgroup after it:
+    what it creates meanwhile (a socket) belongs to path."""
+
+    def __init__(self, cgroups, path):
+        self.cgroups = cgroups
+        self.path = path
+        self.home = proc_cgroup(os.getpid())[0]
+
+    def __enter__(self):
+        self.cgroups.make(self.path, ("v2",))
+        with open(V2 + self.path + "/cgroup.procs", "w") as f:
+            f.write(str(os.getpid()))
+        return self
+
+    def __exit__(self, *exc):
+        with open(V2 + self.home + "/cgroup.procs", "w") as f:
+            f.write(str(os.getpid()))
+        return False

@@ -3,13 +3,18 @@ moved by the test into real cgroups it made on this machine (hybrid: cgroup
 v2 and name=systemd), then portowner-dump must name the cgroup, the unit and
 the container of every owner, as the kernel's /proc/PID/cgroup shows them.
 """
+import json
+import os
 import re
+import socket
 
 import pytest
 
-from lib import dump
-from lib.cgroups import cgroups, proc_cgroup, token  # noqa: F401 (fixture)
+from lib import dump, env
+from lib.cgroups import V2, cgroups, inside, proc_cgroup, token  # noqa: F401
 from lib.listeners import free_port
+
+from .conftest import run
 
 pytestmark = pytest.mark.requires_build("portowner-dump", "po-listen")
 
@@ -122,3 +127,74 @@ def test_no_unit_is_a_dash(listen, cgroups):
     assert o["container"] is None, o
     row = table_row(listener.ports[0])
     assert re.search(r"\s-\s+po-plain\[", row), row
+
+
+# ---- the socket's own cgroup (INET_DIAG_CGROUP_ID) --------------------------
+
+
+def ss_cgroup(port):
+    """{inode: cgroup path} of the TCP listeners on port as `ss --cgroup`
+    prints them."""
+    out = run(["ss", "-tlnHe", "--cgroup", "sport", "=", f":{port}"],
+              check=True).stdout
+    found = {}
+    for line in out.splitlines():
+        ino = re.search(r"\bino:(\d+)", line)
+        cg = re.search(r"\bcgroup:(\S+)", line)
+        assert ino and cg, line
+        found[int(ino.group(1))] = cg.group(1)
+    return found
+
+
+def test_socket_cgroup_equals_ss_and_differs_from_its_owner(cgroups):
+    """A socket made in one cgroup and held by a process in another (socket
+    activation: PID 1 makes it, a service holds it): the socket says which
+    cgroup made it, as ss does; the owner says where it runs."""
+    t = token()
+    path = f"/po{t}.slice/sock{t}.socket"
+    with inside(cgroups, path):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(4)
+        port = sock.getsockname()[1]
+        ino = os.fstat(sock.fileno()).st_ino
+        assert ss_cgroup(port) == {ino: path}
+        out = dump.dump_json("--port", port, "--proto", "tcp4")
+        assert [s["inode"] for s in out] == [ino], out
+        s = out[0]
+        assert s["cgroup"] == path and s["unit"] == f"sock{t}.socket", s
+        assert s["cgroup_id"] == os.stat(V2 + path).st_ino, s
+        owner = [o for o in s["owners"] if o["pid"] == os.getpid()]
+        assert owner and owner[0]["cgroup"] == proc_cgroup(os.getpid())[0]
+        assert owner[0]["cgroup"] != path
+    finally:
+        sock.close()
+
+
+def test_socket_without_owner_found_still_names_its_unit(cgroups):
+    """As nobody, portowner-dump cannot read root's fds (no owner found) nor
+    open cgroups by handle (no CAP_DAC_READ_SEARCH: the cgroup2 mount is
+    walked instead); the socket still says which service made it."""
+    t = token()
+    path = f"/po{t}.slice/web{t}.service"
+    with inside(cgroups, path):
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    try:
+        sock.bind(("::1", 0))
+        sock.listen(4)
+        port = sock.getsockname()[1]
+        ino = os.fstat(sock.fileno()).st_ino
+        assert ss_cgroup(port) == {ino: path}
+        argv = ["setpriv", "--reuid=nobody", "--regid=nogroup",
+                "--clear-groups", env.PORTOWNER_DUMP, "--port", str(port)]
+        res = run(argv + ["--json"], check=True)
+        s = json.loads(res.stdout)[0]
+        assert s["inode"] == ino and s["owners"] == [], s
+        assert s["cgroup"] == path and s["unit"] == f"web{t}.service", s
+        row = [ln for ln in run(argv, check=True).stdout.splitlines()
+               if f"]:{port} " in ln]
+        assert len(row) == 1 and re.search(
+            rf"\sweb{t}\.service\s+- \(no owner found\)$", row[0]), row
+    finally:
+        sock.close()
