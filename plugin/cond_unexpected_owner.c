@@ -64,17 +64,21 @@ static int name_all(struct po_eval *e, const struct identlist *l, int keep) {
 }
 
 /* The distinct uids of the sockets w selects that have no owner and fail
- * ExpectUser, appended to bad as owners with pid 0 (no owner found). */
+ * ExpectUser, ExpectUnit or ExpectCgroup (judged by the socket's uid and
+ * cgroup), appended to bad as owners with pid 0 (no owner found). */
 static void unowned_bad(const struct po_eval *e, struct identlist *bad,
                         size_t cap) {
   const struct po_watch *w = e->w;
   const struct po_snapshot *s = e->snap;
 
-  if (!w->nusers)
+  if (!w->nusers && !w->nunits && !w->ncgpats)
     return;
   for (size_t i = 0; i < s->socks.len && bad->len < cap; i++) {
     const struct po_socket *sk = &s->socks.v[i];
     struct ident o = {.uid = sk->uid, .comm = "", .user = ""};
+
+    if (s->sock_cgroups)
+      o.cgroup = s->sock_cgroups[i];
     int seen = 0;
 
     if (sk->owner_count || !po_select_socket(w, sk, e->own_netns) ||
@@ -88,7 +92,9 @@ static void unowned_bad(const struct po_eval *e, struct identlist *bad,
 }
 
 static size_t unowned_count(const struct po_eval *e) {
-  return e->w->nusers ? (size_t)e->values->unowned : 0;
+  return e->w->nusers || e->w->nunits || e->w->ncgpats
+             ? (size_t)e->values->unowned
+             : 0;
 }
 
 int po_cond_unexpected_owner(struct po_eval *e) {

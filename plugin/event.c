@@ -10,6 +10,7 @@
 
 #include "portowner/event.h"
 #include "portowner/json.h"
+#include "portowner/owners.h"
 
 const char *po_event_type_name(enum po_event_type t) {
   switch (t) {
@@ -51,7 +52,8 @@ const char *po_event_condition(enum po_event_type t) {
 static void event_release(struct po_event *e) {
   free(e->owners);
   free(e->previous_owners);
-  e->owners = e->previous_owners = NULL;
+  free(e->units);
+  e->owners = e->previous_owners = e->units = NULL;
 }
 
 void po_events_clear(struct po_events *e) {
@@ -79,6 +81,51 @@ int po_events_reserve(struct po_events *e, size_t more) {
     e->v = nv;
     e->cap = cap;
   }
+  return 0;
+}
+
+/* The distinct labels of l's owners, comma-separated (malloc'd), in *out;
+ * NULL when none. Returns 0 or -ENOMEM. */
+static int units_of(const struct identlist *l, char **out) {
+  size_t len = 0, cap = 0;
+  char *s = NULL;
+
+  *out = NULL;
+  for (size_t i = 0; i < l->len; i++) {
+    char label[2 * PO_UNIT_NAME_MAX];
+    size_t ll;
+    int seen = 0;
+
+    po_ident_label(&l->v[i], label, sizeof(label));
+    ll = strlen(label);
+    if (!ll)
+      continue;
+    for (const char *p = s; p && *p && !seen;) {
+      const char *c = strchr(p, ',');
+      size_t n = c ? (size_t)(c - p) : strlen(p);
+
+      seen = n == ll && memcmp(p, label, n) == 0;
+      p = c ? c + 1 : p + n;
+    }
+    if (seen)
+      continue;
+    if (len + ll + 2 > cap) {
+      size_t ncap = (len + ll + 2) * 2;
+      char *ns = realloc(s, ncap);
+
+      if (!ns) {
+        free(s);
+        return -ENOMEM;
+      }
+      s = ns;
+      cap = ncap;
+    }
+    if (len)
+      s[len++] = ',';
+    memcpy(s + len, label, ll + 1);
+    len += ll;
+  }
+  *out = s;
   return 0;
 }
 
@@ -113,6 +160,8 @@ int po_event_add(struct po_events *ev, const struct po_watch *w,
   e.processes = v->processes;
   e.owners_total = cur->len;
   err = po_owners_json(cur, &e.owners);
+  if (!err)
+    err = units_of(cur, &e.units);
   if (!err && prev)
     err = po_owners_json(prev, &e.previous_owners);
   if (!err)

@@ -3,6 +3,7 @@
  * the PCRE2 regexes with their bounds, and judging one owner.
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -343,12 +344,46 @@ static int expect_user_matches(const struct expect_user *u,
   return !u->numeric && o->user[0] && strcmp(o->user, u->name) == 0;
 }
 
+/* ExpectUnit and ExpectCgroup: 1 pass, 0 fail, -1 not judged (the
+ * cgroup is unknown, or the watch has neither). */
+static int expect_cgroup_matches(const struct po_watch *w,
+                                 const struct ident *o) {
+  const struct po_cgroup_paths p = {(char *)o->cgroup,
+                                    (char *)o->cgroup_systemd};
+  struct po_cgroup_info info;
+  char label[2 * PO_UNIT_NAME_MAX];
+  int ok = 0;
+
+  if ((!w->nunits && !w->ncgpats) || (!p.v2 && !p.systemd))
+    return -1;
+  if (w->nunits) {
+    po_cgroup_classify_paths(&p, &info);
+    po_cgroup_label(&info, label, sizeof(label));
+    for (size_t i = 0; i < w->nunits && !ok; i++)
+      ok =
+          (info.unit[0] && fnmatch(w->units[i], info.unit, 0) == 0) ||
+          (info.user_unit[0] && fnmatch(w->units[i], info.user_unit, 0) == 0) ||
+          (label[0] && fnmatch(w->units[i], label, 0) == 0);
+    if (!ok)
+      return 0;
+  }
+  ok = !w->ncgpats;
+  for (size_t i = 0; i < w->ncgpats && !ok; i++)
+    ok = (p.v2 && fnmatch(w->cgpats[i], p.v2, 0) == 0) ||
+         (p.systemd && fnmatch(w->cgpats[i], p.systemd, 0) == 0);
+  return ok;
+}
+
 /*
  * Whether an owner passes the watch's expectations: 1 yes, 0 no, -1 cannot
  * tell (its details could not be read).
  */
 int po_owner_expected(const struct po_watch *w, const struct ident *o) {
-  int judged = 0;
+  int judged = 0, cg = expect_cgroup_matches(w, o);
+
+  if (cg == 0)
+    return 0;
+  judged = cg == 1;
 
   /* An owner whose exe is unknown is judged by ExpectUser only; never by
    * its comm. */
@@ -370,7 +405,7 @@ int po_owner_expected(const struct po_watch *w, const struct ident *o) {
       return 0;
     judged = 1;
   }
-  if (!w->nprocs && !w->nusers)
+  if (!w->nprocs && !w->nusers && !w->nunits && !w->ncgpats)
     return 1;
   return judged ? 1 : -1;
 }

@@ -77,9 +77,21 @@ static void uid_text(const struct ident *o, struct msg *e) {
   po_msg_str(e, uid);
 }
 
-/* "nginx[1311] www-data" into e (at least 256 bytes). The name is the comm,
- * as ps, top, ss -p and lsof show it; the program (the exe basename) after
- * it when they differ, as the comm is whatever the process says. The
+/* " nginx.service" (the unit or container of o's cgroup) into e, when
+ * there is one. */
+static void unit_text(const struct ident *o, struct msg *e) {
+  char label[2 * PO_UNIT_NAME_MAX];
+
+  po_ident_label(o, label, sizeof(label));
+  if (label[0]) {
+    po_msg_str(e, " ");
+    po_msg_text(e, label, strlen(label), MSG_UNIT_MAX);
+  }
+}
+
+/* "nginx[1311] www-data nginx.service" into e (at least 256 bytes). The name is
+ * the comm, as ps, top, ss -p and lsof show it; the program (the exe basename)
+ * after it when they differ, as the comm is whatever the process says. The
  * program alone when the comm is unknown. */
 static void owner_entry(const struct ident *o, struct msg *e, unsigned flags) {
   char pid[24];
@@ -90,6 +102,7 @@ static void owner_entry(const struct ident *o, struct msg *e, unsigned flags) {
   e->b[0] = '\0';
   if (o->pid == 0) {
     uid_text(o, e);
+    unit_text(o, e);
     po_msg_str(e, " (no owner found)");
     return;
   }
@@ -105,6 +118,7 @@ static void owner_entry(const struct ident *o, struct msg *e, unsigned flags) {
     po_msg_str(e, " ");
     po_msg_text(e, o->user, strlen(o->user), MSG_USER_MAX);
   }
+  unit_text(o, e);
   if (prog && clen && !po_comm_is_prog(o)) {
     po_msg_str(e, " (exe ");
     po_msg_text(e, prog, plen, MSG_PROG_MAX);

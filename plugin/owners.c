@@ -26,6 +26,10 @@ int po_identlist_copy(struct identlist *dst, const struct identlist *src) {
     bytes += strlen(src->v[i].comm) + 1 + strlen(src->v[i].user) + 1;
     if (src->v[i].exe)
       bytes += strlen(src->v[i].exe) + 1;
+    if (src->v[i].cgroup)
+      bytes += strlen(src->v[i].cgroup) + 1;
+    if (src->v[i].cgroup_systemd)
+      bytes += strlen(src->v[i].cgroup_systemd) + 1;
   }
   dst->v = malloc(src->len * sizeof(*dst->v));
   dst->arena = malloc(bytes);
@@ -48,6 +52,16 @@ int po_identlist_copy(struct identlist *dst, const struct identlist *src) {
     if (s->exe) {
       n = strlen(s->exe) + 1;
       d->exe = memcpy(dst->arena + off, s->exe, n);
+      off += n;
+    }
+    if (s->cgroup) {
+      n = strlen(s->cgroup) + 1;
+      d->cgroup = memcpy(dst->arena + off, s->cgroup, n);
+      off += n;
+    }
+    if (s->cgroup_systemd) {
+      n = strlen(s->cgroup_systemd) + 1;
+      d->cgroup_systemd = memcpy(dst->arena + off, s->cgroup_systemd, n);
       off += n;
     }
   }
@@ -159,10 +173,20 @@ struct prog {
   const char *name;
   size_t len;
   const char *user;
+  uint64_t unit;  /* hash of po_ident_label() */
+  int unit_known; /* the cgroup is known */
 };
 
-static int prog_cmp(const void *a, const void *b) {
-  const struct prog *x = a, *y = b;
+void po_ident_label(const struct ident *o, char *buf, size_t size) {
+  const struct po_cgroup_paths p = {(char *)o->cgroup,
+                                    (char *)o->cgroup_systemd};
+  struct po_cgroup_info info;
+
+  po_cgroup_classify_paths(&p, &info);
+  po_cgroup_label(&info, buf, size);
+}
+
+static int prog_cmp_name_user(const struct prog *x, const struct prog *y) {
   size_t n = x->len < y->len ? x->len : y->len;
   int c = memcmp(x->name, y->name, n);
 
@@ -173,8 +197,25 @@ static int prog_cmp(const void *a, const void *b) {
   return strcmp(x->user, y->user);
 }
 
-/* The distinct (program, user) of l, sorted. Returns the count or -ENOMEM. */
-static ssize_t progs_of(const struct identlist *l, struct prog **out) {
+/* (program, user), then the unit: a change of unit is a change of owner. */
+static int prog_cmp(const void *a, const void *b) {
+  const struct prog *x = a, *y = b;
+  int c = prog_cmp_name_user(x, y);
+
+  return c ? c : (x->unit > y->unit) - (x->unit < y->unit);
+}
+
+static int prog_cmp_no_unit(const void *a, const void *b) {
+  return prog_cmp_name_user(a, b);
+}
+
+/* The distinct (program, user, unit) of l (with_unit) or (program, user),
+ * sorted. *unknown (when not NULL) is set when an owner's cgroup is
+ * unknown. Returns the count or -ENOMEM. */
+static ssize_t progs_of(const struct identlist *l, struct prog **out,
+                        int with_unit, int *unknown) {
+  int (*cmp)(const void *, const void *) =
+      with_unit ? prog_cmp : prog_cmp_no_unit;
   struct prog *v;
   size_t n = 0, known;
 
@@ -185,17 +226,28 @@ static ssize_t progs_of(const struct identlist *l, struct prog **out) {
   if (!v)
     return -ENOMEM;
   for (size_t i = 0; i < l->len; i++) {
-    v[n].name = po_prog_name(&l->v[i], &v[n].len);
-    v[n].user = l->v[i].user;
+    const struct ident *o = &l->v[i];
+    char label[2 * PO_UNIT_NAME_MAX];
+
+    v[n].name = po_prog_name(o, &v[n].len);
+    v[n].user = o->user;
+    v[n].unit_known = o->cgroup || o->cgroup_systemd;
+    v[n].unit = PO_HASH_INIT;
+    if (with_unit && v[n].unit_known) {
+      po_ident_label(o, label, sizeof(label));
+      v[n].unit = po_hash_bytes(PO_HASH_INIT, label, strlen(label));
+    }
+    if (unknown && v[n].name && !v[n].unit_known)
+      *unknown = 1;
     if (v[n].name) /* an unknown program is left out */
       n++;
   }
   if (n)
-    qsort(v, n, sizeof(*v), prog_cmp);
+    qsort(v, n, sizeof(*v), cmp);
   known = n;
   n = 0;
   for (size_t i = 0; i < known; i++)
-    if (n == 0 || prog_cmp(&v[n - 1], &v[i]) != 0)
+    if (n == 0 || cmp(&v[n - 1], &v[i]) != 0)
       v[n++] = v[i];
   *out = v;
   return (ssize_t)n;
@@ -203,7 +255,7 @@ static ssize_t progs_of(const struct identlist *l, struct prog **out) {
 
 ssize_t po_progs_hash(const struct identlist *l, uint64_t *hash) {
   struct prog *v;
-  ssize_t n = progs_of(l, &v);
+  ssize_t n = progs_of(l, &v, 1, NULL);
   uint64_t h = PO_HASH_INIT;
 
   if (n < 0)
@@ -212,28 +264,43 @@ ssize_t po_progs_hash(const struct identlist *l, uint64_t *hash) {
     h = po_hash_bytes(h, &v[i].len, sizeof(v[i].len));
     h = po_hash_bytes(h, v[i].name, v[i].len);
     h = po_hash_bytes(h, v[i].user, strlen(v[i].user) + 1);
+    h = po_hash_bytes(h, &v[i].unit, sizeof(v[i].unit));
   }
   free(v);
   *hash = h;
   return n;
 }
 
-/* 1 when the (program, user) sets differ, 0 when equal, -ENOMEM. */
+/* 1 when the (program, user, unit) sets differ, 0 when equal, -ENOMEM.
+ * When an owner of either has an unknown cgroup (a set restored from a
+ * StateFile), units are not compared. */
 int po_progs_differ(const struct identlist *a, const struct identlist *b) {
   struct prog *pa, *pb;
-  ssize_t na = progs_of(a, &pa), nb;
+  int unknown = 0, with_unit;
+  ssize_t na, nb;
   int differ;
 
+  /* A first pass only to learn whether every cgroup is known. */
+  na = progs_of(a, &pa, 0, &unknown);
   if (na < 0)
     return (int)na;
-  nb = progs_of(b, &pb);
+  free(pa);
+  nb = progs_of(b, &pb, 0, &unknown);
+  if (nb < 0)
+    return (int)nb;
+  free(pb);
+  with_unit = !unknown;
+  na = progs_of(a, &pa, with_unit, NULL);
+  if (na < 0)
+    return (int)na;
+  nb = progs_of(b, &pb, with_unit, NULL);
   if (nb < 0) {
     free(pa);
     return (int)nb;
   }
   differ = na != nb;
   for (ssize_t i = 0; !differ && i < na; i++)
-    differ = prog_cmp(&pa[i], &pb[i]) != 0;
+    differ = (with_unit ? prog_cmp : prog_cmp_no_unit)(&pa[i], &pb[i]) != 0;
   free(pa);
   free(pb);
   return differ;
@@ -279,6 +346,10 @@ void po_details_keep(struct identlist *cur, const struct identlist *last) {
     if (o->start ? o->start != l->start : o->comm[0] != '\0')
       continue;
     o->exe = l->exe;
+    if (!o->cgroup && !o->cgroup_systemd) {
+      o->cgroup = l->cgroup;
+      o->cgroup_systemd = l->cgroup_systemd;
+    }
     o->exe_id = l->exe_id;
     o->exe_file = l->exe_file;
     o->start = l->start;

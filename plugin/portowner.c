@@ -322,6 +322,31 @@ static int add_user(const char *block, const oconfig_item_t *ci, const char *s,
   return -1;
 }
 
+/* ExpectUnit, ExpectCgroup: one glob each. */
+static int add_glob(const char *block, const oconfig_item_t *ci, const char *s,
+                    struct po_watch *w) {
+  int unit = strcasecmp(ci->key, "ExpectUnit") == 0;
+  int err =
+      unit ? po_watch_expect_unit_add(w, s) : po_watch_expect_cgroup_add(w, s);
+
+  if (err == 0)
+    return 0;
+  if (err == -ENOMEM)
+    ERROR(PFX "<Port \"%s\"> %s \"%.100s\": out of memory", block, ci->key, s);
+  else
+    ERROR(PFX "<Port \"%s\"> %s \"%.100s%s\": needs a glob of %s (1 to %d "
+              "bytes%s)",
+          block, ci->key, s, strlen(s) > 100 ? "..." : "",
+          unit ? "unit names" : "cgroup paths", PO_GLOB_MAX,
+          unit ? "" : ", starting with / or *");
+  return -1;
+}
+
+static int read_globs(const char *block, const oconfig_item_t *ci,
+                      struct po_watch *w) {
+  return config_strings(block, ci, 0, add_glob, w);
+}
+
 static int read_protocols(const char *block, const oconfig_item_t *ci,
                           struct po_watch *w) {
   return config_strings(block, ci, 0, add_protocol, w);
@@ -412,6 +437,8 @@ static const struct port_option {
     {"Address", read_addresses},
     {"ExpectProcess", read_processes},
     {"ExpectUser", read_users},
+    {"ExpectUnit", read_globs},
+    {"ExpectCgroup", read_globs},
     {"Hits", read_hits},
     {"NotifyMissingAtStart", read_notify_missing_at_start},
     {"NotifyOwnerChange", read_notify_owner_change},
@@ -745,6 +772,8 @@ static void notify(const struct po_event *e, cdtime_t t) {
   if (e->previous_owners)
     bad |= plugin_notification_meta_add_string(&n, "previous_owners",
                                                e->previous_owners);
+  if (e->units)
+    bad |= plugin_notification_meta_add_string(&n, "units", e->units);
   if (bad)
     ERROR(PFX "<Port \"%s\">: could not attach all meta data to the "
               "notification (out of memory)",

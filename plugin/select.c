@@ -23,6 +23,20 @@ int po_select_socket(const struct po_watch *w, const struct po_socket *sk,
   return 0;
 }
 
+/* The cgroup of the owner of s->procs[i]: its own, else that of the first
+ * socket it holds that has one (the socket's creator's). */
+static void set_cgroup(const struct po_snapshot *s, size_t i, struct ident *o) {
+  const struct po_proc *p = &s->procs[i];
+
+  o->cgroup = p->cgroup.v2;
+  o->cgroup_systemd = p->cgroup.systemd;
+  if (o->cgroup || o->cgroup_systemd || !s->sock_cgroups)
+    return;
+  for (size_t k = 0; k < s->nowners && !o->cgroup; k++)
+    if (s->owners[k].proc == i && s->owners[k].sock < s->socks.len)
+      o->cgroup = s->sock_cgroups[s->owners[k].sock];
+}
+
 /* The values of w in s and its distinct owners (pointing into s). */
 int po_select_collect(const struct po_watch *w, const struct po_snapshot *s,
                       uint64_t own_netns, struct po_watch_values *v,
@@ -93,6 +107,7 @@ int po_select_collect(const struct po_watch *w, const struct po_snapshot *s,
       cur->v[n].exe_id = p->exe_id;
       cur->v[n].exe_file.dev = p->exe_dev;
       cur->v[n].exe_file.ino = p->exe_ino;
+      set_cgroup(s, i, &cur->v[n]);
       n++;
     }
   }

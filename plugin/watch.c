@@ -57,6 +57,12 @@ void po_watch_free(struct po_watch *w) {
     po_expect_user_release(&w->users[i]);
   free(w->procs);
   free(w->users);
+  for (size_t i = 0; i < w->nunits; i++)
+    free(w->units[i]);
+  free(w->units);
+  for (size_t i = 0; i < w->ncgpats; i++)
+    free(w->cgpats[i]);
+  free(w->cgpats);
   po_requirements_free(w);
   free(w->ports);
   free(w->protos);
@@ -166,6 +172,31 @@ int po_watch_expect_user_add(struct po_watch *w, const char *user) {
   }
   w->users[w->nusers++] = u;
   return 0;
+}
+
+/* Appends a copy of glob to *v. */
+static int add_glob(char ***v, size_t *n, const char *glob) {
+  char *c;
+
+  if (!glob[0] || strlen(glob) > PO_GLOB_MAX)
+    return -EINVAL;
+  c = strdup(glob);
+  if (!c || grow((void **)v, *n, sizeof(**v))) {
+    free(c);
+    return -ENOMEM;
+  }
+  (*v)[(*n)++] = c;
+  return 0;
+}
+
+int po_watch_expect_unit_add(struct po_watch *w, const char *glob) {
+  return add_glob(&w->units, &w->nunits, glob);
+}
+
+int po_watch_expect_cgroup_add(struct po_watch *w, const char *glob) {
+  if (glob[0] != '/' && glob[0] != '*')
+    return -EINVAL;
+  return add_glob(&w->cgpats, &w->ncgpats, glob);
 }
 
 int po_watch_set_hits(struct po_watch *w, unsigned hits) {

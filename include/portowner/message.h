@@ -18,6 +18,7 @@
 /* In messages: longest program name, user name, port list, watch name. */
 #define MSG_PROG_MAX 40
 #define MSG_USER_MAX 32
+#define MSG_UNIT_MAX 64
 #define MSG_PORTS_MAX 60
 #define MSG_NAME_MAX 60
 

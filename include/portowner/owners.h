@@ -36,16 +36,22 @@ size_t po_exe_len(const char *exe);
  * (*len 0) when the exe is unknown: the program is unknown. */
 const char *po_prog_name(const struct ident *o, size_t *len);
 
+/* The label of o's cgroup (po_cgroup_label(): the container, the unit and
+ * user unit, or the unit) into buf: "" when none or unknown. */
+void po_ident_label(const struct ident *o, char *buf, size_t size);
+
 /* 1 when the comm of o names its program: equal, or the kernel's cut of
  * it (comm holds at most 15 bytes). Also 1 when either is unknown. */
 int po_comm_is_prog(const struct ident *o);
 
-/* 1 when the sets of (program, user) of a and b differ, 0 when equal,
- * -ENOMEM. Owners whose program is unknown are left out of both. */
+/* 1 when the sets of (program, user, unit label) of a and b differ, 0
+ * when equal, -ENOMEM. Owners whose program is unknown are left out of
+ * both; when an owner's cgroup is unknown in either (a set restored from a
+ * StateFile), the labels are not compared. */
 int po_progs_differ(const struct identlist *a, const struct identlist *b);
 
-/* A hash of the set of (program, user) of l (unknown programs left out)
- * into *hash. Returns the number of distinct (program, user), -ENOMEM. */
+/* A hash of the set of (program, user, unit label) of l (unknown programs left
+ * out) into *hash. Returns the number of distinct (program, user), -ENOMEM. */
 ssize_t po_progs_hash(const struct identlist *l, uint64_t *hash);
 
 /* Copy of the owners of src whose program is known, as po_identlist_copy.

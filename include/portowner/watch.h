@@ -130,6 +130,8 @@ struct po_event {
   uint64_t owners_total; /* == processes */
   char *owners;
   char *previous_owners;
+  char *units; /* the distinct units or containers of the owners
+                  (po_ident_label()), comma-separated; NULL when none */
 };
 
 /* A growable array of events. Zero-initialise before first use. */
@@ -240,6 +242,22 @@ int po_watch_expect_process_add(struct po_watch *w, const char *pattern,
  * Returns 0, -EINVAL (empty), -ENOMEM.
  */
 int po_watch_expect_user_add(struct po_watch *w, const char *user);
+
+/* Longest ExpectUnit / ExpectCgroup glob. */
+#define PO_GLOB_MAX 1024
+
+/*
+ * Adds an ExpectUnit glob (fnmatch(3), no flags: "*" also matches "/"),
+ * matched against the owner's systemd unit, its user unit and its label
+ * ("docker:0123456789ab", "user@1000.service/app.service"; cgroup.h), or an
+ * ExpectCgroup glob ("/system.slice/nginx*"), matched against its cgroup v2 and
+ * name=systemd paths. Judged like ExpectUser: an owner whose cgroup cannot
+ * be read is judged by its socket's cgroup, and not by these when that is
+ * unknown too. Returns 0, -EINVAL (empty, longer than PO_GLOB_MAX, or an
+ * ExpectCgroup that starts with neither '/' nor '*'), -ENOMEM.
+ */
+int po_watch_expect_unit_add(struct po_watch *w, const char *glob);
+int po_watch_expect_cgroup_add(struct po_watch *w, const char *glob);
 
 /* Returns 0, -EINVAL when hits is 0 or above PO_HITS_MAX. */
 int po_watch_set_hits(struct po_watch *w, unsigned hits);

@@ -69,6 +69,10 @@ struct ident {
   uint64_t start;          /* po_proc.start: 0 when unknown */
   int exe_id;              /* 1 when exe_file is known */
   struct file_id exe_file; /* stat() of /proc/PID/exe */
+  /* Its cgroup (po_proc.cgroup; the socket's when the process's cannot be
+   * read): both NULL when unknown (a StateFile's owners). */
+  const char *cgroup;
+  const char *cgroup_systemd;
 };
 
 /* Owner processes sorted by pid; arena (if any) holds their strings. */
@@ -114,6 +118,10 @@ struct po_watch {
   size_t nprocs;
   struct expect_user *users;
   size_t nusers;
+  char **units; /* ExpectUnit globs (fnmatch) */
+  size_t nunits;
+  char **cgpats; /* ExpectCgroup globs */
+  size_t ncgpats;
   unsigned hits;
   unsigned change_hits; /* OwnerChangeHits */
   int notify_missing;
