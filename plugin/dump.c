@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -22,7 +23,8 @@
 static const char usage_line[] =
     "usage: portowner-dump [--json] [--port LIST] [--proto PROTO] "
     "[--source auto|netlink|proc]\n"
-    "                      [--proc-root DIR] [--all-namespaces]\n";
+    "                      [--proc-root DIR] [--all-namespaces] "
+    "[--unit GLOB]\n";
 
 static void usage(FILE *f) {
   fputs(usage_line, f);
@@ -41,6 +43,9 @@ static void usage(FILE *f) {
           "proc\n"
           "  --proc-root DIR    where /proc is (default /proc)\n"
           "  --all-namespaces   also every other network namespace\n"
+          "  --unit GLOB        only sockets whose owners' (or own) unit, "
+          "user unit or\n"
+          "                     container matches GLOB (repeatable)\n"
           "  --help, --version\n",
           f);
 }
@@ -160,7 +165,54 @@ static void row_units(const struct po_snapshot *s, size_t i, size_t j,
     snprintf(buf, size, "-");
 }
 
-static void print_table(const struct po_snapshot *s, int all_ns, FILE *f) {
+/* 1 when a glob matches the unit, user unit or label of cg. */
+static int cgroup_matches(const struct po_cgroup_paths *cg, char **globs,
+                          size_t n) {
+  struct po_cgroup_info info;
+  char label[PO_UNIT_NAME_MAX * 2];
+
+  if (!cg->v2 && !cg->systemd)
+    return 0;
+  po_cgroup_classify_paths(cg, &info);
+  po_cgroup_label(&info, label, sizeof(label));
+  for (size_t i = 0; i < n; i++)
+    if ((info.unit[0] && fnmatch(globs[i], info.unit, 0) == 0) ||
+        (info.user_unit[0] && fnmatch(globs[i], info.user_unit, 0) == 0) ||
+        (label[0] && fnmatch(globs[i], label, 0) == 0))
+      return 1;
+  return 0;
+}
+
+/* --unit: which sockets to show (malloc'd, one byte per socket). */
+static uint8_t *select_units(const struct po_snapshot *s, char **globs,
+                             size_t n) {
+  uint8_t *keep = calloc(s->socks.len ? s->socks.len : 1, 1);
+
+  if (!keep)
+    return NULL;
+  for (size_t i = 0; i < s->socks.len; i++) {
+    const struct po_socket *sk = &s->socks.v[i];
+    const struct po_cgroup_paths own = {
+        s->sock_cgroups ? s->sock_cgroups[i] : NULL, NULL};
+
+    keep[i] = (uint8_t)cgroup_matches(&own, globs, n);
+    for (size_t o = 0; o < sk->owner_count && !keep[i]; o++)
+      keep[i] = (uint8_t)cgroup_matches(
+          &s->procs[s->owners[sk->owner_first + o].proc].cgroup, globs, n);
+  }
+  return keep;
+}
+
+/* --unit: a row shows when one of its sockets i..j-1 was selected. */
+static int row_kept(const uint8_t *keep, size_t i, size_t j) {
+  for (; keep && i < j; i++)
+    if (keep[i])
+      return 1;
+  return !keep;
+}
+
+static void print_table(const struct po_snapshot *s, int all_ns,
+                        const uint8_t *keep, FILE *f) {
   int w = 5, uw = 4;
   char units[1024];
 
@@ -199,6 +251,10 @@ static void print_table(const struct po_snapshot *s, int all_ns, FILE *f) {
         qmax_known = 0;
       else
         qmax += s->socks.v[j].wqueue;
+    }
+    if (!row_kept(keep, i, j)) {
+      i = j;
+      continue;
     }
     if (first->proto == IPPROTO_TCP) {
       if (qmax_known)
@@ -260,6 +316,7 @@ int main(int argc, char **argv) {
       {"source", required_argument, NULL, 's'},
       {"proc-root", required_argument, NULL, 'r'},
       {"all-namespaces", no_argument, NULL, 'a'},
+      {"unit", required_argument, NULL, 'u'},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0},
@@ -271,6 +328,9 @@ int main(int argc, char **argv) {
   int json = 0, c, err, status = 0;
   struct po_ctx *ctx;
   struct po_snapshot snap;
+  char **unit_globs = NULL; /* --unit: into argv */
+  size_t nunits = 0;
+  uint8_t *keep = NULL;
 
   opterr = 0;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -288,6 +348,7 @@ int main(int argc, char **argv) {
       }
       if (err) {
         free(ports);
+        free(unit_globs);
         return bad_arg("--port", bad, port_error(err));
       }
       break;
@@ -297,6 +358,7 @@ int main(int argc, char **argv) {
 
       if (po_proto_parse(optarg, &m) != 0) {
         free(ports);
+        free(unit_globs);
         return bad_arg("--proto", optarg,
                        "expected tcp, tcp4, tcp6, udp, udp4 or udp6");
       }
@@ -312,6 +374,7 @@ int main(int argc, char **argv) {
         q.source = PO_SOURCE_PROC;
       else {
         free(ports);
+        free(unit_globs);
         return bad_arg("--source", optarg, "expected auto, netlink or proc");
       }
       break;
@@ -321,16 +384,38 @@ int main(int argc, char **argv) {
     case 'a':
       q.all_namespaces = 1;
       break;
+    case 'u': {
+      char **nu;
+
+      if (!optarg[0] || strlen(optarg) > 1024) {
+        free(ports);
+        free(unit_globs);
+        return bad_arg("--unit", optarg, "expected a glob of 1 to 1024 bytes");
+      }
+      nu = realloc(unit_globs, (nunits + 1) * sizeof(*nu));
+      if (!nu) {
+        fputs("portowner-dump: out of memory\n", stderr);
+        free(ports);
+        free(unit_globs);
+        return 1;
+      }
+      unit_globs = nu;
+      unit_globs[nunits++] = optarg;
+      break;
+    }
     case 'h':
       usage(stdout);
       free(ports);
+      free(unit_globs);
       return 0;
     case 'V':
       puts("portowner-dump " PACKAGE_VERSION);
       free(ports);
+      free(unit_globs);
       return 0;
     default:
       free(ports);
+      free(unit_globs);
       if (optopt)
         return bad_arg("option", argv[optind - 1],
                        "missing its value or not an option");
@@ -339,6 +424,7 @@ int main(int argc, char **argv) {
   }
   if (optind < argc) {
     free(ports);
+    free(unit_globs);
     return bad_arg("argument", argv[optind], "takes no arguments");
   }
   q.ports = ports;
@@ -348,6 +434,7 @@ int main(int argc, char **argv) {
   if (!ctx) {
     fprintf(stderr, "portowner-dump: %s\n", strerror(errno));
     free(ports);
+    free(unit_globs);
     return 1;
   }
   err = po_snapshot_take(ctx, &q, &snap);
@@ -358,10 +445,13 @@ int main(int argc, char **argv) {
                                           : "",
             strerror(-err));
     status = 1;
+  } else if (nunits && !(keep = select_units(&snap, unit_globs, nunits))) {
+    fputs("portowner-dump: out of memory\n", stderr);
+    status = 1;
   } else if (json) {
     char *out;
 
-    err = po_json_snapshot(&snap, 1, &out, NULL);
+    err = po_json_snapshot_some(&snap, keep, 1, &out, NULL);
     if (err) {
       fprintf(stderr, "portowner-dump: %s\n", strerror(-err));
       status = 1;
@@ -370,7 +460,7 @@ int main(int argc, char **argv) {
       free(out);
     }
   } else {
-    print_table(&snap, q.all_namespaces, stdout);
+    print_table(&snap, q.all_namespaces, keep, stdout);
   }
   if (!status && snap.stats.walk.denied)
     fprintf(stderr,
@@ -401,6 +491,8 @@ int main(int argc, char **argv) {
   po_snapshot_free(&snap);
   po_ctx_free(ctx);
   free(ports);
+  free(unit_globs);
+  free(keep);
   if (fflush(stdout) != 0 && !status) {
     fprintf(stderr, "portowner-dump: writing output: %s\n", strerror(errno));
     status = 1;

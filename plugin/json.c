@@ -194,6 +194,11 @@ static int gen_socket(yajl_gen g, const struct po_snapshot *s,
 
 int po_json_snapshot(const struct po_snapshot *s, int pretty, char **out,
                      size_t *len) {
+  return po_json_snapshot_some(s, NULL, pretty, out, len);
+}
+
+int po_json_snapshot_some(const struct po_snapshot *s, const uint8_t *keep,
+                          int pretty, char **out, size_t *len) {
   yajl_gen g = yajl_gen_alloc(NULL);
   const unsigned char *buf;
   size_t blen;
@@ -204,7 +209,8 @@ int po_json_snapshot(const struct po_snapshot *s, int pretty, char **out,
   yajl_gen_config(g, yajl_gen_beautify, pretty ? 1 : 0);
   bad |= yajl_gen_array_open(g);
   for (size_t i = 0; i < s->socks.len; i++)
-    bad |= gen_socket(g, s, &s->socks.v[i]);
+    if (!keep || keep[i])
+      bad |= gen_socket(g, s, &s->socks.v[i]);
   bad |= yajl_gen_array_close(g);
   if (bad || yajl_gen_get_buf(g, &buf, &blen) != yajl_gen_status_ok) {
     yajl_gen_free(g);

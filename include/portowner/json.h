@@ -34,6 +34,10 @@ extern "C" {
 int po_json_snapshot(const struct po_snapshot *s, int pretty, char **out,
                      size_t *len);
 
+/* po_json_snapshot() of the sockets i with keep[i] set (keep NULL: all). */
+int po_json_snapshot_some(const struct po_snapshot *s, const uint8_t *keep,
+                          int pretty, char **out, size_t *len);
+
 /*
  * Writes the len bytes at s as a JSON string through g. Bytes that are not
  * valid UTF-8 (process names are arbitrary bytes) are each written as U+FFFD;

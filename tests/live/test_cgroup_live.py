@@ -198,3 +198,28 @@ def test_socket_without_owner_found_still_names_its_unit(cgroups):
             rf"\sweb{t}\.service\s+- \(no owner found\)$", row[0]), row
     finally:
         sock.close()
+
+
+def test_unit_option_selects(listen, cgroups):
+    """--unit GLOB: only the sockets of the matching units, in the table and
+    in --json; a bad value exits 2 naming it."""
+    t = token()
+    a = listen(f"tcp4:127.0.0.1:{free_port()}")
+    b = listen(f"tcp4:127.0.0.1:{free_port()}")
+    cgroups.move(a.pid, f"/po{t}.slice/alpha{t}.service")
+    cgroups.move(b.pid, f"/po{t}.slice/docker-{ID}.scope", where=("v2",))
+    ports = f"{a.ports[0]},{b.ports[0]}"
+    out = dump.dump_json("--port", ports, "--unit", f"alpha{t}.*")
+    assert [s["port"] for s in out] == [a.ports[0]], out
+    out = dump.dump_json("--port", ports, "--unit", "docker:*")
+    assert [s["port"] for s in out] == [b.ports[0]], out
+    out = dump.dump_json("--port", ports, "--unit", "docker:*",
+                         "--unit", f"alpha{t}.service")
+    assert sorted(s["port"] for s in out) == sorted([a.ports[0], b.ports[0]])
+    assert dump.dump_json("--port", ports, "--unit", "nomatch.service") == []
+    res = dump.run_dump("--port", ports, "--unit", f"alpha{t}.service",
+                        check=True)
+    rows = res.stdout.splitlines()[1:]
+    assert len(rows) == 1 and f":{a.ports[0]} " in rows[0], res.stdout
+    res = dump.run_dump("--unit", "")
+    assert res.returncode == 2 and "--unit ''" in res.stderr, res.stderr
