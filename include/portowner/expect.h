@@ -1,6 +1,7 @@
 /*
  * portowner: a watch's expectations of its owners, ExpectProcess and
- * ExpectUser: parsing one item and judging one owner against them.
+ * ExpectUser (and ExpectUnit, ExpectCgroup: globs kept in the watch):
+ * parsing one item and judging one owner against them.
  *
  * ExpectProcess "/REGEX/" is compiled with PCRE2 under the PO_REGEX_* bounds
  * of watch.h (see po_watch_expect_process_add() there for the syntax and
@@ -48,8 +49,11 @@ void po_expect_refresh(struct po_watch *w);
  * Whether an owner passes w's expectations: 1 yes, 0 no, -1 cannot tell.
  * ExpectProcess judges the exe (never the comm): an owner whose exe is
  * unknown is judged by ExpectUser only, and is -1 (not judged, not
- * reported) when the watch has no ExpectUser or its uid is unknown too. A
- * watch without expectations passes every owner.
+ * reported) when the watch has no ExpectUser or its uid is unknown too.
+ * ExpectUnit and ExpectCgroup judge o->cgroup and o->cgroup_systemd (the
+ * socket's cgroup when the process's could not be read: select.c), and do
+ * not judge an owner whose cgroup is unknown. A watch without expectations
+ * passes every owner.
  */
 int po_owner_expected(const struct po_watch *w, const struct ident *o);
 
