@@ -9,12 +9,19 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "portowner/cgroup.h"
+#include "portowner/proc.h"
+
+#include "fixture.h"
 
 #define ID64 "4f3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e"
 #define POD "8d1e1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
@@ -312,6 +319,74 @@ static void test_label_cut(void **state) {
   assert_string_equal(po_cgroup_label(&i, small, sizeof(small)), "");
 }
 
+/* <ProcRoot>/PID/cgroup as po_proc_read() reads it off procfs (a fixture
+ * tree): every time, regular files only, whole lines of a long file. */
+static void test_proc_read_cgroup(void **state) {
+  char root[256], path[512];
+  struct po_proc p;
+  static const char v2only[] = "0::/system.slice/web.service\n";
+  static const char hybrid[] = "3:pids:/x\n1:name=systemd:/user.slice/"
+                               "session-2.scope\n0::/user.slice/"
+                               "session-2.scope\n";
+  (void)state;
+  fx_root_make(root, sizeof(root), NULL, "cgroup");
+  fx_proc(root, 100);
+  fx_proc_details(root, 100, "web", 0, 77);
+
+  /* No cgroup file: nothing known, the rest read. */
+  assert_int_equal(po_proc_read(root, 100, &p), 0);
+  assert_null(p.cgroup.v2);
+  assert_null(p.cgroup.systemd);
+  assert_string_equal(p.comm, "web");
+  po_proc_release(&p);
+
+  /* A pure cgroup v2 host. */
+  fx_write(root, "100/cgroup", v2only, sizeof(v2only) - 1);
+  assert_int_equal(po_proc_read(root, 100, &p), 0);
+  assert_string_equal(p.cgroup.v2, "/system.slice/web.service");
+  assert_null(p.cgroup.systemd);
+  {
+    /* Off procfs it is read every time, known or not. */
+    struct po_proc again;
+    fx_write(root, "100/cgroup", hybrid, sizeof(hybrid) - 1);
+    assert_int_equal(po_proc_read_ex(root, 100, 0, 0, &p, &again), 0);
+    assert_string_equal(again.cgroup.v2, "/user.slice/session-2.scope");
+    assert_string_equal(again.cgroup.systemd, "/user.slice/session-2.scope");
+    po_proc_release(&again);
+  }
+  po_proc_release(&p);
+
+  /* Longer than is read (16 KiB): the line cut at the end is not taken
+   * (else "0::/second/lo" would be). */
+  {
+    char *big = malloc(20000);
+    size_t n = 0;
+    assert_non_null(big);
+    n += (size_t)sprintf(big, "1:name=systemd:/first\n");
+    while (n + 9 < 16384 - 10)
+      n += (size_t)sprintf(big + n, "5:cpu:/x\n");
+    while (n < 16384 - 13)
+      big[n++] = '\n';
+    n += (size_t)sprintf(big + n, "0::/second/longname\n");
+    assert_true(n > 16384 && n < 16384 + 20);
+    fx_write(root, "100/cgroup", big, n);
+    free(big);
+    assert_int_equal(po_proc_read(root, 100, &p), 0);
+    assert_null(p.cgroup.v2);
+    assert_string_equal(p.cgroup.systemd, "/first");
+    po_proc_release(&p);
+  }
+
+  /* A FIFO is never read (it would block). */
+  fx_remove(root, "100/cgroup");
+  fx_path(root, path, sizeof(path), "100/cgroup");
+  assert_int_equal(mkfifo(path, 0600), 0);
+  assert_int_equal(po_proc_read(root, 100, &p), 0);
+  assert_null(p.cgroup.v2);
+  po_proc_release(&p);
+  assert_int_equal(fx_root_remove(root), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parse_hybrid),
@@ -326,6 +401,8 @@ int main(void) {
       cmocka_unit_test(test_kubernetes),
       cmocka_unit_test(test_classify_paths_fallback),
       cmocka_unit_test(test_label_cut),
+      cmocka_unit_test(test_proc_read_cgroup),
   };
+  fx_set_failure(fx_fail_cmocka);
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
