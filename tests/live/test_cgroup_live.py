@@ -7,6 +7,7 @@ import json
 import os
 import re
 import socket
+import tempfile
 
 import pytest
 
@@ -223,3 +224,38 @@ def test_unit_option_selects(listen, cgroups):
     assert len(rows) == 1 and f":{a.ports[0]} " in rows[0], res.stdout
     res = dump.run_dump("--unit", "")
     assert res.returncode == 2 and "--unit ''" in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("user", [None, "nobody"], ids=["handles", "walk"])
+def test_socket_cgroup_with_cgroup2_mounted_elsewhere(cgroups, user):
+    """A private mount namespace where the cgroup2 hierarchy is mounted only
+    at a path with a space in it (mountinfo writes it \\040), as on a pure
+    cgroup v2 host where it is the only cgroup mount: the socket's cgroup
+    is found through that mount, by handle (root) or by a walk (nobody)."""
+    t = token()
+    path = f"/po{t}.slice/db{t}.service"
+    with inside(cgroups, path):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Where nobody can reach it (pytest's tmp_path is root's only).
+    top = tempfile.mkdtemp(prefix="po-cg-")
+    os.chmod(top, 0o755)
+    mnt = os.path.join(top, "cg two")
+    os.mkdir(mnt)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(4)
+        port = sock.getsockname()[1]
+        dump_argv = [env.PORTOWNER_DUMP, "--json", "--port", str(port)]
+        if user:
+            dump_argv = ["setpriv", f"--reuid={user}", "--regid=nogroup",
+                         "--clear-groups"] + dump_argv
+        script = ('umount -l /sys/fs/cgroup/unified && '
+                  'mount -t cgroup2 none "$1" && shift && exec "$@"')
+        res = run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                   script, "sh", mnt] + dump_argv, check=True)
+        s = json.loads(res.stdout)[0]
+        assert s["cgroup"] == path and s["unit"] == f"db{t}.service", s
+    finally:
+        sock.close()
+        os.rmdir(mnt)
+        os.rmdir(top)
