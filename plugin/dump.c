@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "portowner/config_value.h"
 #include "portowner/json.h"
 #include "portowner/portspec.h"
 #include "portowner/snapshot.h"
@@ -22,7 +23,8 @@
 static const char usage_line[] =
     "usage: portowner-dump [--json] [--port LIST] [--proto PROTO] "
     "[--source auto|netlink|proc]\n"
-    "                      [--proc-root DIR] [--all-namespaces]\n";
+    "                      [--proc-root DIR] "
+    "[--all-namespaces[=trusted|all]]\n";
 
 static void usage(FILE *f) {
   fputs(usage_line, f);
@@ -40,7 +42,11 @@ static void usage(FILE *f) {
           "  --source SOURCE    auto (netlink, else /proc/net), netlink, "
           "proc\n"
           "  --proc-root DIR    where /proc is (default /proc)\n"
-          "  --all-namespaces   also every other network namespace\n"
+          "  --all-namespaces[=trusted|all]\n"
+          "                     also the other network namespaces: trusted "
+          "(the default)\n"
+          "                     those owned by the initial user namespace, "
+          "all every one\n"
           "  --help, --version\n",
           f);
 }
@@ -111,6 +117,20 @@ static void put_name(const char *s, FILE *f) {
   }
 }
 
+/* Who owns a socket's network namespace: "initial" (its user namespace is
+ * the initial one), "uid=N" (a user namespace that uid made), "unknown". */
+static void format_ns_owner(const struct po_snapshot *s, uint64_t netns,
+                            char *buf, size_t size) {
+  const struct po_netns *n = po_snapshot_netns(s, netns);
+
+  if (n && n->trusted)
+    snprintf(buf, size, "initial");
+  else if (n && n->owner_uid >= 0)
+    snprintf(buf, size, "uid=%lld", (long long)n->owner_uid);
+  else
+    snprintf(buf, size, "unknown");
+}
+
 static void print_table(const struct po_snapshot *s, int all_ns, FILE *f) {
   int w = 5;
 
@@ -124,7 +144,7 @@ static void print_table(const struct po_snapshot *s, int all_ns, FILE *f) {
       w = n;
   }
   if (all_ns)
-    fprintf(f, "%-12s ", "NETNS");
+    fprintf(f, "%-12s %-11s ", "NETNS", "NS-OWNER");
   fprintf(f, "%-6s %-*s %-8s %-10s %s\n", "PROTO", w, "LOCAL", "SOCKETS",
           "ACCEPTQ", "OWNERS");
 
@@ -149,8 +169,12 @@ static void print_table(const struct po_snapshot *s, int all_ns, FILE *f) {
         snprintf(acc, sizeof(acc), "%llu/?", q);
     }
     format_local(first, local, sizeof(local));
-    if (all_ns)
-      fprintf(f, "%-12llu ", (unsigned long long)first->netns);
+    if (all_ns) {
+      char owner[32];
+
+      format_ns_owner(s, first->netns, owner, sizeof(owner));
+      fprintf(f, "%-12llu %-11s ", (unsigned long long)first->netns, owner);
+    }
     fprintf(f, "%-6s %-*s %-8zu %-10s ", proto_label(first), w, local, j - i,
             acc);
 
@@ -198,7 +222,7 @@ int main(int argc, char **argv) {
       {"proto", required_argument, NULL, 'P'},
       {"source", required_argument, NULL, 's'},
       {"proc-root", required_argument, NULL, 'r'},
-      {"all-namespaces", no_argument, NULL, 'a'},
+      {"all-namespaces", optional_argument, NULL, 'a'},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0},
@@ -258,7 +282,11 @@ int main(int argc, char **argv) {
       proc_root = optarg;
       break;
     case 'a':
-      q.all_namespaces = 1;
+      q.all_namespaces = PO_NS_TRUSTED;
+      if (optarg && po_config_namespaces(optarg, &q.all_namespaces) != 0) {
+        free(ports);
+        return bad_arg("--all-namespaces", optarg, "expected trusted or all");
+      }
       break;
     case 'h':
       usage(stdout);
@@ -334,6 +362,12 @@ int main(int argc, char **argv) {
     fprintf(stderr,
             "portowner-dump: %llu network namespaces could not be read\n",
             (unsigned long long)snap.stats.ns_failed);
+  if (!status && snap.stats.ns_untrusted && q.all_namespaces == PO_NS_TRUSTED)
+    fprintf(stderr,
+            "portowner-dump: %llu network namespace(s) not owned by the "
+            "initial user namespace (a user's own: unshare -rn) were not "
+            "read: --all-namespaces=all shows them\n",
+            (unsigned long long)snap.stats.ns_untrusted);
   if (!status && snap.stats.malformed)
     fprintf(stderr, "portowner-dump: %llu malformed records skipped\n",
             (unsigned long long)snap.stats.malformed);

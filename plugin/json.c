@@ -111,6 +111,22 @@ static int gen_owner(yajl_gen g, const struct po_snapshot *s,
   return bad;
 }
 
+/* Who owns the socket's network namespace: netns_trusted (its user
+ * namespace is the initial one), netns_userns (that user namespace's inode)
+ * and netns_owner_uid (who made it), null when unknown. */
+static int gen_netns_owner(yajl_gen g, const struct po_netns *n) {
+  int bad = 0;
+
+  bad |= key(g, "netns_trusted") | yajl_gen_bool(g, n && n->trusted);
+  bad |= key(g, "netns_userns") |
+         (n && n->userns ? yajl_gen_integer(g, (long long)n->userns)
+                         : yajl_gen_null(g));
+  bad |= key(g, "netns_owner_uid") |
+         (n && n->owner_uid >= 0 ? yajl_gen_integer(g, (long long)n->owner_uid)
+                                 : yajl_gen_null(g));
+  return bad;
+}
+
 static int gen_socket(yajl_gen g, const struct po_snapshot *s,
                       const struct po_socket *sk) {
   char addr[INET6_ADDRSTRLEN] = "";
@@ -131,6 +147,7 @@ static int gen_socket(yajl_gen g, const struct po_snapshot *s,
   bad |= key(g, "port") | yajl_gen_integer(g, sk->port);
   bad |= key(g, "inode") | yajl_gen_integer(g, (long long)sk->inode);
   bad |= key(g, "netns") | yajl_gen_integer(g, (long long)sk->netns);
+  bad |= gen_netns_owner(g, po_snapshot_netns(s, sk->netns));
   bad |= key(g, "uid") | yajl_gen_integer(g, sk->uid);
   bad |= key(g, "accept_queue") | queue(g, sk, sk->rqueue);
   bad |= key(g, "accept_queue_max") | queue(g, sk, sk->wqueue);

@@ -18,7 +18,7 @@
  *       Hits 1
  *       NotifyMissingAtStart true
  *       NotifyOwnerChange true
- *       AllNamespaces false
+ *       AllNamespaces false   (or "trusted", "all")
  *     </Port>
  *   </Plugin>
  *
@@ -96,6 +96,7 @@ struct plugin_run {
   /* tell_once(): what a snapshot says, said once per run. */
   unsigned denied_reads; /* reads in a row with an fd directory denied */
   bool told_denied, told_proc_fallback, told_ns_failed, told_malformed;
+  bool told_ns_untrusted;
 };
 
 static struct plugin_run run = {
@@ -397,9 +398,37 @@ static int read_notify_restart(const char *block, const oconfig_item_t *ci,
   return read_flag(block, ci, w, po_watch_set_notify_restart);
 }
 
+/* AllNamespaces "trusted" | "all" | a boolean: true is "trusted" (a
+ * config written before the words existed must not start counting every
+ * user's own namespace), false the caller's own namespace only. */
 static int read_all_namespaces(const char *block, const oconfig_item_t *ci,
                                struct po_watch *w) {
-  return read_flag(block, ci, w, po_watch_set_all_namespaces);
+  static const char *const booleans[] = {"true",  "yes", "on",
+                                         "false", "no",  "off"};
+  int one = ci->values_num == 1;
+  const char *word = NULL;
+  int scope, boolean = one && ci->values[0].type == OCONFIG_TYPE_BOOLEAN;
+  char text[256];
+  bool b;
+
+  if (one && ci->values[0].type == OCONFIG_TYPE_STRING)
+    word = ci->values[0].value.string;
+
+  if (word && po_config_namespaces(word, &scope) == 0) {
+    po_watch_set_all_namespaces(w, scope);
+    return 0;
+  }
+  for (size_t i = 0; word && i < sizeof(booleans) / sizeof(booleans[0]); i++)
+    boolean |= strcasecmp(word, booleans[i]) == 0;
+  if (boolean && config_bool(block, ci, &b) == 0) {
+    po_watch_set_all_namespaces(w, b ? PO_NS_TRUSTED : PO_NS_OWN);
+    return 0;
+  }
+  if (!boolean)
+    ERROR(PFX "%s: needs one of \"trusted\", \"all\", true (the same as "
+              "\"trusted\") or false",
+          item_text(block, ci, text, sizeof(text)));
+  return -1;
 }
 
 /* The options of a <Port> block, in the order of the known list. */
@@ -797,6 +826,18 @@ static void tell_once(const struct po_stats *st) {
                 "namespace%s (AllNamespaces): their listeners are not "
                 "counted. Said once.",
             (unsigned long long)st->ns_failed, st->ns_failed == 1 ? "" : "s");
+  }
+  if (st->ns_untrusted > 0 && !run.told_ns_untrusted) {
+    run.told_ns_untrusted = 1;
+    NOTICE(PFX "%llu network namespace%s not owned by the initial user "
+               "namespace (a user's own, as unshare -rn makes; %llu whose "
+               "owner could not be asked): AllNamespaces \"trusted\" (or "
+               "true) does not count their listeners, AllNamespaces \"all\" "
+               "does. portowner-dump --all-namespaces=all shows them. Said "
+               "once.",
+           (unsigned long long)st->ns_untrusted,
+           st->ns_untrusted == 1 ? " is" : "s are",
+           (unsigned long long)st->ns_owner_unknown);
   }
   if (st->malformed > 0 && !run.told_malformed) {
     run.told_malformed = 1;

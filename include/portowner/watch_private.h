@@ -119,7 +119,8 @@ struct po_watch {
   int notify_missing;
   int notify_change;
   int notify_restart;
-  int all_ns;
+  int all_ns;       /* AllNamespaces: other namespaces count too */
+  int ns_untrusted; /* AllNamespaces "all": untrusted ones too */
   int finished;
   int in_set;
   char *protocols_str;
