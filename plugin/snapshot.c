@@ -41,6 +41,8 @@ struct po_ctx {
    * are not read again while their /proc directory is the same. */
   struct known_proc *known;
   size_t nknown;
+  int init_userns_known;   /* init_userns read (at the first snapshot) */
+  struct stat init_userns; /* the initial user namespace (po_ns_scope) */
 };
 
 struct known_proc {
@@ -312,19 +314,18 @@ static int read_other(struct po_ctx *ctx, const struct po_query *q,
 }
 
 /* The initial user namespace (snapshot.h, po_ns_scope): PID 1's under
- * proc_root, else the caller's own. Returns 0 or -errno. */
-static int userns_initial(const struct po_ctx *ctx, struct stat *st) {
+ * proc_root, else the caller's own; read once per context (neither
+ * changes). NULL when none can be read. */
+static const struct stat *userns_initial(struct po_ctx *ctx) {
   static const char *const who[] = {"1", "thread-self", "self"};
   char path[PATH_MAX];
-  int err = -ENOENT;
 
-  for (size_t i = 0; i < sizeof(who) / sizeof(who[0]); i++) {
+  for (size_t i = 0;
+       !ctx->init_userns_known && i < sizeof(who) / sizeof(who[0]); i++) {
     snprintf(path, sizeof(path), "%s/%s/ns/user", ctx->proc_root, who[i]);
-    if (stat(path, st) == 0)
-      return 0;
-    err = -errno;
+    ctx->init_userns_known = stat(path, &ctx->init_userns) == 0;
   }
-  return err;
+  return ctx->init_userns_known ? &ctx->init_userns : NULL;
 }
 
 /* Who owns the network namespace open at nsfd: n->userns, n->owner_uid and
@@ -691,9 +692,7 @@ int po_snapshot_take(struct po_ctx *ctx, const struct po_query *q,
   s->stats.namespaces = 1;
 
   {
-    struct stat init_st;
-    const struct stat *init =
-        userns_initial(ctx, &init_st) == 0 ? &init_st : NULL;
+    const struct stat *init = userns_initial(ctx);
     struct ns_entry *ns = NULL;
     size_t nns = 0;
 
