@@ -18,6 +18,7 @@
 #include "portowner/config_value.h"
 #include "portowner/json.h"
 #include "portowner/portspec.h"
+#include "portowner/printable.h"
 #include "portowner/snapshot.h"
 
 static const char usage_line[] =
@@ -92,28 +93,27 @@ static int same_row(const struct po_socket *a, const struct po_socket *b) {
          a->netns == b->netns && memcmp(a->addr, b->addr, sizeof(a->addr)) == 0;
 }
 
-/* Writes a process name as printable text: a backslash as \\, and control
- * characters (C0, DEL, C1) and bytes that are not UTF-8 as \xNN, so that a
- * name can neither fake a line nor send a terminal escape. */
+/* Writes a process name as printable text: a backslash as \\, and each byte
+ * of a character that is not printable (printable.h: C0, DEL, C1, bidi
+ * controls, line separators) and each byte that is not UTF-8 as \xNN, so
+ * that a name can neither fake a line, send a terminal escape nor reorder
+ * what is shown. */
 static void put_name(const char *s, FILE *f) {
   size_t len = strlen(s);
 
   for (size_t i = 0; i < len;) {
     const unsigned char *p = (const unsigned char *)s + i;
-    size_t n = po_utf8_len(s + i, len - i);
-    int c1 = n == 2 && p[0] == 0xc2 && p[1] < 0xa0; /* U+0080..U+009F */
+    size_t span, n = po_printable(s + i, len - i, &span);
 
-    if (n == 0 || c1 || *p < 0x20 || *p == 0x7f) {
-      for (size_t k = 0; k < (n ? n : 1); k++)
+    if (n == 0) {
+      for (size_t k = 0; k < span; k++)
         fprintf(f, "\\x%02x", p[k]);
-      i += n ? n : 1;
     } else if (*p == '\\') {
       fputs("\\\\", f);
-      i++;
     } else {
       fwrite(p, 1, n, f);
-      i += n;
     }
+    i += span;
   }
 }
 
