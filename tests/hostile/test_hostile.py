@@ -29,10 +29,8 @@ NAMES = {
     "utf8": "caf\u00e9 \u20ac".encode(),
     "del-tab": b"a\x7fb\tc\rd",
     "c1-csi": b"\xc2\x9b2J",
-    "raw-c1": b"a\x9b2Jb",
-    "bidi": "evil\u202egnp.sh".encode(),
-    "isolates": "\u2066x\u2069\u200f\u061c".encode(),
-    "line-sep": "l1\u2028l2".encode(),
+    "bidi-override": "evil\u202egnp.sh".encode(),
+    "bidi-isolate-sep": "\u2066x\u2069\u200f\u2028".encode(),
 }
 
 
