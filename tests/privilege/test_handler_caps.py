@@ -22,6 +22,8 @@ import pytest
 from lib import collectd, env, listeners, waits
 from lib.collectd import block, portowner_conf, q
 
+from .test_privilege import status_of
+
 pytestmark = [
     pytest.mark.requires_root("collectd runs as root with a bounding set and "
                               "its exec handler as nobody"),
@@ -100,15 +102,6 @@ def setpriv_of(service):
             pytest.fail("%s: %s=%s is not applied by this test (teach "
                         "setpriv_of() how, or drop it)" % (DROPIN, key, value))
     return args, caps
-
-
-def status_of(pid):
-    out = {}
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            out[k] = v.strip()
-    return out
 
 
 def mask(caps):
