@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "portowner/snapshot.h"
 #include "portowner/config_value.h"
@@ -60,6 +61,10 @@
 /* A process whose fd directory is unreadable for a moment (it is switching
  * user) is not worth a warning: it takes DENIED_READS reads in a row. */
 #define DENIED_READS 3
+
+/* The fewest seconds between two writes of the StateFile that only change
+ * owners or counts (a restart loses at most that much of them). */
+#define STATE_PACE_MIN 10.0
 
 /* What po_config builds from <Plugin portowner>: init and read use it,
  * shutdown frees it. */
@@ -92,6 +97,7 @@ struct plugin_run {
   bool sees_all; /* CAP_SYS_PTRACE: no process is hidden from us */
   uint64_t full_reads, incremental_reads; /* portowner-self/operations-* */
   int state_save_error; /* the last po_state_save() error, said once */
+  double state_pace;    /* seconds between writes of what is not urgent */
   c_complain_t snapshot_complaint; /* "cannot read the listening sockets" */
   /* tell_once(): what a snapshot says, said once per run. */
   unsigned denied_reads; /* reads in a row with an fd directory denied */
@@ -563,21 +569,18 @@ static int check_dir(const char *key, const char *dir) {
 }
 
 static int check_state_file(const char *path) {
-  char *dir = strdup(path), *slash;
+  const char *base;
+  char *dir;
   struct stat sb;
-  int err = 0;
+  int err = po_path_dir(path, &dir, &base);
 
-  if (!dir) {
-    ERROR(PFX "StateFile: out of memory");
+  if (err) {
+    ERROR(PFX "StateFile \"%s\": %s", path,
+          err == -EISDIR   ? "names a directory, not a file"
+          : err == -EINVAL ? "empty"
+                           : STRERROR(-err));
     return -1;
   }
-  slash = strrchr(dir, '/');
-  if (!slash)
-    strcpy(dir, ".");
-  else if (slash == dir)
-    dir[1] = '\0';
-  else
-    *slash = '\0';
   if (stat(dir, &sb) != 0) {
     ERROR(PFX "StateFile \"%s\": its directory \"%s\": %s", path, dir,
           STRERRNO);
@@ -848,17 +851,56 @@ static void tell_once(const struct po_stats *st) {
   }
 }
 
-static void save_state(void) {
+/* "the file \"P\"" or "its directory \"D\"" is owned by uid U with
+ * mode M: why the StateFile (or its directory) is not trusted. */
+static void untrusted_text(const struct po_untrusted *why, char *buf,
+                           size_t size) {
+  const char *base;
+  char *dir = NULL;
+
+  if (why->is_dir)
+    po_path_dir(conf.state_file, &dir, &base);
+  snprintf(buf, size,
+           "%s \"%s\" is owned by uid %u with mode %04o (trusted: owned by "
+           "uid %u%s, not writable by group or others)",
+           why->is_dir ? "its directory" : "the file",
+           dir           ? dir
+           : why->is_dir ? "?"
+                         : conf.state_file,
+           (unsigned)why->uid, (unsigned)why->mode, (unsigned)geteuid(),
+           why->is_dir ? " or root" : "");
+  free(dir);
+}
+
+static double monotonic_now(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Writes the state (urgent changes at once, the rest at most once per
+ * run.state_pace seconds; pace 0: every change, as at shutdown). */
+static void save_state(double pace) {
+  struct po_untrusted why = {0};
+  char text[512];
   int err;
 
   if (!conf.state_file)
     return;
-  err = po_state_save(conf.watches, conf.state_file,
-                      run.have_boot_id ? run.boot_id : NULL);
+  err = po_state_save_paced(conf.watches, conf.state_file,
+                            run.have_boot_id ? run.boot_id : NULL,
+                            monotonic_now(), pace, &why);
   if (err < 0 && err != run.state_save_error) {
+    if (err == -EPERM && why.refused)
+      untrusted_text(&why, text, sizeof(text));
+    else
+      snprintf(text, sizeof(text), "%s", STRERROR(-err));
     ERROR(PFX "StateFile \"%s\": cannot write it: %s%s", conf.state_file,
-          err == -ELOOP ? "it is a symlink, which is never written through"
-                        : STRERROR(-err),
+          err == -ELOOP   ? "it or a directory above it is a symlink, which is "
+                            "never written through"
+          : err == -EPERM ? text
+                          : STRERROR(-err),
           ". Said once until it changes.");
   } else if (err >= 0 && run.state_save_error) {
     INFO(PFX "StateFile \"%s\": written again", conf.state_file);
@@ -908,7 +950,7 @@ static int po_read(void) {
   for (size_t i = 0; i < run.events.len; i++)
     notify(&run.events.v[i], now);
   po_events_clear(&run.events);
-  save_state();
+  save_state(run.state_pace);
   return 0;
 }
 
@@ -943,8 +985,18 @@ static int po_init(void) {
                                      sizeof(run.boot_id)) == 0;
 
   if (conf.state_file) {
-    err = po_state_load(conf.watches, conf.state_file,
-                        run.have_boot_id ? run.boot_id : NULL);
+    struct po_untrusted why = {0};
+    char text[512];
+    double interval = CDTIME_T_TO_DOUBLE(plugin_get_interval());
+
+    /* Owners and counts are written at most once per STATE_PACE_MIN
+     * seconds (or per interval, when longer); a standing FAILURE, its end
+     * or a requirement's first start at the read that changed it. */
+    run.state_pace = interval > STATE_PACE_MIN ? interval : STATE_PACE_MIN;
+    err = po_state_load_checked(conf.watches, conf.state_file,
+                                run.have_boot_id ? run.boot_id : NULL, &why);
+    if (err == -EPERM && why.refused)
+      untrusted_text(&why, text, sizeof(text));
     if (err == 0)
       INFO(PFX "StateFile \"%s\": state restored", conf.state_file);
     else if (err == -ENOENT)
@@ -960,8 +1012,17 @@ static int po_init(void) {
                   "starting fresh (it is replaced at the next change)",
               conf.state_file);
     else if (err == -ELOOP)
-      WARNING(PFX "StateFile \"%s\" is a symlink, which is never read or "
-                  "written through: starting fresh",
+      WARNING(PFX "StateFile \"%s\": it or a directory above it is a "
+                  "symlink, which is never read or written through: starting "
+                  "fresh",
+              conf.state_file);
+    else if (err == -EPERM && why.refused)
+      WARNING(PFX "StateFile \"%s\" is not trusted: %s; someone else may "
+                  "have written it: not read, starting fresh",
+              conf.state_file, text);
+    else if (err == -EFBIG)
+      WARNING(PFX "StateFile \"%s\" is larger than the state of these "
+                  "<Port> blocks can be: not read, starting fresh",
               conf.state_file);
     else if (err == -EINVAL)
       WARNING(PFX "StateFile \"%s\" is not a regular file: starting fresh",
@@ -977,7 +1038,7 @@ static int po_init(void) {
 
 static int po_shutdown(void) {
   if (run.ctx)
-    save_state();
+    save_state(0);
   po_events_free(&run.events);
   po_ctx_free(run.ctx);
   run.ctx = NULL;

@@ -1480,9 +1480,12 @@ static void test_state_bad_files(void **state) {
   }
 
   /* A directory is not a state file. */
+  path_in_tmp(link, sizeof(link), "a-dir");
+  assert_int_equal(mkdir(link, 0700), 0);
   set = web_set();
-  assert_int_equal(po_state_load(set, tmpdir, "b"), -EINVAL);
+  assert_int_equal(po_state_load(set, link, "b"), -EINVAL);
   po_watchset_free(set);
+  assert_int_equal(rmdir(link), 0);
 
   /* An unwritable place: the error, and no temporary file left behind. */
   set = web_set();

@@ -138,6 +138,9 @@ struct po_watchset {
   struct po_range *qports;
   char *saved; /* the state as last saved or loaded */
   size_t saved_len;
+  uint64_t saved_key; /* its state_key() (statefile.c) */
+  double saved_at;    /* when it was written (po_state_save_paced()) */
+  int saved_written;  /* saved_at is known */
 };
 
 /* ---- yajl generation, shared by the owners JSON and the StateFile ------ */
