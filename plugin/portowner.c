@@ -868,7 +868,7 @@ static void untrusted_text(const struct po_untrusted *why, char *buf,
            : why->is_dir ? "?"
                          : conf.state_file,
            (unsigned)why->uid, (unsigned)why->mode, (unsigned)geteuid(),
-           why->is_dir ? " or root" : "");
+           why->is_dir && geteuid() != 0 ? " or root" : "");
   free(dir);
 }
 
@@ -902,10 +902,12 @@ static void save_state(double pace) {
           : err == -EPERM ? text
                           : STRERROR(-err),
           ". Said once until it changes.");
-  } else if (err >= 0 && run.state_save_error) {
+  } else if (err == 1 && run.state_save_error) {
     INFO(PFX "StateFile \"%s\": written again", conf.state_file);
   }
-  run.state_save_error = err < 0 ? err : 0;
+  /* 0 wrote nothing (unchanged, or paced): the error still stands. */
+  if (err != 0)
+    run.state_save_error = err < 0 ? err : 0;
 }
 
 static int po_read(void) {
