@@ -24,8 +24,10 @@
  * FAILURE takes the owners of the first read as named, as before).
  *
  * Bounded whatever the processes do: a list keeps at most STATE_OWNERS_MAX
- * owners (one of each program and user first, then the lowest pids) and
- * counts the others in owners_more; an exe path keeps its last
+ * owners (a watch's: one of each program and user first, then the lowest
+ * pids; a requirement's: the lowest pids) and counts the others in
+ * owners_more (not read back: after a restart, "lost its listener" names
+ * and counts the kept owners only); an exe path keeps its last
  * STATE_EXE_MAX bytes (the program's name); a string with control bytes or
  * bytes that are not UTF-8 is written in hex (2 bytes a byte, never the
  * 6 of \u00XX); named is written when it has at most STATE_NAMED_MAX
@@ -143,15 +145,16 @@ static int same_prog_user(const struct ident *a, const struct ident *b) {
 }
 
 /* Which owners of l the file keeps (pick[i]): all when they are at most
- * STATE_OWNERS_MAX, else one of each (program, user) first, then the
- * lowest pids. Returns how many. */
-static size_t pick_owners(const struct identlist *l, unsigned char *pick) {
+ * STATE_OWNERS_MAX, else (reps) one of each (program, user) first, then
+ * the lowest pids. Returns how many. */
+static size_t pick_owners(const struct identlist *l, int reps,
+                          unsigned char *pick) {
   size_t kept[STATE_OWNERS_MAX], n = 0;
 
   memset(pick, l->len <= STATE_OWNERS_MAX, l->len);
   if (l->len <= STATE_OWNERS_MAX)
     return l->len;
-  for (size_t i = 0; i < l->len && n < STATE_OWNERS_MAX; i++) {
+  for (size_t i = 0; reps && i < l->len && n < STATE_OWNERS_MAX; i++) {
     int seen = 0;
 
     for (size_t j = 0; j < n && !seen; j++)
@@ -169,15 +172,21 @@ static size_t pick_owners(const struct identlist *l, unsigned char *pick) {
   return n;
 }
 
-/* "owners": [...] and "owners_more": N of a list. */
-static int gen_owners(yajl_gen g, const struct identlist *l) {
+/*
+ * "owners": [...] and "owners_more": N of a list. A watch's list (reps)
+ * keeps one owner of each (program, user) first: after a restart its
+ * programs and users are what an owner change is judged against. A
+ * requirement's list only names the last owners in "lost its listener":
+ * the lowest pids, as the notification's owners meta lists them.
+ */
+static int gen_owners(yajl_gen g, const struct identlist *l, int reps) {
   unsigned char *pick = malloc(l->len ? l->len : 1);
   size_t kept;
   int bad;
 
   if (!pick)
     return yajl_gen_generation_complete; /* any error */
-  kept = pick_owners(l, pick);
+  kept = pick_owners(l, reps, pick);
   bad = po_gen_key(g, "owners") | yajl_gen_array_open(g);
   for (size_t j = 0; j < l->len; j++) {
     const struct ident *o = &l->v[j];
@@ -228,7 +237,7 @@ static int gen_requirement(yajl_gen g, const struct requirement *r) {
   bad |= po_gen_key(g, "ever_up") | yajl_gen_bool(g, st->ever_up);
   bad |= po_gen_key(g, "empty_reads") | yajl_gen_integer(g, st->empty_reads);
   bad |= po_gen_key(g, "listener_failure") | yajl_gen_bool(g, st->failure);
-  bad |= gen_owners(g, &st->last);
+  bad |= gen_owners(g, &st->last, 0);
   bad |= yajl_gen_map_close(g);
   return bad;
 }
@@ -256,7 +265,7 @@ static int state_serialize(const struct po_watchset *set, const char *boot_id,
     bad |= po_gen_key(g, "all_namespaces") | yajl_gen_bool(g, w->all_ns);
     bad |= po_gen_key(g, "unexpected_failure") |
            yajl_gen_bool(g, st->unexpected_failure);
-    bad |= gen_owners(g, &st->last);
+    bad |= gen_owners(g, &st->last, 1);
     bad |= gen_named(g, st);
     bad |= po_gen_key(g, "requirements") | yajl_gen_array_open(g);
     for (size_t j = 0; j < w->nreqs; j++)

@@ -451,7 +451,12 @@ static void test_file_bounded(void **state) {
   }
   assert_true(found_other);
   req = YAJL_GET_ARRAY(get(w, "requirements"))->values[0];
-  assert_int_equal(YAJL_GET_ARRAY(get(req, "owners"))->len, 16);
+  owners = get(req, "owners"); /* the lowest pids */
+  assert_int_equal(YAJL_GET_ARRAY(owners)->len, 16);
+  for (size_t i = 0; i < 16; i++)
+    assert_int_equal(
+        YAJL_GET_INTEGER(get(YAJL_GET_ARRAY(owners)->values[i], "pid")),
+        1000 + (long long)i);
   assert_int_equal(YAJL_GET_INTEGER(get(req, "owners_more")), 3001 - 16);
   yajl_tree_free(root);
 
