@@ -174,6 +174,13 @@ static int gen_owner(yajl_gen g, const struct po_snapshot *s,
   bad |= yajl_gen_map_open(g);
   bad |= key(g, "pid") | yajl_gen_integer(g, o->pid);
   bad |= key(g, "fd") | yajl_gen_integer(g, o->fd);
+  /* One record per process and socket: its fds, the lowest PO_OWNER_FDS,
+   * and how many there are. */
+  bad |= key(g, "fds") | yajl_gen_array_open(g);
+  for (uint32_t i = 0; i < o->nfds && i < PO_OWNER_FDS; i++)
+    bad |= yajl_gen_integer(g, o->fds[i]);
+  bad |= yajl_gen_array_close(g);
+  bad |= key(g, "fd_count") | yajl_gen_integer(g, o->nfds);
   bad |=
       key(g, "tid") | (o->tid ? yajl_gen_integer(g, o->tid) : yajl_gen_null(g));
   bad |= key(g, "comm") | (p ? str(g, p->comm) : yajl_gen_null(g));

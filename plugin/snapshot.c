@@ -41,8 +41,9 @@ struct po_ctx {
    * are not read again while their /proc directory is the same. */
   struct known_proc *known;
   size_t nknown;
-  int init_userns_known;   /* init_userns read (at the first snapshot) */
-  struct stat init_userns; /* the initial user namespace (po_ns_scope) */
+  int init_userns_known;    /* init_userns read (at the first snapshot) */
+  struct stat init_userns;  /* the initial user namespace (po_ns_scope) */
+  uint64_t new_interval_ns; /* between full walks for new sockets */
 };
 
 struct known_proc {
@@ -55,6 +56,17 @@ struct ns_entry {
   uint64_t netns;
   pid_t pid; /* a process inside it */
 };
+
+/* The least time between two full walks for new sockets: a sixth of
+ * FullScanInterval, at most PO_NEW_SOCKET_WALK_MAX seconds (a listener
+ * that comes and goes in a watched range cannot make every read a full
+ * walk; a new socket of a process read before waits that long at most). */
+static uint64_t new_walk_interval(uint64_t full_interval_ns) {
+  uint64_t max = (uint64_t)(PO_NEW_SOCKET_WALK_MAX * 1e9);
+  uint64_t ns = full_interval_ns / 6;
+
+  return ns < max ? ns : max;
+}
 
 struct po_ctx *po_ctx_new(const char *proc_root) {
   struct po_ctx *ctx = calloc(1, sizeof(*ctx));
@@ -75,6 +87,8 @@ struct po_ctx *po_ctx_new(const char *proc_root) {
   /* A socket with no owner is looked for in task tables once a full walk
    * interval. */
   po_resolver_set_look_interval(ctx->resolver, ctx->full_interval_ns);
+  ctx->new_interval_ns = new_walk_interval(ctx->full_interval_ns);
+  po_resolver_set_new_walk_interval(ctx->resolver, ctx->new_interval_ns);
   return ctx;
 }
 
@@ -101,7 +115,24 @@ int po_ctx_set_full_scan_interval(struct po_ctx *ctx, double seconds) {
   ctx->full_interval_ns =
       seconds >= 9e9 ? UINT64_MAX : (uint64_t)(seconds * 1e9);
   po_resolver_set_look_interval(ctx->resolver, ctx->full_interval_ns);
+  ctx->new_interval_ns = new_walk_interval(ctx->full_interval_ns);
+  po_resolver_set_new_walk_interval(ctx->resolver, ctx->new_interval_ns);
   return 0;
+}
+
+int po_ctx_set_new_socket_interval(struct po_ctx *ctx, double seconds) {
+  if (!ctx || !(seconds >= 0))
+    return -EINVAL;
+  ctx->new_interval_ns =
+      seconds >= 9e9 ? UINT64_MAX : (uint64_t)(seconds * 1e9);
+  po_resolver_set_new_walk_interval(ctx->resolver, ctx->new_interval_ns);
+  return 0;
+}
+
+double po_ctx_new_socket_interval(const struct po_ctx *ctx) {
+  return ctx->new_interval_ns == UINT64_MAX
+             ? 9e9
+             : (double)ctx->new_interval_ns / 1e9;
 }
 
 double po_ctx_full_scan_interval(const struct po_ctx *ctx) {
@@ -708,8 +739,9 @@ int po_snapshot_take(struct po_ctx *ctx, const struct po_query *q,
   po_table_sort(&s->socks);
 
   if (s->socks.len == 0) {
-    /* Nothing to remember: the next read with sockets walks in full. */
-    po_resolver_forget(ctx->resolver);
+    /* No walk. The resolver keeps what it knew of the last read with
+     * sockets: the next one compares with it, and a socket of its own is
+     * new (rate-limited walks, new_walk_interval()). */
     return 0;
   }
   start = clock_ns(CLOCK_MONOTONIC);

@@ -89,7 +89,8 @@ static void assert_same(const struct po_snapshot *a,
     for (size_t k = 0; same && k < x->owner_count; k++) {
       const struct po_owner *o = &a->owners[x->owner_first + k];
       const struct po_owner *p = &b->owners[y->owner_first + k];
-      same = o->pid == p->pid && o->fd == p->fd &&
+      same = o->pid == p->pid && o->fd == p->fd && o->nfds == p->nfds &&
+             memcmp(o->fds, p->fds, sizeof(o->fds)) == 0 &&
              strcmp(a->procs[o->proc].comm, b->procs[p->proc].comm) == 0;
     }
   }
@@ -115,11 +116,14 @@ static void assert_same(const struct po_snapshot *a,
   fail_msg("incremental read differs from a full walk");
 }
 
-/* 1 when (pid, fd) owns a socket of s. */
+/* 1 when process pid holds a socket of s on fd (one owner per process and
+ * socket: fd is one of its fds). */
 static int has_owner(const struct po_snapshot *s, pid_t pid, int fd) {
   for (size_t i = 0; i < s->nowners; i++)
-    if (s->owners[i].pid == pid && s->owners[i].fd == fd)
-      return 1;
+    if (s->owners[i].pid == pid)
+      for (uint32_t k = 0; k < s->owners[i].nfds && k < PO_OWNER_FDS; k++)
+        if (s->owners[i].fds[k] == fd)
+          return 1;
   return 0;
 }
 
@@ -563,6 +567,10 @@ static void test_fixture_churn(void **state) {
   assert_int_equal(po_ctx_set_full_scan_interval(inc, 1e6), 0);
   assert_int_equal(po_ctx_set_full_scan_interval(full, 0), 0);
   assert_int_equal(po_ctx_set_full_scan_interval(inc, -1), -EINVAL);
+  /* Every new socket walks at once here: the rate limit of those walks
+   * (test_resolve.c) would make the two differ until the next one. */
+  assert_int_equal(po_ctx_set_new_socket_interval(inc, 0), 0);
+  assert_int_equal(po_ctx_set_new_socket_interval(inc, -1), -EINVAL);
   struct po_query q = {.mask = PO_TCP4,
                        .ports = fx_watch,
                        .nports = 1,
@@ -989,6 +997,7 @@ static void test_live_churn(void **state) {
   assert_non_null(full);
   assert_int_equal(po_ctx_set_full_scan_interval(inc, 1e6), 0);
   assert_int_equal(po_ctx_set_full_scan_interval(full, 0), 0);
+  assert_int_equal(po_ctx_set_new_socket_interval(inc, 0), 0);
   struct po_query q = {.mask = PO_TCP4, .ports = L->watch, .nports = 3};
   struct kinds k = {0};
   unsigned steps = env_steps(40);
@@ -1026,6 +1035,7 @@ static void test_live_scm_rights(void **state) {
   assert_non_null(full);
   assert_int_equal(po_ctx_set_full_scan_interval(inc, 1e6), 0);
   assert_int_equal(po_ctx_set_full_scan_interval(full, 0), 0);
+  assert_int_equal(po_ctx_set_new_socket_interval(inc, 0), 0);
   struct po_query q = {.mask = PO_TCP4, .ports = L->watch, .nports = 1};
   struct po_snapshot a, b;
   struct reply r;

@@ -139,6 +139,25 @@ const char *po_ctx_proc_root(const struct po_ctx *ctx);
 int po_ctx_set_full_scan_interval(struct po_ctx *ctx, double seconds);
 double po_ctx_full_scan_interval(const struct po_ctx *ctx);
 
+/*
+ * Full walks for new sockets are rate-limited (resolve.h): after one, the
+ * next comes a sixth of FullScanInterval later at the earliest, and
+ * PO_NEW_SOCKET_WALK_MAX seconds at most (10 s at the
+ * default 60 s); po_ctx_set_full_scan_interval() sets it so. Meanwhile a
+ * new socket has the owners found among new processes (those read in full
+ * by that read: a new server's own listener is named at once), is counted
+ * in stats.walk.deferred, and waits for the next allowed walk; one held
+ * only by a process read before shows no owner until then (count-unowned;
+ * ExpectUser judges it by the socket's uid, as any socket with no owner).
+ * A listener that is gone is seen at once: the listener table is read in
+ * full every read. po_ctx_set_new_socket_interval() sets it after
+ * po_ctx_set_full_scan_interval(): 0 walks at every new socket (no
+ * limit). Returns 0, -EINVAL (negative, NaN).
+ */
+#define PO_NEW_SOCKET_WALK_MAX 10.0
+int po_ctx_set_new_socket_interval(struct po_ctx *ctx, double seconds);
+double po_ctx_new_socket_interval(const struct po_ctx *ctx);
+
 /* Makes the next po_snapshot_take() of ctx a full walk. */
 void po_ctx_request_full_scan(struct po_ctx *ctx);
 

@@ -41,7 +41,7 @@ JSON_KEYS = {
     "accept_queue_max",
     "owners",
 }
-OWNER_KEYS = {"pid", "fd", "comm", "exe", "uid", "user"}
+OWNER_KEYS = {"pid", "fd", "fds", "fd_count", "comm", "exe", "uid", "user"}
 
 
 # ---- parsing ss ---------------------------------------------------------------
@@ -195,7 +195,8 @@ def ports_arg(ports):
 
 
 def row_of_json(e):
-    owners = tuple(sorted((o["pid"], o["fd"]) for o in e["owners"]))
+    # One owner per process and socket: ss lists each of its fds.
+    owners = tuple(sorted((o["pid"], f) for o in e["owners"] for f in o["fds"]))
     return (e["protocol"], e["family"], e["address"], e["port"], e["inode"], owners)
 
 
