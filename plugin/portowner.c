@@ -103,6 +103,7 @@ struct plugin_run {
   unsigned denied_reads; /* reads in a row with an fd directory denied */
   bool told_denied, told_proc_fallback, told_ns_failed, told_malformed;
   bool told_ns_untrusted;
+  bool told_deferred; /* a full walk for new sockets put off */
 };
 
 static struct plugin_run run = {
@@ -730,6 +731,8 @@ static void submit_self(const struct po_stats *st, cdtime_t t) {
   submit_value(SELF_INSTANCE, "duration", "scan",
                (value_t){.gauge = (gauge_t)st->scan_ns / 1e9}, t);
   submit(SELF_INSTANCE, "count", "fds_scanned", st->walk.fds, t);
+  /* Of those, the remembered owners' fds read again: one per owner. */
+  submit(SELF_INSTANCE, "count", "fds_verified", st->walk.verified, t);
   submit(SELF_INSTANCE, "count", "processes_scanned", st->walk.procs, t);
   submit_value(SELF_INSTANCE, "operations", "full_scan",
                (value_t){.derive = (derive_t)run.full_reads}, t);
@@ -841,6 +844,19 @@ static void tell_once(const struct po_stats *st) {
            (unsigned long long)st->ns_untrusted,
            st->ns_untrusted == 1 ? " is" : "s are",
            (unsigned long long)st->ns_owner_unknown);
+  }
+  if (st->walk.deferred > 0 && !run.told_deferred) {
+    run.told_deferred = 1;
+    NOTICE(PFX "%llu new socket%s appeared since the last full walk of the "
+               "processes' open files; full walks for new sockets are "
+               "limited to one per %.3g s (a sixth of FullScanInterval, 10 s "
+               "at most): this read was incremental, and such a socket has "
+               "the owners found among new processes until the next full "
+               "walk (none when an older process holds it: count-unowned). "
+               "Said once.",
+           (unsigned long long)st->walk.deferred,
+           st->walk.deferred == 1 ? "" : "s",
+           po_ctx_new_socket_interval(run.ctx));
   }
   if (st->malformed > 0 && !run.told_malformed) {
     run.told_malformed = 1;
