@@ -172,7 +172,7 @@ def report(res):
         if k not in m:
             continue
         r = res["rss"].get(k)
-        print("| %s | %s | %.3f | %s |" % (label, ms(m[k]), m[k] / m["ss"],
+        print("| %s | %s | %.4f | %s |" % (label, ms(m[k]), m[k] / m["ss"],
                                            r if r else ""))
     i = x["incr"]
     print()

@@ -194,14 +194,22 @@ def ports_arg(ports):
 # ---- comparing -----------------------------------------------------------------
 
 
+FDS_KEPT = 16  # an owner's fds in our JSON: the lowest 16, and fd_count
+
+
 def row_of_json(e):
-    # One owner per process and socket: ss lists each of its fds.
-    owners = tuple(sorted((o["pid"], f) for o in e["owners"] for f in o["fds"]))
+    # One owner per process and socket (fds, fd_count); ss lists each fd.
+    owners = tuple(sorted((o["pid"], o["fd_count"], tuple(o["fds"]))
+                          for o in e["owners"]))
     return (e["protocol"], e["family"], e["address"], e["port"], e["inode"], owners)
 
 
 def row_of_ss(s):
-    owners = tuple(sorted((o.pid, o.fd) for o in s.owners))
+    fds = {}
+    for o in s.owners:
+        fds.setdefault(o.pid, []).append(o.fd)
+    owners = tuple(sorted((pid, len(v), tuple(sorted(v)[:FDS_KEPT]))
+                          for pid, v in fds.items()))
     return (s.proto, s.family, s.address, s.port, s.inode, owners)
 
 
