@@ -118,10 +118,11 @@ const char *po_ctx_proc_root(const struct po_ctx *ctx);
 
 /*
  * Incremental reads. A context remembers, from one po_snapshot_take() to
- * the next, which processes it has read and which (pid, fd) owned the
+ * the next, which processes it has read and which processes owned the
  * wanted sockets (po_resolver_resolve() in resolve.h), and reads only what
  * may have changed; its first read is always a full walk. It walks every
- * process again when a new wanted socket appears, when a remembered owner's
+ * process again when a new wanted socket appears (rate-limited: see
+ * po_ctx_set_new_socket_interval()), when a remembered owner's
  * fd holds something else, when a socket that had owners has none left
  * that it knows, after po_ctx_request_full_scan(), and when seconds have
  * passed since the last full walk (CLOCK_BOOTTIME: a suspend counts). The
