@@ -8,14 +8,47 @@ One <Port> block per (protocol, port), named like "tcp-22", with the programs
 and users that hold it now as ExpectProcess/ExpectUser. With --plugin-only
 only the LoadPlugin line and the <Plugin portowner> block are written, to
 paste into an existing collectd.conf.
+
+A program is written as the path of its executable (ExpectProcess
+"/usr/sbin/sshd": that file, by device and inode), never as the process name,
+which any process chooses (a process named "/.*/" would otherwise become a
+regular expression that accepts anything) and which ExpectProcess does not
+match anyway (a name there is the exe's basename). An owner whose exe cannot
+be used as a path (unknown, deleted, not a file here, not printable) is left
+out, with a comment that says why: it will be reported as unexpected.
 """
 import argparse
 import json
+import os
 import sys
+import unicodedata
 
 
 def quote(s):
     return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def printable(s):
+    """No control, format (bidi), separator or replacement character."""
+    return all(unicodedata.category(c) not in ("Cc", "Cf", "Zl", "Zp", "Cs")
+               and c != "\ufffd" for c in s)
+
+
+def exe_path(exe):
+    """(the exe as an ExpectProcess path, None) or (None, why not)."""
+    if not exe:
+        return None, "its executable could not be read"
+    if exe.endswith(" (deleted)"):
+        return None, "its executable was deleted"
+    if not printable(exe):
+        return None, "its executable path is not printable"
+    # A path starts with "/"; one that also ends with "/" would be read as
+    # "/REGEX/" (and is no file anyway).
+    if not exe.startswith("/") or exe.endswith("/"):
+        return None, "its executable is not an absolute file path"
+    if not os.path.isfile(exe):
+        return None, "its executable is not a file here"
+    return exe, None
 
 
 def main():
@@ -29,12 +62,18 @@ def main():
     ports = {}
     for s in sockets:
         key = (s["protocol"], s["port"])
-        entry = ports.setdefault(key, {"comms": set(), "users": set()})
+        entry = ports.setdefault(key, {"exes": set(), "users": set(),
+                                       "skipped": {}})
         for o in s["owners"]:
-            if o.get("comm"):
-                entry["comms"].add(o["comm"])
+            path, why = exe_path(o.get("exe"))
+            if path:
+                entry["exes"].add(path)
+            else:
+                entry["skipped"].setdefault(o["pid"], why)
             if o.get("user"):
                 entry["users"].add(o["user"])
+            elif o.get("uid") is not None:
+                entry["users"].add(str(o["uid"]))
 
     out = []
     if not args.plugin_only:
@@ -61,8 +100,10 @@ def main():
         out.append(f"  <Port {quote(f'{proto}-{port}')}>")
         out.append(f"    Port {port}")
         out.append(f"    Protocol {quote(proto)}")
-        if e["comms"]:
-            out.append("    ExpectProcess " + " ".join(quote(c) for c in sorted(e["comms"])))
+        for pid, why in sorted(e["skipped"].items()):
+            out.append(f"    # pid {pid} is not expected by program: {why}")
+        if e["exes"]:
+            out.append("    ExpectProcess " + " ".join(quote(c) for c in sorted(e["exes"])))
         if e["users"]:
             out.append("    ExpectUser " + " ".join(quote(u) for u in sorted(e["users"])))
         out.append("  </Port>")

@@ -3,7 +3,7 @@
 #
 #   LoadPlugin exec
 #   <Plugin exec>
-#     NotificationExec "nobody" "/usr/share/doc/portowner/examples/portowner-notify.sh"
+#     NotificationExec "nobody" "/usr/share/doc/collectd-portowner/examples/portowner-notify.sh"
 #   </Plugin>
 #
 # collectd's exec plugin writes the notification on stdin: "Key: value"
@@ -13,7 +13,10 @@
 # a blank line, and the message. This handler sends one line to syslog (tag
 # "portowner") for portowner's notifications and ignores the others; replace
 # the last line with your pager, chat hook or ticket system.
-# (exec refuses to run handlers as root: run it as an unprivileged user.)
+# (exec refuses to run handlers as root: run it as an unprivileged user.
+# Run collectd under the systemd drop-in systemd/portowner.conf so that the
+# handler gets no capability; names in the message and the owners are
+# already made printable by portowner: "?" and \uXXXX.)
 severity="" host="" plugin="" block="" event="" owners=""
 while IFS= read -r line; do
   [ -z "$line" ] && break

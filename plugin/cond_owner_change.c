@@ -44,7 +44,7 @@ static uint64_t socket_hash(const struct po_eval *e) {
   for (size_t i = 0; i < e->snap->socks.len; i++) {
     const struct po_socket *sk = &e->snap->socks.v[i];
 
-    if (po_select_socket(e->w, sk, e->own_netns))
+    if (po_select_socket(e->w, e->snap, sk, e->own_netns))
       h = po_hash_bytes(h, &sk->inode, sizeof(sk->inode));
   }
   return h;

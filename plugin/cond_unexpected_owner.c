@@ -81,7 +81,7 @@ static void unowned_bad(const struct po_eval *e, struct identlist *bad,
       o.cgroup = s->sock_cgroups[i];
     int seen = 0;
 
-    if (sk->owner_count || !po_select_socket(w, sk, e->own_netns) ||
+    if (sk->owner_count || !po_select_socket(w, s, sk, e->own_netns) ||
         po_owner_expected(w, &o) != 0)
       continue;
     for (size_t j = 0; j < bad->len && !seen; j++)

@@ -44,3 +44,15 @@ int po_config_source(const char *s, enum po_source *src) {
     return -EINVAL;
   return 0;
 }
+
+int po_config_namespaces(const char *s, int *scope) {
+  if (!s)
+    return -EINVAL;
+  if (strcasecmp(s, "trusted") == 0)
+    *scope = PO_NS_TRUSTED;
+  else if (strcasecmp(s, "all") == 0)
+    *scope = PO_NS_ALL;
+  else
+    return -EINVAL;
+  return 0;
+}

@@ -16,15 +16,17 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "portowner/config_value.h"
 #include "portowner/json.h"
 #include "portowner/portspec.h"
+#include "portowner/printable.h"
 #include "portowner/snapshot.h"
 
 static const char usage_line[] =
     "usage: portowner-dump [--json] [--port LIST] [--proto PROTO] "
     "[--source auto|netlink|proc]\n"
-    "                      [--proc-root DIR] [--all-namespaces] "
-    "[--unit GLOB]\n";
+    "                      [--proc-root DIR] "
+    "[--all-namespaces[=trusted|all]] [--unit GLOB]\n";
 
 static void usage(FILE *f) {
   fputs(usage_line, f);
@@ -42,7 +44,11 @@ static void usage(FILE *f) {
           "  --source SOURCE    auto (netlink, else /proc/net), netlink, "
           "proc\n"
           "  --proc-root DIR    where /proc is (default /proc)\n"
-          "  --all-namespaces   also every other network namespace\n"
+          "  --all-namespaces[=trusted|all]\n"
+          "                     also the other network namespaces: trusted "
+          "(the default)\n"
+          "                     those owned by the initial user namespace, "
+          "all every one\n"
           "  --unit GLOB        only sockets whose owners' (or own) unit, "
           "user unit or\n"
           "                     container matches GLOB (repeatable)\n"
@@ -91,29 +97,42 @@ static int same_row(const struct po_socket *a, const struct po_socket *b) {
          a->netns == b->netns && memcmp(a->addr, b->addr, sizeof(a->addr)) == 0;
 }
 
-/* Writes a process name as printable text: a backslash as \\, and control
- * characters (C0, DEL, C1) and bytes that are not UTF-8 as \xNN, so that a
- * name can neither fake a line nor send a terminal escape. */
+/* Writes a process name as printable text: a backslash as \\, and each byte
+ * of a character that is not printable (printable.h: C0, DEL, C1, bidi
+ * controls, line separators) and each byte that is not UTF-8 as \xNN, so
+ * that a name can neither fake a line, send a terminal escape nor reorder
+ * what is shown. */
 static void put_name(const char *s, FILE *f) {
   size_t len = strlen(s);
 
   for (size_t i = 0; i < len;) {
     const unsigned char *p = (const unsigned char *)s + i;
-    size_t n = po_utf8_len(s + i, len - i);
-    int c1 = n == 2 && p[0] == 0xc2 && p[1] < 0xa0; /* U+0080..U+009F */
+    size_t span, n = po_printable(s + i, len - i, &span);
 
-    if (n == 0 || c1 || *p < 0x20 || *p == 0x7f) {
-      for (size_t k = 0; k < (n ? n : 1); k++)
+    if (n == 0) {
+      for (size_t k = 0; k < span; k++)
         fprintf(f, "\\x%02x", p[k]);
-      i += n ? n : 1;
     } else if (*p == '\\') {
       fputs("\\\\", f);
-      i++;
     } else {
       fwrite(p, 1, n, f);
-      i += n;
     }
+    i += span;
   }
+}
+
+/* Who owns a socket's network namespace: "initial" (its user namespace is
+ * the initial one), "uid=N" (a user namespace that uid made), "unknown". */
+static void format_ns_owner(const struct po_snapshot *s, uint64_t netns,
+                            char *buf, size_t size) {
+  const struct po_netns *n = po_snapshot_netns(s, netns);
+
+  if (n && n->trusted)
+    snprintf(buf, size, "initial");
+  else if (n && n->owner_uid >= 0)
+    snprintf(buf, size, "uid=%lld", (long long)n->owner_uid);
+  else
+    snprintf(buf, size, "unknown");
 }
 
 /* The UNIT of the row of sockets i..j-1: the label (cgroup.h) of each of
@@ -234,7 +253,7 @@ static void print_table(const struct po_snapshot *s, int all_ns,
       w = n;
   }
   if (all_ns)
-    fprintf(f, "%-12s ", "NETNS");
+    fprintf(f, "%-12s %-11s ", "NETNS", "NS-OWNER");
   fprintf(f, "%-6s %-*s %-8s %-10s %-*s %s\n", "PROTO", w, "LOCAL", "SOCKETS",
           "ACCEPTQ", uw, "UNIT", "OWNERS");
 
@@ -263,8 +282,12 @@ static void print_table(const struct po_snapshot *s, int all_ns,
         snprintf(acc, sizeof(acc), "%llu/?", q);
     }
     format_local(first, local, sizeof(local));
-    if (all_ns)
-      fprintf(f, "%-12llu ", (unsigned long long)first->netns);
+    if (all_ns) {
+      char owner[32];
+
+      format_ns_owner(s, first->netns, owner, sizeof(owner));
+      fprintf(f, "%-12llu %-11s ", (unsigned long long)first->netns, owner);
+    }
     fprintf(f, "%-6s %-*s %-8zu %-10s ", proto_label(first), w, local, j - i,
             acc);
     row_units(s, i, j, units, sizeof(units));
@@ -315,7 +338,7 @@ int main(int argc, char **argv) {
       {"proto", required_argument, NULL, 'P'},
       {"source", required_argument, NULL, 's'},
       {"proc-root", required_argument, NULL, 'r'},
-      {"all-namespaces", no_argument, NULL, 'a'},
+      {"all-namespaces", optional_argument, NULL, 'a'},
       {"unit", required_argument, NULL, 'u'},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
@@ -382,7 +405,12 @@ int main(int argc, char **argv) {
       proc_root = optarg;
       break;
     case 'a':
-      q.all_namespaces = 1;
+      q.all_namespaces = PO_NS_TRUSTED;
+      if (optarg && po_config_namespaces(optarg, &q.all_namespaces) != 0) {
+        free(ports);
+        free(unit_globs);
+        return bad_arg("--all-namespaces", optarg, "expected trusted or all");
+      }
       break;
     case 'u': {
       char **nu;
@@ -485,6 +513,12 @@ int main(int argc, char **argv) {
     fprintf(stderr,
             "portowner-dump: %llu network namespaces could not be read\n",
             (unsigned long long)snap.stats.ns_failed);
+  if (!status && snap.stats.ns_untrusted && q.all_namespaces == PO_NS_TRUSTED)
+    fprintf(stderr,
+            "portowner-dump: %llu network namespace(s) not owned by the "
+            "initial user namespace (a user's own: unshare -rn) were not "
+            "read: --all-namespaces=all shows them\n",
+            (unsigned long long)snap.stats.ns_untrusted);
   if (!status && snap.stats.malformed)
     fprintf(stderr, "portowner-dump: %llu malformed records skipped\n",
             (unsigned long long)snap.stats.malformed);

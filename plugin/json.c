@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "portowner/json.h"
+#include "portowner/printable.h"
 
 size_t po_utf8_len(const char *str, size_t n) {
   const unsigned char *s = (const unsigned char *)str;
@@ -39,12 +40,74 @@ size_t po_utf8_len(const char *str, size_t n) {
   return len;
 }
 
+/* Writes the JSON string literal of the n bytes at s (valid UTF-8) into
+ * out (room for 6 * n + 2 bytes): quote, backslash and C0 escaped as yajl
+ * does, and every other character that is not printable (printable.h: DEL,
+ * C1, bidi controls, line separators) as \uXXXX. Returns its length. */
+static size_t literal(const char *s, size_t n, char *out) {
+  static const char hex[] = "0123456789abcdef";
+  const unsigned char *u = (const unsigned char *)s;
+  size_t w = 0;
+
+  out[w++] = '"';
+  for (size_t i = 0; i < n;) {
+    size_t span, c = po_printable(s + i, n - i, &span);
+    const char *esc = NULL;
+
+    switch (u[i]) {
+    case '"':
+      esc = "\\\"";
+      break;
+    case '\\':
+      esc = "\\\\";
+      break;
+    case '\b':
+      esc = "\\b";
+      break;
+    case '\f':
+      esc = "\\f";
+      break;
+    case '\n':
+      esc = "\\n";
+      break;
+    case '\r':
+      esc = "\\r";
+      break;
+    case '\t':
+      esc = "\\t";
+      break;
+    }
+    if (esc) {
+      memcpy(out + w, esc, 2);
+      w += 2;
+    } else if (c) {
+      memcpy(out + w, u + i, c);
+      w += c;
+    } else {
+      /* Not printable: the code point (at most U+2069 here) as \uXXXX. */
+      unsigned cp = span == 1 ? u[i]
+                    : span == 2
+                        ? ((u[i] & 0x1fu) << 6) | (u[i + 1] & 0x3fu)
+                        : ((u[i] & 0x0fu) << 12) | ((u[i + 1] & 0x3fu) << 6) |
+                              (u[i + 2] & 0x3fu);
+
+      out[w++] = '\\';
+      out[w++] = 'u';
+      for (int k = 12; k >= 0; k -= 4)
+        out[w++] = hex[(cp >> k) & 0xf];
+    }
+    i += span;
+  }
+  out[w++] = '"';
+  return w;
+}
+
 yajl_gen_status po_json_string(yajl_gen g, const char *s, size_t len) {
   static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
   const unsigned char *u = (const unsigned char *)s;
   char stackbuf[256] = "";
-  char *buf = stackbuf;
-  size_t w = 0, cap = sizeof(stackbuf);
+  char *buf = stackbuf, *lit;
+  size_t w = 0, cap = sizeof(stackbuf), litlen;
   yajl_gen_status st;
 
   if (len == 0)
@@ -69,7 +132,20 @@ yajl_gen_status po_json_string(yajl_gen g, const char *s, size_t len) {
       i += n;
     }
   }
-  st = yajl_gen_string(g, (const unsigned char *)buf, w);
+  if (po_printable_all(buf, w)) {
+    st = yajl_gen_string(g, (const unsigned char *)buf, w);
+  } else {
+    /* yajl escapes C0 only: the literal is ours, written as it is (a
+     * value, never a key: yajl refuses that). */
+    lit = malloc(6 * w + 2);
+    if (!lit) {
+      st = yajl_gen_generation_complete;
+    } else {
+      litlen = literal(buf, w, lit);
+      st = yajl_gen_number(g, lit, litlen);
+      free(lit);
+    }
+  }
   if (buf != stackbuf)
     free(buf);
   return st;
@@ -127,6 +203,13 @@ static int gen_owner(yajl_gen g, const struct po_snapshot *s,
   bad |= yajl_gen_map_open(g);
   bad |= key(g, "pid") | yajl_gen_integer(g, o->pid);
   bad |= key(g, "fd") | yajl_gen_integer(g, o->fd);
+  /* One record per process and socket: its fds, the lowest PO_OWNER_FDS,
+   * and how many there are. */
+  bad |= key(g, "fds") | yajl_gen_array_open(g);
+  for (uint32_t i = 0; i < o->nfds && i < PO_OWNER_FDS; i++)
+    bad |= yajl_gen_integer(g, o->fds[i]);
+  bad |= yajl_gen_array_close(g);
+  bad |= key(g, "fd_count") | yajl_gen_integer(g, o->nfds);
   bad |=
       key(g, "tid") | (o->tid ? yajl_gen_integer(g, o->tid) : yajl_gen_null(g));
   bad |= key(g, "comm") | (p ? str(g, p->comm) : yajl_gen_null(g));
@@ -160,6 +243,22 @@ static int gen_sock_cgroup(yajl_gen g, const struct po_snapshot *s,
          gen_cgroup(g, &cg, 0);
 }
 
+/* Who owns the socket's network namespace: netns_trusted (its user
+ * namespace is the initial one), netns_userns (that user namespace's inode)
+ * and netns_owner_uid (who made it), null when unknown. */
+static int gen_netns_owner(yajl_gen g, const struct po_netns *n) {
+  int bad = 0;
+
+  bad |= key(g, "netns_trusted") | yajl_gen_bool(g, n && n->trusted);
+  bad |= key(g, "netns_userns") |
+         (n && n->userns ? yajl_gen_integer(g, (long long)n->userns)
+                         : yajl_gen_null(g));
+  bad |= key(g, "netns_owner_uid") |
+         (n && n->owner_uid >= 0 ? yajl_gen_integer(g, (long long)n->owner_uid)
+                                 : yajl_gen_null(g));
+  return bad;
+}
+
 static int gen_socket(yajl_gen g, const struct po_snapshot *s,
                       const struct po_socket *sk) {
   char addr[INET6_ADDRSTRLEN] = "";
@@ -180,6 +279,7 @@ static int gen_socket(yajl_gen g, const struct po_snapshot *s,
   bad |= key(g, "port") | yajl_gen_integer(g, sk->port);
   bad |= key(g, "inode") | yajl_gen_integer(g, (long long)sk->inode);
   bad |= key(g, "netns") | yajl_gen_integer(g, (long long)sk->netns);
+  bad |= gen_netns_owner(g, po_snapshot_netns(s, sk->netns));
   bad |= key(g, "uid") | yajl_gen_integer(g, sk->uid);
   bad |= key(g, "accept_queue") | queue(g, sk, sk->rqueue);
   bad |= key(g, "accept_queue_max") | queue(g, sk, sk->wqueue);

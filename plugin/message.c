@@ -4,28 +4,20 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "portowner/json.h"
 #include "portowner/message.h"
 #include "portowner/owners.h"
+#include "portowner/printable.h"
 
-/* The valid UTF-8 character at s (n bytes left): its length, 0 if invalid. */
-static size_t utf8_char(const unsigned char *s, size_t n) {
-  return po_utf8_len((const char *)s, n);
-}
-
-/* Bytes that s (n bytes) takes in a message: control characters and bytes
- * that are not UTF-8 become '?'. */
+/* Bytes that s (n bytes) takes in a message: each character that is not
+ * printable (printable.h), and each byte that is not UTF-8, becomes '?'. */
 static size_t text_width(const char *s, size_t n) {
-  const unsigned char *u = (const unsigned char *)s;
   size_t w = 0;
 
   for (size_t i = 0; i < n;) {
-    size_t c = utf8_char(u + i, n - i);
+    size_t span, c = po_printable(s + i, n - i, &span);
 
-    if (c == 0 || u[i] < 0x20 || u[i] == 0x7f)
-      c = 1;
-    w += c;
-    i += c;
+    w += c ? c : 1;
+    i += span;
   }
   return w;
 }
@@ -33,7 +25,6 @@ static size_t text_width(const char *s, size_t n) {
 /* Appends s (n bytes) sanitized, in at most max bytes (and what is left);
  * cut at a character boundary with "..." when it does not fit. */
 void po_msg_text(struct msg *m, const char *s, size_t n, size_t max) {
-  const unsigned char *u = (const unsigned char *)s;
   size_t room = sizeof(m->b) - 1 - m->len, limit;
 
   limit = max < room ? max : room;
@@ -42,9 +33,8 @@ void po_msg_text(struct msg *m, const char *s, size_t n, size_t max) {
   else
     limit = (size_t)-1;
   for (size_t i = 0; i < n;) {
-    size_t c = utf8_char(u + i, n - i);
-    int bad = c == 0 || u[i] < 0x20 || u[i] == 0x7f;
-    size_t w = bad ? 1 : c;
+    size_t span, c = po_printable(s + i, n - i, &span);
+    size_t w = c ? c : 1;
 
     if (limit != (size_t)-1 && w > limit) {
       if (sizeof(m->b) - 1 - m->len >= 3) {
@@ -53,14 +43,14 @@ void po_msg_text(struct msg *m, const char *s, size_t n, size_t max) {
       }
       break;
     }
-    if (bad)
+    if (!c)
       m->b[m->len] = '?';
     else
-      memcpy(m->b + m->len, u + i, c);
+      memcpy(m->b + m->len, s + i, c);
     m->len += w;
     if (limit != (size_t)-1)
       limit -= w;
-    i += bad ? 1 : c;
+    i += span;
   }
   m->b[m->len] = '\0';
 }

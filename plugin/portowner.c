@@ -18,7 +18,7 @@
  *       Hits 1
  *       NotifyMissingAtStart true
  *       NotifyOwnerChange true
- *       AllNamespaces false
+ *       AllNamespaces false   (or "trusted", "all")
  *     </Port>
  *   </Plugin>
  *
@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "portowner/snapshot.h"
 #include "portowner/config_value.h"
@@ -60,6 +61,10 @@
 /* A process whose fd directory is unreadable for a moment (it is switching
  * user) is not worth a warning: it takes DENIED_READS reads in a row. */
 #define DENIED_READS 3
+
+/* The fewest seconds between two writes of the StateFile that only change
+ * owners or counts (a restart loses at most that much of them). */
+#define STATE_PACE_MIN 10.0
 
 /* What po_config builds from <Plugin portowner>: init and read use it,
  * shutdown frees it. */
@@ -92,10 +97,13 @@ struct plugin_run {
   bool sees_all; /* CAP_SYS_PTRACE: no process is hidden from us */
   uint64_t full_reads, incremental_reads; /* portowner-self/operations-* */
   int state_save_error; /* the last po_state_save() error, said once */
+  double state_pace;    /* seconds between writes of what is not urgent */
   c_complain_t snapshot_complaint; /* "cannot read the listening sockets" */
   /* tell_once(): what a snapshot says, said once per run. */
   unsigned denied_reads; /* reads in a row with an fd directory denied */
   bool told_denied, told_proc_fallback, told_ns_failed, told_malformed;
+  bool told_ns_untrusted;
+  bool told_deferred; /* a full walk for new sockets put off */
 };
 
 static struct plugin_run run = {
@@ -422,9 +430,37 @@ static int read_notify_restart(const char *block, const oconfig_item_t *ci,
   return read_flag(block, ci, w, po_watch_set_notify_restart);
 }
 
+/* AllNamespaces "trusted" | "all" | a boolean: true is "trusted" (a
+ * config written before the words existed must not start counting every
+ * user's own namespace), false the caller's own namespace only. */
 static int read_all_namespaces(const char *block, const oconfig_item_t *ci,
                                struct po_watch *w) {
-  return read_flag(block, ci, w, po_watch_set_all_namespaces);
+  static const char *const booleans[] = {"true",  "yes", "on",
+                                         "false", "no",  "off"};
+  int one = ci->values_num == 1;
+  const char *word = NULL;
+  int scope, boolean = one && ci->values[0].type == OCONFIG_TYPE_BOOLEAN;
+  char text[256];
+  bool b;
+
+  if (one && ci->values[0].type == OCONFIG_TYPE_STRING)
+    word = ci->values[0].value.string;
+
+  if (word && po_config_namespaces(word, &scope) == 0) {
+    po_watch_set_all_namespaces(w, scope);
+    return 0;
+  }
+  for (size_t i = 0; word && i < sizeof(booleans) / sizeof(booleans[0]); i++)
+    boolean |= strcasecmp(word, booleans[i]) == 0;
+  if (boolean && config_bool(block, ci, &b) == 0) {
+    po_watch_set_all_namespaces(w, b ? PO_NS_TRUSTED : PO_NS_OWN);
+    return 0;
+  }
+  if (!boolean)
+    ERROR(PFX "%s: needs one of \"trusted\", \"all\", true (the same as "
+              "\"trusted\") or false",
+          item_text(block, ci, text, sizeof(text)));
+  return -1;
 }
 
 /* The options of a <Port> block, in the order of the known list. */
@@ -561,21 +597,18 @@ static int check_dir(const char *key, const char *dir) {
 }
 
 static int check_state_file(const char *path) {
-  char *dir = strdup(path), *slash;
+  const char *base;
+  char *dir;
   struct stat sb;
-  int err = 0;
+  int err = po_path_dir(path, &dir, &base);
 
-  if (!dir) {
-    ERROR(PFX "StateFile: out of memory");
+  if (err) {
+    ERROR(PFX "StateFile \"%s\": %s", path,
+          err == -EISDIR   ? "names a directory, not a file"
+          : err == -EINVAL ? "empty"
+                           : STRERROR(-err));
     return -1;
   }
-  slash = strrchr(dir, '/');
-  if (!slash)
-    strcpy(dir, ".");
-  else if (slash == dir)
-    dir[1] = '\0';
-  else
-    *slash = '\0';
   if (stat(dir, &sb) != 0) {
     ERROR(PFX "StateFile \"%s\": its directory \"%s\": %s", path, dir,
           STRERRNO);
@@ -725,6 +758,8 @@ static void submit_self(const struct po_stats *st, cdtime_t t) {
   submit_value(SELF_INSTANCE, "duration", "scan",
                (value_t){.gauge = (gauge_t)st->scan_ns / 1e9}, t);
   submit(SELF_INSTANCE, "count", "fds_scanned", st->walk.fds, t);
+  /* Of those, the remembered owners' fds read again: one per owner. */
+  submit(SELF_INSTANCE, "count", "fds_verified", st->walk.verified, t);
   submit(SELF_INSTANCE, "count", "processes_scanned", st->walk.procs, t);
   submit_value(SELF_INSTANCE, "operations", "full_scan",
                (value_t){.derive = (derive_t)run.full_reads}, t);
@@ -827,6 +862,31 @@ static void tell_once(const struct po_stats *st) {
                 "counted. Said once.",
             (unsigned long long)st->ns_failed, st->ns_failed == 1 ? "" : "s");
   }
+  if (st->ns_untrusted > 0 && !run.told_ns_untrusted) {
+    run.told_ns_untrusted = 1;
+    NOTICE(PFX "%llu network namespace%s not owned by the initial user "
+               "namespace (a user's own, as unshare -rn makes; %llu whose "
+               "owner could not be asked): AllNamespaces \"trusted\" (or "
+               "true) does not count their listeners, AllNamespaces \"all\" "
+               "does. portowner-dump --all-namespaces=all shows them. Said "
+               "once.",
+           (unsigned long long)st->ns_untrusted,
+           st->ns_untrusted == 1 ? " is" : "s are",
+           (unsigned long long)st->ns_owner_unknown);
+  }
+  if (st->walk.deferred > 0 && !run.told_deferred) {
+    run.told_deferred = 1;
+    NOTICE(PFX "%llu new socket%s appeared since the last full walk of the "
+               "processes' open files; full walks for new sockets are "
+               "limited to one per %.3g s (a sixth of FullScanInterval, 10 s "
+               "at most): this read was incremental, and such a socket has "
+               "the owners found among new processes until the next full "
+               "walk (none when an older process holds it: count-unowned). "
+               "Said once.",
+           (unsigned long long)st->walk.deferred,
+           st->walk.deferred == 1 ? "" : "s",
+           po_ctx_new_socket_interval(run.ctx));
+  }
   if (st->malformed > 0 && !run.told_malformed) {
     run.told_malformed = 1;
     NOTICE(PFX "skipped %llu malformed /proc/net line%s or netlink "
@@ -836,22 +896,63 @@ static void tell_once(const struct po_stats *st) {
   }
 }
 
-static void save_state(void) {
+/* "the file \"P\"" or "its directory \"D\"" is owned by uid U with
+ * mode M: why the StateFile (or its directory) is not trusted. */
+static void untrusted_text(const struct po_untrusted *why, char *buf,
+                           size_t size) {
+  const char *base;
+  char *dir = NULL;
+
+  if (why->is_dir)
+    po_path_dir(conf.state_file, &dir, &base);
+  snprintf(buf, size,
+           "%s \"%s\" is owned by uid %u with mode %04o (trusted: owned by "
+           "uid %u%s, not writable by group or others)",
+           why->is_dir ? "its directory" : "the file",
+           dir           ? dir
+           : why->is_dir ? "?"
+                         : conf.state_file,
+           (unsigned)why->uid, (unsigned)why->mode, (unsigned)geteuid(),
+           why->is_dir && geteuid() != 0 ? " or root" : "");
+  free(dir);
+}
+
+static double monotonic_now(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Writes the state (urgent changes at once, the rest at most once per
+ * run.state_pace seconds; pace 0: every change, as at shutdown). */
+static void save_state(double pace) {
+  struct po_untrusted why = {0};
+  char text[512];
   int err;
 
   if (!conf.state_file)
     return;
-  err = po_state_save(conf.watches, conf.state_file,
-                      run.have_boot_id ? run.boot_id : NULL);
+  err = po_state_save_paced(conf.watches, conf.state_file,
+                            run.have_boot_id ? run.boot_id : NULL,
+                            monotonic_now(), pace, &why);
   if (err < 0 && err != run.state_save_error) {
+    if (err == -EPERM && why.refused)
+      untrusted_text(&why, text, sizeof(text));
+    else
+      snprintf(text, sizeof(text), "%s", STRERROR(-err));
     ERROR(PFX "StateFile \"%s\": cannot write it: %s%s", conf.state_file,
-          err == -ELOOP ? "it is a symlink, which is never written through"
-                        : STRERROR(-err),
+          err == -ELOOP   ? "it or a directory above it is a symlink, which is "
+                            "never written through"
+          : err == -EPERM ? text
+                          : STRERROR(-err),
           ". Said once until it changes.");
-  } else if (err >= 0 && run.state_save_error) {
+  } else if (err == 1 && run.state_save_error) {
     INFO(PFX "StateFile \"%s\": written again", conf.state_file);
   }
-  run.state_save_error = err < 0 ? err : 0;
+  /* 0 wrote nothing (unchanged, or paced): the error still stands. */
+  if (err != 0)
+    run.state_save_error = err < 0 ? err : 0;
 }
 
 static int po_read(void) {
@@ -896,7 +997,7 @@ static int po_read(void) {
   for (size_t i = 0; i < run.events.len; i++)
     notify(&run.events.v[i], now);
   po_events_clear(&run.events);
-  save_state();
+  save_state(run.state_pace);
   return 0;
 }
 
@@ -931,8 +1032,18 @@ static int po_init(void) {
                                      sizeof(run.boot_id)) == 0;
 
   if (conf.state_file) {
-    err = po_state_load(conf.watches, conf.state_file,
-                        run.have_boot_id ? run.boot_id : NULL);
+    struct po_untrusted why = {0};
+    char text[512];
+    double interval = CDTIME_T_TO_DOUBLE(plugin_get_interval());
+
+    /* Owners and counts are written at most once per STATE_PACE_MIN
+     * seconds (or per interval, when longer); a standing FAILURE, its end
+     * or a requirement's first start at the read that changed it. */
+    run.state_pace = interval > STATE_PACE_MIN ? interval : STATE_PACE_MIN;
+    err = po_state_load_checked(conf.watches, conf.state_file,
+                                run.have_boot_id ? run.boot_id : NULL, &why);
+    if (err == -EPERM && why.refused)
+      untrusted_text(&why, text, sizeof(text));
     if (err == 0)
       INFO(PFX "StateFile \"%s\": state restored", conf.state_file);
     else if (err == -ENOENT)
@@ -948,8 +1059,17 @@ static int po_init(void) {
                   "starting fresh (it is replaced at the next change)",
               conf.state_file);
     else if (err == -ELOOP)
-      WARNING(PFX "StateFile \"%s\" is a symlink, which is never read or "
-                  "written through: starting fresh",
+      WARNING(PFX "StateFile \"%s\": it or a directory above it is a "
+                  "symlink, which is never read or written through: starting "
+                  "fresh",
+              conf.state_file);
+    else if (err == -EPERM && why.refused)
+      WARNING(PFX "StateFile \"%s\" is not trusted: %s; someone else may "
+                  "have written it: not read, starting fresh",
+              conf.state_file, text);
+    else if (err == -EFBIG)
+      WARNING(PFX "StateFile \"%s\" is larger than the state of these "
+                  "<Port> blocks can be: not read, starting fresh",
               conf.state_file);
     else if (err == -EINVAL)
       WARNING(PFX "StateFile \"%s\" is not a regular file: starting fresh",
@@ -965,7 +1085,7 @@ static int po_init(void) {
 
 static int po_shutdown(void) {
   if (run.ctx)
-    save_state();
+    save_state(0);
   po_events_free(&run.events);
   po_ctx_free(run.ctx);
   run.ctx = NULL;

@@ -7,7 +7,9 @@
  * open-addressing hash set of the wanted inodes (linear probing, load factor
  * at most 1/2), rebuilt from the table at the start of every walk in memory
  * kept between walks. Nothing is allocated per process or per fd; only the
- * owners array grows (doubling).
+ * owners array grows (doubling), by one record per (fd table, socket): the
+ * slot of a socket remembers its record of the table being read, so the
+ * next fd of that table holding it is counted there.
  *
  * A look (resolve.h: owners hidden from /proc/PID/fd) lists proc_root again,
  * fstatat()s <pid>/task for the thread count, and for processes of more
@@ -53,7 +55,10 @@ struct po_slot {
   size_t sock;     /* index in the table */
   int hit;         /* an owner was found this walk */
   int look;        /* looked for in task tables this call */
+  int pending;     /* new since the last full walk (resolve.h) */
   uint64_t looked; /* CLOCK_BOOTTIME ns of its last look; 0: never */
+  uint64_t gen;    /* the fd table (po_resolver.gen) whose record ... */
+  size_t owner;    /* ... is out->v[owner] */
 };
 
 /* A process read by po_resolver_resolve(). */
@@ -77,9 +82,10 @@ struct po_pmap {
 /* A remembered owner. */
 struct po_known {
   int pid;
-  int fd;
   int tid; /* 0, or the task whose table holds it (found by a look) */
   uint64_t inode;
+  uint32_t nfds;
+  int fds[PO_OWNER_FDS]; /* as po_owner.fds */
 };
 
 /* A socket wanted by the last call, whether it had an owner, and when it
@@ -87,6 +93,7 @@ struct po_known {
 struct po_wanted {
   uint64_t inode;
   int owned;
+  int pending; /* not seen by a full walk yet */
   uint64_t looked;
 };
 
@@ -113,6 +120,11 @@ struct po_resolver {
   int look_resume; /* the next look starts after this pid; 0: at the top */
   int *tids;       /* one process's tasks */
   size_t tids_cap;
+
+  uint64_t gen; /* bumped for each fd table read: see po_slot.gen */
+  /* Full walks for new sockets (resolve.h). */
+  uint64_t new_walk_interval_ns;
+  uint64_t last_new_walk_ns; /* CLOCK_BOOTTIME (+1); 0: none yet */
 };
 
 struct po_resolver *po_resolver_new(void) {
@@ -122,6 +134,7 @@ struct po_resolver *po_resolver_new(void) {
   /* malloc() aligns for the 8-byte fields of the records. */
   r->look_interval_ns = PO_LOOK_INTERVAL_DEFAULT_NS;
   r->look_budget = PO_LOOK_BUDGET;
+  r->new_walk_interval_ns = PO_NEW_WALK_INTERVAL_DEFAULT_NS;
   r->proc_buf = malloc(PO_DENTS_SIZE);
   r->fd_buf = malloc(PO_DENTS_SIZE);
   if (!r->proc_buf || !r->fd_buf) {
@@ -155,11 +168,17 @@ void po_resolver_forget(struct po_resolver *r) {
   r->procs[0].len = 0;
   r->procs[1].len = 0;
   r->look_resume = 0;
+  r->last_new_walk_ns = 0;
 }
 
 void po_resolver_set_look_interval(struct po_resolver *r, uint64_t ns) {
   if (r)
     r->look_interval_ns = ns;
+}
+
+void po_resolver_set_new_walk_interval(struct po_resolver *r, uint64_t ns) {
+  if (r)
+    r->new_walk_interval_ns = ns;
 }
 
 void po_resolver_set_look_budget(struct po_resolver *r, uint64_t calls) {
@@ -247,21 +266,41 @@ static long set_build(struct po_resolver *r, const struct po_table *t) {
   return (long)n;
 }
 
-static int owners_push(struct po_owners *o, pid_t pid, int fd, pid_t tid,
-                       size_t sock) {
+/* A new record at the end of o, or NULL (out of memory). */
+static struct po_owner *owners_push(struct po_owners *o, pid_t pid, pid_t tid,
+                                    size_t sock) {
   if (o->len == o->cap) {
     size_t cap = o->cap ? o->cap * 2 : 16;
     if (cap < o->cap || cap > SIZE_MAX / sizeof(*o->v))
-      return -ENOMEM;
+      return NULL;
     struct po_owner *v = realloc(o->v, cap * sizeof(*v));
     if (!v)
-      return -ENOMEM;
+      return NULL;
     o->v = v;
     o->cap = cap;
   }
-  o->v[o->len++] =
-      (struct po_owner){.pid = pid, .fd = fd, .tid = tid, .sock = sock};
-  return 0;
+  struct po_owner *w = &o->v[o->len++];
+  *w = (struct po_owner){.pid = pid, .tid = tid, .sock = sock};
+  return w;
+}
+
+/* Counts one more fd of o holding its socket, keeping the lowest
+ * PO_OWNER_FDS numbers in order. */
+static void owner_fd_add(struct po_owner *o, int fd) {
+  size_t n = o->nfds < PO_OWNER_FDS ? o->nfds : PO_OWNER_FDS;
+
+  if (o->nfds < UINT32_MAX)
+    o->nfds++;
+  if (n == PO_OWNER_FDS) {
+    if (fd >= o->fds[n - 1])
+      return;
+    n--; /* the highest kept gives way */
+  }
+  size_t i = n;
+  for (; i > 0 && o->fds[i - 1] > fd; i--)
+    o->fds[i] = o->fds[i - 1];
+  o->fds[i] = fd;
+  o->fd = o->fds[0];
 }
 
 /* Where an fd directory is and what its matches are. */
@@ -272,20 +311,30 @@ struct fd_dir {
   uint64_t *budget; /* readlinks left (a look's), NULL: no limit */
 };
 
-/* Appends an owner for every socket of the table with this inode (in a
- * look: every socket marked for it). */
+/* Counts fd for every socket of the table with this inode (in a look:
+ * every socket marked for it), in the record of the fd table being read
+ * (r->gen), which the first such fd appends. */
 static int set_match(struct po_resolver *r, uint64_t inode,
                      const struct fd_dir *dir, int fd, struct po_owners *out) {
   if (inode == 0)
     return 0;
   for (size_t j = slot_of(r, inode); r->slots[j].inode != 0;
        j = (j + 1) & (r->nslots - 1)) {
-    if (r->slots[j].inode != inode || (dir->look && !r->slots[j].look))
+    struct po_slot *s = &r->slots[j];
+    if (s->inode != inode || (dir->look && !s->look))
       continue;
-    r->slots[j].hit = 1;
-    int rc = owners_push(out, dir->pid, fd, dir->tid, r->slots[j].sock);
-    if (rc < 0)
-      return rc;
+    s->hit = 1;
+    struct po_owner *o;
+    if (s->gen == r->gen && s->owner < out->len) {
+      o = &out->v[s->owner];
+    } else {
+      o = owners_push(out, dir->pid, dir->tid, s->sock);
+      if (!o)
+        return -ENOMEM;
+      s->gen = r->gen;
+      s->owner = out->len - 1;
+    }
+    owner_fd_add(o, fd);
   }
   return 0;
 }
@@ -334,6 +383,7 @@ static int walk_fds(struct po_resolver *r, int pfd, const char *path,
   }
 
   int rc = 0;
+  r->gen++; /* a table of its own: records of its own */
   for (;;) {
     ssize_t n = getdents64(dfd, r->fd_buf, PO_DENTS_SIZE);
     if (n <= 0) {
@@ -537,28 +587,42 @@ static int walk_proc(struct walk_ctx *w, const struct po_dirent *d, int pid,
   return pmap_put(&r->procs[!r->cur], pid, flags, ident);
 }
 
-static int walk_all(struct walk_ctx *w) {
-  struct po_resolver *r = w->r;
+/* Calls fn(arg, entry, pid, length of its name) for each process directory
+ * of proc_root (pfd, read from its offset) into r->proc_buf: the one
+ * getdents64() loop of the walks and the looks. Stops at the first
+ * negative return of fn. Returns 0 or -errno. */
+static int each_pid(struct po_resolver *r, int pfd,
+                    int (*fn)(void *arg, const struct po_dirent *d, int pid,
+                              size_t len),
+                    void *arg) {
   for (;;) {
-    ssize_t n = getdents64(w->pfd, r->proc_buf, PO_DENTS_SIZE);
+    ssize_t n = getdents64(pfd, r->proc_buf, PO_DENTS_SIZE);
     if (n < 0)
       return -errno;
     if (n == 0)
       return 0;
     for (ssize_t off = 0; off < n;) {
       const struct po_dirent *d = (const void *)(r->proc_buf + off);
+      int pid;
+      size_t len;
       off += d->d_reclen;
       if (d->d_type != DT_DIR && d->d_type != DT_UNKNOWN)
         continue;
-      int pid;
-      size_t len;
       if (!parse_num(d->d_name, PO_PID_DIGITS, &pid, &len) || pid == 0)
         continue;
-      int rc = walk_proc(w, d, pid, len);
+      int rc = fn(arg, d, pid, len);
       if (rc < 0)
         return rc;
     }
   }
+}
+
+static int walk_one(void *arg, const struct po_dirent *d, int pid, size_t len) {
+  return walk_proc(arg, d, pid, len);
+}
+
+static int walk_all(struct walk_ctx *w) {
+  return each_pid(w->r, w->pfd, walk_one, w);
 }
 
 /* ---- owners hidden from <pid>/fd: looks in task tables ---------------------
@@ -833,52 +897,61 @@ spent:
   return 0;
 }
 
+/* One pass of a look over proc_root. */
+struct look_pass_arg {
+  struct look *lk;
+  int pass;
+  int after;
+};
+
+static int look_one(void *arg, const struct po_dirent *d, int pid, size_t len) {
+  const struct look_pass_arg *a = arg;
+  (void)len;
+  if ((a->pass == 0 && pid <= a->after) || (a->pass == 1 && pid >= a->after) ||
+      (a->pass == 2 && pid != a->after))
+    return 0;
+  return look_proc(a->lk, pid, d->d_name);
+}
+
 /* Looks at the processes of proc_root with pid > after (pass 0), < after
  * (pass 1), or after itself (pass 2). */
 static int look_pass(struct look *lk, int pass, int after) {
-  struct po_resolver *r = lk->r;
+  struct look_pass_arg a = {.lk = lk, .pass = pass, .after = after};
 
   if (lseek(lk->pfd, 0, SEEK_SET) < 0)
     return -errno;
-  for (;;) {
-    ssize_t n = getdents64(lk->pfd, r->proc_buf, PO_DENTS_SIZE);
-    if (n < 0)
-      return -errno;
-    if (n == 0)
-      return 0;
-    for (ssize_t off = 0; off < n;) {
-      const struct po_dirent *d = (const void *)(r->proc_buf + off);
-      int pid;
-      size_t len;
-      off += d->d_reclen;
-      if (d->d_type != DT_DIR && d->d_type != DT_UNKNOWN)
-        continue;
-      if (!parse_num(d->d_name, PO_PID_DIGITS, &pid, &len) || pid == 0 ||
-          (pass == 0 && pid <= after) || (pass == 1 && pid >= after) ||
-          (pass == 2 && pid != after))
-        continue;
-      int rc = look_proc(lk, pid, d->d_name);
-      if (rc < 0)
-        return rc;
-    }
-  }
+  return each_pid(lk->r, lk->pfd, look_one, &a);
 }
 
+/* 0 when a and b hold their socket on the same fds. */
+static int owner_fds_cmp(const struct po_owner *x, const struct po_owner *y) {
+  if (x->nfds != y->nfds)
+    return x->nfds < y->nfds ? -1 : 1;
+  for (size_t i = 0; i < x->nfds && i < PO_OWNER_FDS; i++)
+    if (x->fds[i] != y->fds[i])
+      return x->fds[i] < y->fds[i] ? -1 : 1;
+  return 0;
+}
+
+/* Copies (same process, socket and fds) next to each other, lowest tid
+ * first. */
 static int owner_cmp(const void *a, const void *b) {
   const struct po_owner *x = a, *y = b;
 
   if (x->pid != y->pid)
     return x->pid < y->pid ? -1 : 1;
-  if (x->fd != y->fd)
-    return x->fd < y->fd ? -1 : 1;
   if (x->sock != y->sock)
     return x->sock < y->sock ? -1 : 1;
+  int c = owner_fds_cmp(x, y);
+  if (c)
+    return c;
   return (x->tid > y->tid) - (x->tid < y->tid);
 }
 
-/* A look for the sockets marked (slot.look) in the tasks of proc_root. A
- * (pid, fd) found in several tables of one process (copies) is one owner,
- * with the lowest tid. Returns 0 or -errno. */
+/* A look for the sockets marked (slot.look) in the tasks of proc_root.
+ * Tables of one process that hold a socket on the same fds (copies) make
+ * one owner, with the lowest tid; other tables, one owner each. Returns 0
+ * or -errno. */
 static int look(struct po_resolver *r, int pfd, int procfs,
                 struct po_owners *out, struct po_walk_stats *st) {
   struct look lk = {.r = r,
@@ -904,7 +977,7 @@ static int look(struct po_resolver *r, int pfd, int procfs,
     qsort(out->v + base, out->len - base, sizeof(*out->v), owner_cmp);
     for (size_t i = base + 1; i < out->len; i++) {
       const struct po_owner *p = &out->v[w - 1], *o = &out->v[i];
-      if (o->pid == p->pid && o->fd == p->fd && o->sock == p->sock)
+      if (o->pid == p->pid && o->sock == p->sock && !owner_fds_cmp(o, p))
         continue;
       out->v[w++] = *o;
     }
@@ -921,6 +994,12 @@ static uint64_t boottime_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + 1;
 }
 
+/* 1 when slot s is left without an owner and may be looked for: a
+ * pending socket (new since the last full walk) waits for that walk. */
+static int look_wanted(const struct po_slot *s) {
+  return s->inode != 0 && !s->hit && !s->pending;
+}
+
 /* Marks the sockets left without an owner for a look. With memory
  * (po_resolver_resolve(): slot.looked carried from the last call), only
  * when one of them is due; then every one of them is marked and its time
@@ -930,7 +1009,7 @@ static int look_mark(struct po_resolver *r, int memory) {
 
   for (size_t j = 0; j < r->nslots; j++) {
     r->slots[j].look = 0;
-    if (r->slots[j].inode != 0 && !r->slots[j].hit)
+    if (look_wanted(&r->slots[j]))
       any = 1;
   }
   if (!any)
@@ -938,14 +1017,14 @@ static int look_mark(struct po_resolver *r, int memory) {
   uint64_t now = boottime_ns();
   for (size_t j = 0; j < r->nslots && !due; j++) {
     const struct po_slot *s = &r->slots[j];
-    if (s->inode != 0 && !s->hit &&
+    if (look_wanted(s) &&
         (s->looked == 0 || now - s->looked >= r->look_interval_ns))
       due = 1;
   }
   if (!due)
     return 0;
   for (size_t j = 0; j < r->nslots; j++)
-    if (r->slots[j].inode != 0 && !r->slots[j].hit) {
+    if (look_wanted(&r->slots[j])) {
       r->slots[j].look = 1;
       r->slots[j].looked = now;
     }
@@ -1002,8 +1081,19 @@ static int wanted_cmp(const void *a, const void *b) {
   return (x->inode > y->inode) - (x->inode < y->inode);
 }
 
-/* Remembers this call's wanted sockets and owners (out->v[base..]).
- * Returns 0 or -ENOMEM. */
+/* Remembered owners by process, table and socket: one per triple. */
+static int known_cmp(const void *a, const void *b) {
+  const struct po_known *x = a, *y = b;
+
+  if (x->pid != y->pid)
+    return x->pid < y->pid ? -1 : 1;
+  if (x->tid != y->tid)
+    return x->tid < y->tid ? -1 : 1;
+  return (x->inode > y->inode) - (x->inode < y->inode);
+}
+
+/* Remembers this call's wanted sockets (with their pending marks) and
+ * owners (out->v[base..]). Returns 0 or -ENOMEM. */
 static int remember(struct po_resolver *r, const struct po_table *t,
                     const struct po_owners *out, size_t base) {
   size_t n = 0;
@@ -1021,13 +1111,18 @@ static int remember(struct po_resolver *r, const struct po_table *t,
   for (size_t j = 0; j < r->nslots; j++)
     if (r->slots[j].inode != 0)
       r->wanted[r->nwanted++] = (struct po_wanted){
-          r->slots[j].inode, r->slots[j].hit, r->slots[j].looked};
+          .inode = r->slots[j].inode,
+          .owned = r->slots[j].hit,
+          .pending = r->slots[j].pending,
+          .looked = r->slots[j].looked,
+      };
   qsort(r->wanted, r->nwanted, sizeof(*r->wanted), wanted_cmp);
   /* A duplicate inode in the table has a slot per entry: one is enough. */
   size_t w = 0;
   for (size_t i = 0; i < r->nwanted; i++) {
     if (w > 0 && r->wanted[w - 1].inode == r->wanted[i].inode) {
       r->wanted[w - 1].owned |= r->wanted[i].owned;
+      r->wanted[w - 1].pending |= r->wanted[i].pending;
       if (r->wanted[i].looked > r->wanted[w - 1].looked)
         r->wanted[w - 1].looked = r->wanted[i].looked;
       continue;
@@ -1047,15 +1142,76 @@ static int remember(struct po_resolver *r, const struct po_table *t,
   r->nknown = 0;
   for (size_t i = base; i < out->len; i++) {
     const struct po_owner *o = &out->v[i];
-    struct po_known k = {o->pid, o->fd, o->tid, t->v[o->sock].inode};
-    /* set_match() pushes one owner per table entry of an inode, in a row
-     * (a look's owners are sorted by pid and fd: still in a row). */
-    if (r->nknown > 0 && r->known[r->nknown - 1].pid == k.pid &&
-        r->known[r->nknown - 1].fd == k.fd &&
-        r->known[r->nknown - 1].tid == k.tid &&
-        r->known[r->nknown - 1].inode == k.inode)
+    struct po_known *k = &r->known[r->nknown++];
+    *k = (struct po_known){.pid = o->pid,
+                           .tid = o->tid,
+                           .inode = t->v[o->sock].inode,
+                           .nfds = o->nfds};
+    memcpy(k->fds, o->fds, sizeof(k->fds));
+  }
+  /* A duplicate inode in the table has an owner per entry (push_known()
+   * gives them all again): one is enough. */
+  qsort(r->known, r->nknown, sizeof(*r->known), known_cmp);
+  size_t kw = 0;
+  for (size_t i = 0; i < r->nknown; i++)
+    if (kw == 0 || known_cmp(&r->known[kw - 1], &r->known[i]) != 0)
+      r->known[kw++] = r->known[i];
+  r->nknown = kw;
+  return 0;
+}
+
+/* Appends a record of the remembered owner k for every socket of the table
+ * with its inode, from its remembered fd number from on (those before it
+ * were found closed). */
+static int push_known(struct po_resolver *r, const struct po_known *k,
+                      size_t from, struct po_owners *out) {
+  size_t kept = k->nfds < PO_OWNER_FDS ? k->nfds : PO_OWNER_FDS;
+
+  for (size_t j = slot_of(r, k->inode); r->slots[j].inode != 0;
+       j = (j + 1) & (r->nslots - 1)) {
+    struct po_slot *s = &r->slots[j];
+    if (s->inode != k->inode)
       continue;
-    r->known[r->nknown++] = k;
+    s->hit = 1;
+    struct po_owner *o =
+        owners_push(out, (pid_t)k->pid, (pid_t)k->tid, s->sock);
+    if (!o)
+      return -ENOMEM;
+    o->nfds = k->nfds - (uint32_t)from;
+    memcpy(o->fds, k->fds + from, (kept - from) * sizeof(*o->fds));
+    o->fd = o->fds[0];
+  }
+  return 0;
+}
+
+/* Reads again the fds of the remembered owner k, its lowest first, until
+ * one holds its socket (one readlink when the lowest does). Returns 1 and
+ * sets *at to that fd's place in k->fds, 0 when none does, or -ENOMEM. */
+static int verify_fds(int pfd, const struct po_known *k, size_t *at,
+                      struct po_walk_stats *st) {
+  size_t kept = k->nfds < PO_OWNER_FDS ? k->nfds : PO_OWNER_FDS;
+
+  for (size_t i = 0; i < kept; i++) {
+    char path[PO_PID_DIGITS * 3 + sizeof("/task//fd/")];
+    char link[PO_LINK_SIZE];
+    uint64_t inode;
+    if (k->tid)
+      snprintf(path, sizeof(path), "%d/task/%d/fd/%d", k->pid, k->tid,
+               k->fds[i]);
+    else
+      snprintf(path, sizeof(path), "%d/fd/%d", k->pid, k->fds[i]);
+    ssize_t len = readlinkat(pfd, path, link, sizeof(link));
+    st->verified++;
+    st->fds++;
+    if (len < 0 && errno == ENOMEM)
+      return -ENOMEM;
+    if (len < 0 && errno != ENOENT)
+      return 0; /* the process is gone (ESRCH), or refused */
+    if (len >= 0 && po_socket_link_parse(link, (size_t)len, &inode) &&
+        inode == k->inode) {
+      *at = i;
+      return 1;
+    }
   }
   return 0;
 }
@@ -1084,24 +1240,15 @@ static int verify_known(struct po_resolver *r, int pfd, struct po_owners *out,
     if (!wanted)
       continue;
 
-    char path[PO_PID_DIGITS * 2 + sizeof("/fd/")];
-    char link[PO_LINK_SIZE];
-    uint64_t inode;
-    snprintf(path, sizeof(path), "%d/fd/%d", k->pid, k->fd);
-    ssize_t len = readlinkat(pfd, path, link, sizeof(link));
-    st->verified++;
-    st->fds++;
-    if (len < 0) {
-      if (errno == ENOMEM)
-        return -ENOMEM;
-      /* The fd is closed (ENOENT), or the process is gone since the
-       * listing (ESRCH, ENOENT on its directory), or refused: walk. */
+    size_t at = 0;
+    int rc = verify_fds(pfd, k, &at, st);
+    if (rc < 0)
+      return rc;
+    /* Its fds are closed (ENOENT), hold something else, or the process
+     * is gone since the listing, or refused: walk. */
+    if (rc == 0)
       return PO_REASON_VERIFY;
-    }
-    if (!po_socket_link_parse(link, (size_t)len, &inode) || inode != k->inode)
-      return PO_REASON_VERIFY;
-    const struct fd_dir dir = {.pid = (pid_t)k->pid};
-    int rc = set_match(r, inode, &dir, k->fd, out);
+    rc = push_known(r, k, at, out);
     if (rc < 0)
       return rc;
   }
@@ -1133,20 +1280,13 @@ static int keep_hidden(struct po_resolver *r, int pfd, struct po_owners *out,
     if (!s || !s->look)
       continue; /* no longer wanted, or held in a <pid>/fd */
 
-    char path[PO_PID_DIGITS * 3 + sizeof("/task//fd/")];
-    char link[PO_LINK_SIZE];
-    uint64_t inode;
-    snprintf(path, sizeof(path), "%d/task/%d/fd/%d", k->pid, k->tid, k->fd);
-    ssize_t len = readlinkat(pfd, path, link, sizeof(link));
-    st->verified++;
-    st->fds++;
-    if (len < 0 && errno == ENOMEM)
-      return -ENOMEM;
-    if (len < 0 || !po_socket_link_parse(link, (size_t)len, &inode) ||
-        inode != k->inode)
+    size_t at = 0;
+    int rc = verify_fds(pfd, k, &at, st);
+    if (rc < 0)
+      return rc;
+    if (rc == 0)
       continue; /* closed, or the task is gone: dropped */
-    const struct fd_dir dir = {.pid = (pid_t)k->pid, .tid = (pid_t)k->tid};
-    int rc = set_match(r, inode, &dir, k->fd, out);
+    rc = push_known(r, k, at, out);
     if (rc < 0)
       return rc;
   }
@@ -1169,11 +1309,24 @@ static void looked_carry(struct po_resolver *r) {
 static int resolve_incremental(struct walk_ctx *w) {
   struct po_resolver *r = w->r;
 
-  /* Every wanted socket must have been wanted last time: owners of a new
-   * one may be any process, read before or not. */
-  for (size_t j = 0; j < r->nslots; j++)
-    if (r->slots[j].inode != 0 && !wanted_find(r, r->slots[j].inode))
+  /* A socket that the last call did not want, or that no full walk has
+   * seen yet, may be owned by any process, read before or not: a full walk,
+   * when one is allowed for new sockets; else it is pending (resolve.h). */
+  uint64_t fresh = 0;
+  for (size_t j = 0; j < r->nslots; j++) {
+    struct po_slot *s = &r->slots[j];
+    if (s->inode == 0)
+      continue;
+    const struct po_wanted *p = wanted_find(r, s->inode);
+    s->pending = !p || p->pending;
+    fresh += (uint64_t)s->pending;
+  }
+  if (fresh > 0) {
+    uint64_t now = boottime_ns();
+    if (r->last_new_walk_ns == 0 ||
+        now - r->last_new_walk_ns >= r->new_walk_interval_ns)
       return PO_REASON_NEW_INODE;
+  }
 
   int rc = walk_all(w);
   if (rc != 0)
@@ -1188,12 +1341,13 @@ static int resolve_incremental(struct walk_ctx *w) {
   /* A socket with an owner last time and none known now may have moved to
    * a process read before (SCM_RIGHTS, then the sender exited). */
   for (size_t j = 0; j < r->nslots; j++) {
-    if (r->slots[j].inode == 0 || r->slots[j].hit)
+    if (r->slots[j].inode == 0 || r->slots[j].hit || r->slots[j].pending)
       continue;
     const struct po_wanted *p = wanted_find(r, r->slots[j].inode);
     if (!p || p->owned)
       return PO_REASON_UNOWNED;
   }
+  w->st->deferred += fresh;
   return 0;
 }
 
@@ -1209,7 +1363,11 @@ int po_resolver_resolve(struct po_resolver *r, const char *proc_root,
 
   long wanted = set_build(r, t);
   if (wanted <= 0) {
-    po_resolver_forget(r);
+    /* Nothing wanted: what the last call with sockets knew stays true of
+     * its sockets (the next call's others are new). Forgetting it would
+     * make a listener that comes and goes a full walk every time. */
+    if (wanted < 0)
+      po_resolver_forget(r);
     st->kind = PO_WALK_NONE;
     return (int)wanted;
   }
@@ -1244,9 +1402,13 @@ int po_resolver_resolve(struct po_resolver *r, const char *proc_root,
       goto fail;
     /* Fall back: drop this attempt's owners and marks, keep its counts. */
     full_reason = (enum po_walk_reason)rc;
+    if (full_reason == PO_REASON_NEW_INODE)
+      r->last_new_walk_ns = boottime_ns();
     out->len = base;
-    for (size_t j = 0; j < r->nslots; j++)
+    for (size_t j = 0; j < r->nslots; j++) {
       r->slots[j].hit = 0;
+      r->slots[j].pending = 0; /* a full walk sees them all */
+    }
     before.procs = st->procs;
     before.fds = st->fds;
     before.verified = st->verified;

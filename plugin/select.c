@@ -11,9 +11,23 @@
 #include "portowner/requirement.h"
 #include "portowner/select.h"
 
-int po_select_socket(const struct po_watch *w, const struct po_socket *sk,
-                     uint64_t own_netns) {
-  if (!w->all_ns && sk->netns != own_netns)
+int po_select_netns(const struct po_watch *w, const struct po_snapshot *s,
+                    uint64_t netns, uint64_t own_netns) {
+  const struct po_netns *n;
+
+  if (netns == own_netns)
+    return 1;
+  if (!w->all_ns)
+    return 0;
+  if (w->ns_untrusted)
+    return 1;
+  n = po_snapshot_netns(s, netns);
+  return n && n->trusted;
+}
+
+int po_select_socket(const struct po_watch *w, const struct po_snapshot *s,
+                     const struct po_socket *sk, uint64_t own_netns) {
+  if (!po_select_netns(w, s, sk->netns, own_netns))
     return 0;
   if (!po_ranges_match(w->ports, w->nports, sk->port))
     return 0;
@@ -57,7 +71,7 @@ int po_select_collect(const struct po_watch *w, const struct po_snapshot *s,
   for (size_t i = 0; i < s->socks.len; i++) {
     const struct po_socket *sk = &s->socks.v[i];
 
-    if (!po_select_socket(w, sk, own_netns))
+    if (!po_select_socket(w, s, sk, own_netns))
       continue;
     for (size_t r = 0; nserved < w->nreqs && r < w->nreqs; r++) {
       if (!served[r] && po_requirement_serves(&w->reqs[r], sk)) {
@@ -154,7 +168,7 @@ int po_select_requirements(const struct po_watch *w,
     for (size_t i = 0; i < s->socks.len; i++) {
       const struct po_socket *sk = &s->socks.v[i];
 
-      if ((!w->all_ns && sk->netns != own_netns) ||
+      if (!po_select_netns(w, s, sk->netns, own_netns) ||
           !po_requirement_serves(req, sk))
         continue;
       rr[r].sockets++;

@@ -15,11 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <linux/netlink.h>
+#include <linux/nsfs.h>
 #include <linux/sock_diag.h>
 
 #include "portowner/snapshot.h"
@@ -39,7 +42,11 @@ struct po_ctx {
    * are not read again while their /proc directory is the same. */
   struct known_proc *known;
   size_t nknown;
-  struct po_cgroup_ids *cgids; /* socket cgroup ids to paths */
+  int init_userns_known;    /* init_userns read (at the first snapshot) */
+  struct stat init_userns;  /* the initial user namespace (po_ns_scope) */
+  uint64_t new_interval_ns; /* between full walks for new sockets */
+  /* Socket cgroup ids to paths. */
+  struct po_cgroup_ids *cgids;
 };
 
 struct known_proc {
@@ -60,6 +67,17 @@ struct ns_entry {
   pid_t pid; /* a process inside it */
 };
 
+/* The least time between two full walks for new sockets: a sixth of
+ * FullScanInterval, at most PO_NEW_SOCKET_WALK_MAX seconds (a listener
+ * that comes and goes in a watched range cannot make every read a full
+ * walk; a new socket of a process read before waits that long at most). */
+static uint64_t new_walk_interval(uint64_t full_interval_ns) {
+  uint64_t max = (uint64_t)(PO_NEW_SOCKET_WALK_MAX * 1e9);
+  uint64_t ns = full_interval_ns / 6;
+
+  return ns < max ? ns : max;
+}
+
 struct po_ctx *po_ctx_new(const char *proc_root) {
   struct po_ctx *ctx = calloc(1, sizeof(*ctx));
 
@@ -79,6 +97,8 @@ struct po_ctx *po_ctx_new(const char *proc_root) {
   /* A socket with no owner is looked for in task tables once a full walk
    * interval. */
   po_resolver_set_look_interval(ctx->resolver, ctx->full_interval_ns);
+  ctx->new_interval_ns = new_walk_interval(ctx->full_interval_ns);
+  po_resolver_set_new_walk_interval(ctx->resolver, ctx->new_interval_ns);
   return ctx;
 }
 
@@ -107,7 +127,24 @@ int po_ctx_set_full_scan_interval(struct po_ctx *ctx, double seconds) {
   ctx->full_interval_ns =
       seconds >= 9e9 ? UINT64_MAX : (uint64_t)(seconds * 1e9);
   po_resolver_set_look_interval(ctx->resolver, ctx->full_interval_ns);
+  ctx->new_interval_ns = new_walk_interval(ctx->full_interval_ns);
+  po_resolver_set_new_walk_interval(ctx->resolver, ctx->new_interval_ns);
   return 0;
+}
+
+int po_ctx_set_new_socket_interval(struct po_ctx *ctx, double seconds) {
+  if (!ctx || !(seconds >= 0))
+    return -EINVAL;
+  ctx->new_interval_ns =
+      seconds >= 9e9 ? UINT64_MAX : (uint64_t)(seconds * 1e9);
+  po_resolver_set_new_walk_interval(ctx->resolver, ctx->new_interval_ns);
+  return 0;
+}
+
+double po_ctx_new_socket_interval(const struct po_ctx *ctx) {
+  return ctx->new_interval_ns == UINT64_MAX
+             ? 9e9
+             : (double)ctx->new_interval_ns / 1e9;
 }
 
 double po_ctx_full_scan_interval(const struct po_ctx *ctx) {
@@ -274,30 +311,28 @@ static int read_own(struct po_ctx *ctx, const struct po_query *q, unsigned mask,
 
 /*
  * Reads another namespace's table through netlink opened inside it (setns on
- * this thread and back), or through /proc/PID/net of a process inside it.
+ * this thread to nsfd, the namespace itself, and back), or through
+ * /proc/PID/net of a process inside it; the pid must still be in it after
+ * the read (else -ESRCH: it exited and the pid was reused).
  */
 static int read_other(struct po_ctx *ctx, const struct po_query *q,
-                      unsigned mask, const struct ns_entry *ns,
+                      unsigned mask, const struct ns_entry *ns, int nsfd,
                       struct po_snapshot *s) {
   char path[PATH_MAX];
   int err;
 
   if (q->source != PO_SOURCE_PROC &&
       s->stats.source_used == PO_SOURCE_NETLINK) {
-    int self_fd, target_fd, nl = -1;
+    int self_fd, nl = -1;
 
-    snprintf(path, sizeof(path), "%s/%d/ns/net", ctx->proc_root, (int)ns->pid);
-    target_fd = open(path, O_RDONLY | O_CLOEXEC);
     self_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (target_fd >= 0 && self_fd >= 0 && setns(target_fd, CLONE_NEWNET) == 0) {
+    if (self_fd >= 0 && setns(nsfd, CLONE_NEWNET) == 0) {
       nl = netlink_open();
       if (setns(self_fd, CLONE_NEWNET) != 0) {
         /* Cannot go home: never leave this thread in another netns. */
         abort();
       }
     }
-    if (target_fd >= 0)
-      close(target_fd);
     if (self_fd >= 0)
       close(self_fd);
     if (nl >= 0) {
@@ -313,8 +348,167 @@ static int read_other(struct po_ctx *ctx, const struct po_query *q,
       return err;
   }
   snprintf(path, sizeof(path), "%s/%d/net", ctx->proc_root, (int)ns->pid);
-  return po_table_read_proc(&ctx->scratch, path, mask, ns->netns,
-                            &s->stats.malformed);
+  err = po_table_read_proc(&ctx->scratch, path, mask, ns->netns,
+                           &s->stats.malformed);
+  snprintf(path, sizeof(path), "%s/%d/ns/net", ctx->proc_root, (int)ns->pid);
+  if (!err && netns_of(path) != ns->netns)
+    err = -ESRCH;
+  return err;
+}
+
+/* The initial user namespace (snapshot.h, po_ns_scope): PID 1's under
+ * proc_root, else the caller's own; read once per context (neither
+ * changes). NULL when none can be read. */
+static const struct stat *userns_initial(struct po_ctx *ctx) {
+  static const char *const who[] = {"1", "thread-self", "self"};
+  char path[PATH_MAX];
+
+  for (size_t i = 0;
+       !ctx->init_userns_known && i < sizeof(who) / sizeof(who[0]); i++) {
+    snprintf(path, sizeof(path), "%s/%s/ns/user", ctx->proc_root, who[i]);
+    ctx->init_userns_known = stat(path, &ctx->init_userns) == 0;
+  }
+  return ctx->init_userns_known ? &ctx->init_userns : NULL;
+}
+
+/* Who owns the network namespace open at nsfd: n->userns, n->owner_uid and
+ * n->trusted (owned by init, when init is known). Returns 0 or -errno (the
+ * ioctl refused: n then untrusted and unknown). */
+static int ns_owner(int nsfd, const struct stat *init, struct po_netns *n) {
+  struct stat st;
+  uid_t uid = (uid_t)-1; /* valgrind does not know the ioctl writes it */
+  int fd = ioctl(nsfd, NS_GET_USERNS);
+  int err = 0;
+
+  n->userns = 0;
+  n->owner_uid = -1;
+  n->trusted = 0;
+  if (fd < 0)
+    return -errno;
+  if (fstat(fd, &st) != 0) {
+    err = -errno;
+    close(fd);
+    return err;
+  }
+  n->userns = (uint64_t)st.st_ino;
+  if (ioctl(fd, NS_GET_OWNER_UID, &uid) == 0)
+    n->owner_uid = (int64_t)uid;
+  n->trusted = init && st.st_dev == init->st_dev && st.st_ino == init->st_ino;
+  close(fd);
+  return 0;
+}
+
+static int netns_entry_cmp(const void *a, const void *b) {
+  const struct po_netns *x = a, *y = b;
+
+  return (x->netns > y->netns) - (x->netns < y->netns);
+}
+
+const struct po_netns *po_snapshot_netns(const struct po_snapshot *s,
+                                         uint64_t netns) {
+  struct po_netns key = {.netns = netns};
+
+  if (!s->nns)
+    return NULL;
+  return bsearch(&key, s->nsv, s->nns, sizeof(key), netns_entry_cmp);
+}
+
+/* Opens <proc_root>/<who>/ns/net if it is still namespace netns. Returns
+ * the fd or -errno (-ESRCH: another namespace now). */
+static int netns_open(const struct po_ctx *ctx, const char *who,
+                      uint64_t netns) {
+  char path[PATH_MAX];
+  struct stat st;
+  int fd;
+
+  snprintf(path, sizeof(path), "%s/%s/ns/net", ctx->proc_root, who);
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  if (fstat(fd, &st) != 0 || (uint64_t)st.st_ino != netns) {
+    close(fd);
+    return -ESRCH;
+  }
+  return fd;
+}
+
+/* The caller's own namespace in s->nsv, with its owner (for the dump). */
+static int add_own_netns(const struct po_ctx *ctx, const struct stat *init,
+                         struct po_snapshot *s) {
+  struct po_netns *n;
+  int fd;
+
+  if (!s->netns)
+    return 0;
+  s->nsv = calloc(1, sizeof(*s->nsv));
+  if (!s->nsv)
+    return -ENOMEM;
+  n = &s->nsv[s->nns++];
+  n->netns = s->netns;
+  n->owner_uid = -1;
+  n->own = 1;
+  n->read = 1;
+  fd = netns_open(ctx, "thread-self", s->netns);
+  if (fd < 0)
+    fd = netns_open(ctx, "self", s->netns);
+  if (fd >= 0) {
+    ns_owner(fd, init, n);
+    close(fd);
+  }
+  return 0;
+}
+
+/* The other namespaces of ns[0..nns) into s: each one's owner, its table
+ * when q reads it. */
+static int read_others(struct po_ctx *ctx, const struct po_query *q,
+                       unsigned mask, const struct stat *init,
+                       const struct ns_entry *ns, size_t nns,
+                       struct po_snapshot *s) {
+  struct po_netns *nv = realloc(s->nsv, (s->nns + nns + 1) * sizeof(*nv));
+  int err = 0;
+
+  if (!nv)
+    return -ENOMEM;
+  s->nsv = nv;
+  for (size_t i = 0; i < nns && !err; i++) {
+    struct po_netns *n = &s->nsv[s->nns];
+    char pid[16];
+    int fd;
+
+    memset(n, 0, sizeof(*n));
+    n->netns = ns[i].netns;
+    n->owner_uid = -1;
+    snprintf(pid, sizeof(pid), "%d", (int)ns[i].pid);
+    fd = netns_open(ctx, pid, ns[i].netns);
+    if (fd < 0) {
+      /* Gone since the listing, or not ours to open. */
+      s->stats.ns_failed++;
+      continue;
+    }
+    s->nns++;
+    if (ns_owner(fd, init, n) != 0)
+      s->stats.ns_owner_unknown++;
+    if (!n->trusted) {
+      s->stats.ns_untrusted++;
+      if (q->all_namespaces != PO_NS_ALL) {
+        close(fd);
+        continue;
+      }
+    }
+    po_table_clear(&ctx->scratch);
+    if (read_other(ctx, q, mask, &ns[i], fd, s) != 0) {
+      s->stats.ns_failed++;
+      close(fd);
+      continue;
+    }
+    close(fd);
+    n->read = 1;
+    s->stats.namespaces++;
+    err = table_filter(&s->socks, &ctx->scratch, q, mask);
+  }
+  if (s->nns)
+    qsort(s->nsv, s->nns, sizeof(*s->nsv), netns_entry_cmp);
+  return err;
 }
 
 static int ns_cmp(const void *a, const void *b) {
@@ -578,22 +772,16 @@ int po_snapshot_take(struct po_ctx *ctx, const struct po_query *q,
     return err;
   s->stats.namespaces = 1;
 
-  if (q->all_namespaces) {
+  {
+    const struct stat *init = userns_initial(ctx);
     struct ns_entry *ns = NULL;
     size_t nns = 0;
 
-    err = list_namespaces(ctx, s->netns, &ns, &nns);
-    if (err)
-      return err;
-    for (size_t i = 0; i < nns && !err; i++) {
-      po_table_clear(&ctx->scratch);
-      if (read_other(ctx, q, mask, &ns[i], s) != 0) {
-        s->stats.ns_failed++;
-        continue;
-      }
-      s->stats.namespaces++;
-      err = table_filter(&s->socks, &ctx->scratch, q, mask);
-    }
+    err = add_own_netns(ctx, init, s);
+    if (!err && q->all_namespaces)
+      err = list_namespaces(ctx, s->netns, &ns, &nns);
+    if (!err && nns)
+      err = read_others(ctx, q, mask, init, ns, nns, s);
     free(ns);
     if (err)
       return err;
@@ -601,8 +789,9 @@ int po_snapshot_take(struct po_ctx *ctx, const struct po_query *q,
   po_table_sort(&s->socks);
 
   if (s->socks.len == 0) {
-    /* Nothing to remember: the next read with sockets walks in full. */
-    po_resolver_forget(ctx->resolver);
+    /* No walk. The resolver keeps what it knew of the last read with
+     * sockets: the next one compares with it, and a socket of its own is
+     * new (rate-limited walks, new_walk_interval()). */
     return 0;
   }
   start = clock_ns(CLOCK_MONOTONIC);
@@ -648,5 +837,6 @@ void po_snapshot_free(struct po_snapshot *s) {
   for (size_t i = 0; i < s->nprocs; i++)
     po_proc_release(&s->procs[i]);
   free(s->procs);
+  free(s->nsv);
   memset(s, 0, sizeof(*s));
 }

@@ -6,17 +6,32 @@
  * Version 2:
  *   {"version": 2, "boot_id": "..." | null, "watches": [
  *     {"name": ..., "spec": "tcp 80,443 *", "all_namespaces": false,
- *      "unexpected_failure": false, "owners": [OWNER...],
+ *      "unexpected_failure": false, "owners": [OWNER...], "owners_more": 0,
+ *      "named": ["0123456789abcdef", ...],
  *      "requirements": [
  *        {"name": "tcp/443", "started": true, "ever_up": true,
  *         "empty_reads": 0, "listener_failure": false,
- *         "owners": [OWNER...]}, ...]}, ...]}
+ *         "owners": [OWNER...], "owners_more": 0}, ...]}, ...]}
  *   OWNER: {"pid": 1311, "uid": 33 | null, "comm": ..., "exe": ... | null,
  *           "user": ...}
- * The watch's own state (owners, unexpected_failure) is restored when its
- * spec is the same; each requirement's state when a requirement of that
- * name is configured and AllNamespaces is the same. Version 1 (one listener
- * state per watch) is not read: -EPROTO, every watch starts fresh.
+ * The watch's own state (owners, unexpected_failure, and named: the owners
+ * a standing unexpected-owner FAILURE has named, as po_named_hash() in hex,
+ * restored on the same boot) is restored when its spec is the same; each
+ * requirement's state when a requirement of that name is configured and
+ * AllNamespaces is the same. Version 1 (one listener state per watch) is
+ * not read: -EPROTO, every watch starts fresh. owners_more and named are
+ * optional (a file of an earlier version 2 writer has neither: its standing
+ * FAILURE takes the owners of the first read as named, as before).
+ *
+ * Bounded whatever the processes do: a list keeps at most STATE_OWNERS_MAX
+ * owners (a watch's: one of each program and user first, then the lowest
+ * pids; a requirement's: the lowest pids) and counts the others in
+ * owners_more (not read back: after a restart, "lost its listener" names
+ * and counts the kept owners only); an exe path keeps its last
+ * STATE_EXE_MAX bytes (the program's name); a string with control bytes or
+ * bytes that are not UTF-8 is written in hex (2 bytes a byte, never the
+ * 6 of \u00XX); named is written when it has at most STATE_NAMED_MAX
+ * entries. A block with one requirement stays under 64 KiB.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,9 +53,19 @@
 #include "portowner/statefile.h"
 #include "portowner/watch_private.h"
 
-/* Largest StateFile read back. */
-#define STATE_MAX_BYTES (64u << 20)
 #define STATE_VERSION 2
+#define STATE_OWNERS_MAX 16
+#define STATE_EXE_MAX 320
+#define STATE_NAMED_MAX 256
+/* The deepest nesting of our format: the root, watches, a watch,
+ * requirements, a requirement, owners, an owner, {"hex": ...}. */
+#define STATE_DEPTH_MAX 8
+/* What a load accepts (state_max_bytes()): this per watch (its owners,
+ * named, and its first requirement), this per further requirement, and a
+ * margin (a file written by an earlier portowner, which kept every owner). */
+#define STATE_WATCH_BYTES (64u << 10)
+#define STATE_REQ_BYTES (24u << 10)
+#define STATE_MARGIN_BYTES (256u << 10)
 
 /* Whether the n bytes at s are valid UTF-8. */
 static int utf8_valid(const char *s, size_t n) {
@@ -54,13 +79,20 @@ static int utf8_valid(const char *s, size_t n) {
   return 1;
 }
 
-/* A string as JSON, losslessly: a string when it is UTF-8, else
- * {"hex": "..."}. */
-static int gen_bytes(yajl_gen g, const char *s) {
-  size_t n = strlen(s);
+/* Whether the n bytes at s hold a control byte (yajl writes \u00XX). */
+static int has_control(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)s[i] < 0x20)
+      return 1;
+  return 0;
+}
+
+/* n bytes as JSON, losslessly: a string when they are UTF-8 without
+ * control bytes, else {"hex": "..."}. */
+static int gen_bytes_n(yajl_gen g, const char *s, size_t n) {
   int bad = 0;
 
-  if (utf8_valid(s, n))
+  if (utf8_valid(s, n) && !has_control(s, n))
     return yajl_gen_string(g, (const unsigned char *)s, n);
   {
     static const char hex[] = "0123456789abcdef";
@@ -81,12 +113,86 @@ static int gen_bytes(yajl_gen g, const char *s) {
   return bad;
 }
 
-static int gen_owners(yajl_gen g, const struct identlist *l) {
-  int bad = yajl_gen_array_open(g);
+static int gen_bytes(yajl_gen g, const char *s) {
+  return gen_bytes_n(g, s, strlen(s));
+}
 
+/* An exe path, at most STATE_EXE_MAX bytes: a longer one keeps its end from
+ * a '/' on, after "/..." (the program's name, at most NAME_MAX bytes and
+ * " (deleted)", is kept whole). */
+static int gen_exe(yajl_gen g, const char *exe) {
+  size_t n = strlen(exe), keep = STATE_EXE_MAX - 4;
+  const char *tail, *slash;
+  char buf[STATE_EXE_MAX + 1];
+
+  if (n <= STATE_EXE_MAX)
+    return gen_bytes_n(g, exe, n);
+  tail = exe + n - keep;
+  slash = memchr(tail, '/', keep);
+  if (slash)
+    tail = slash;
+  memcpy(buf, "/...", 4);
+  memcpy(buf + 4, tail, (size_t)(exe + n - tail));
+  return gen_bytes_n(g, buf, 4 + (size_t)(exe + n - tail));
+}
+
+static int same_prog_user(const struct ident *a, const struct ident *b) {
+  size_t na, nb;
+  const char *pa = po_prog_name(a, &na), *pb = po_prog_name(b, &nb);
+
+  return na == nb && (!na || memcmp(pa, pb, na) == 0) &&
+         strcmp(a->user, b->user) == 0;
+}
+
+/* Which owners of l the file keeps (pick[i]): all when they are at most
+ * STATE_OWNERS_MAX, else (reps) one of each (program, user) first, then
+ * the lowest pids. Returns how many. */
+static size_t pick_owners(const struct identlist *l, int reps,
+                          unsigned char *pick) {
+  size_t kept[STATE_OWNERS_MAX], n = 0;
+
+  memset(pick, l->len <= STATE_OWNERS_MAX, l->len);
+  if (l->len <= STATE_OWNERS_MAX)
+    return l->len;
+  for (size_t i = 0; reps && i < l->len && n < STATE_OWNERS_MAX; i++) {
+    int seen = 0;
+
+    for (size_t j = 0; j < n && !seen; j++)
+      seen = same_prog_user(&l->v[kept[j]], &l->v[i]);
+    if (!seen) {
+      pick[i] = 1;
+      kept[n++] = i;
+    }
+  }
+  for (size_t i = 0; i < l->len && n < STATE_OWNERS_MAX; i++)
+    if (!pick[i]) {
+      pick[i] = 1;
+      n++;
+    }
+  return n;
+}
+
+/*
+ * "owners": [...] and "owners_more": N of a list. A watch's list (reps)
+ * keeps one owner of each (program, user) first: after a restart its
+ * programs and users are what an owner change is judged against. A
+ * requirement's list only names the last owners in "lost its listener":
+ * the lowest pids, as the notification's owners meta lists them.
+ */
+static int gen_owners(yajl_gen g, const struct identlist *l, int reps) {
+  unsigned char *pick = malloc(l->len ? l->len : 1);
+  size_t kept;
+  int bad;
+
+  if (!pick)
+    return yajl_gen_generation_complete; /* any error */
+  kept = pick_owners(l, reps, pick);
+  bad = po_gen_key(g, "owners") | yajl_gen_array_open(g);
   for (size_t j = 0; j < l->len; j++) {
     const struct ident *o = &l->v[j];
 
+    if (!pick[j])
+      continue;
     bad |= yajl_gen_map_open(g);
     bad |= po_gen_key(g, "pid") | yajl_gen_integer(g, o->pid);
     bad |= po_gen_key(g, "uid");
@@ -94,9 +200,29 @@ static int gen_owners(yajl_gen g, const struct identlist *l) {
                                     : yajl_gen_integer(g, o->uid);
     bad |= po_gen_key(g, "comm") | gen_bytes(g, o->comm);
     bad |= po_gen_key(g, "exe");
-    bad |= o->exe ? gen_bytes(g, o->exe) : (int)yajl_gen_null(g);
+    bad |= o->exe ? gen_exe(g, o->exe) : (int)yajl_gen_null(g);
     bad |= po_gen_key(g, "user") | gen_bytes(g, o->user);
     bad |= yajl_gen_map_close(g);
+  }
+  bad |= yajl_gen_array_close(g);
+  bad |= po_gen_key(g, "owners_more") |
+         yajl_gen_integer(g, (long long)(l->len - kept));
+  free(pick);
+  return bad;
+}
+
+/* "named": [...] of a standing unexpected-owner FAILURE, when short. */
+static int gen_named(yajl_gen g, const struct watch_state *st) {
+  int bad;
+
+  if (!st->unexpected_failure || !st->nnamed || st->nnamed > STATE_NAMED_MAX)
+    return 0;
+  bad = po_gen_key(g, "named") | yajl_gen_array_open(g);
+  for (size_t i = 0; i < st->nnamed; i++) {
+    char h[17];
+
+    snprintf(h, sizeof(h), "%016llx", (unsigned long long)st->named[i]);
+    bad |= yajl_gen_string(g, (const unsigned char *)h, 16);
   }
   bad |= yajl_gen_array_close(g);
   return bad;
@@ -111,7 +237,7 @@ static int gen_requirement(yajl_gen g, const struct requirement *r) {
   bad |= po_gen_key(g, "ever_up") | yajl_gen_bool(g, st->ever_up);
   bad |= po_gen_key(g, "empty_reads") | yajl_gen_integer(g, st->empty_reads);
   bad |= po_gen_key(g, "listener_failure") | yajl_gen_bool(g, st->failure);
-  bad |= po_gen_key(g, "owners") | gen_owners(g, &st->last);
+  bad |= gen_owners(g, &st->last, 0);
   bad |= yajl_gen_map_close(g);
   return bad;
 }
@@ -139,7 +265,8 @@ static int state_serialize(const struct po_watchset *set, const char *boot_id,
     bad |= po_gen_key(g, "all_namespaces") | yajl_gen_bool(g, w->all_ns);
     bad |= po_gen_key(g, "unexpected_failure") |
            yajl_gen_bool(g, st->unexpected_failure);
-    bad |= po_gen_key(g, "owners") | gen_owners(g, &st->last);
+    bad |= gen_owners(g, &st->last, 1);
+    bad |= gen_named(g, st);
     bad |= po_gen_key(g, "requirements") | yajl_gen_array_open(g);
     for (size_t j = 0; j < w->nreqs; j++)
       bad |= gen_requirement(g, &w->reqs[j]);
@@ -294,6 +421,59 @@ static int load_owners(yajl_val arr, struct identlist *last) {
   return err;
 }
 
+/* "owners_more" of o: absent (an earlier writer) or a count. */
+static int check_more(yajl_val o) {
+  yajl_val v = obj_get(o, "owners_more");
+  long long n;
+
+  return v ? get_int(v, 0, INT64_MAX, &n) : 0;
+}
+
+static int u64_cmp(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+  return (x > y) - (x < y);
+}
+
+/* "named" of a watch entry (absent: none) into st->named, sorted, without
+ * duplicates. */
+static int load_named(yajl_val o, struct watch_state *st) {
+  yajl_val arr = obj_get(o, "named");
+  size_t n, k = 0;
+
+  if (!arr)
+    return 0;
+  if (!YAJL_IS_ARRAY(arr) || arr->u.array.len > STATE_NAMED_MAX)
+    return -EBADMSG;
+  n = arr->u.array.len;
+  if (!n)
+    return 0;
+  st->named = malloc(n * sizeof(*st->named));
+  if (!st->named)
+    return -ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    const char *h = YAJL_GET_STRING(arr->u.array.values[i]);
+    uint64_t v = 0;
+
+    if (!h || strlen(h) != 16)
+      return -EBADMSG;
+    for (size_t j = 0; j < 16; j++) {
+      int d = hexval(h[j]);
+
+      if (d < 0)
+        return -EBADMSG;
+      v = v << 4 | (uint64_t)d;
+    }
+    st->named[i] = v;
+  }
+  qsort(st->named, n, sizeof(*st->named), u64_cmp);
+  for (size_t i = 0; i < n; i++)
+    if (k == 0 || st->named[k - 1] != st->named[i])
+      st->named[k++] = st->named[i];
+  st->nnamed = k;
+  return 0;
+}
+
 /* Reads the saved state of one requirement entry; its name into *name. */
 static int load_req(yajl_val o, struct req_state *st, unsigned hits,
                     char **name) {
@@ -314,6 +494,8 @@ static int load_req(yajl_val o, struct req_state *st, unsigned hits,
     err = get_bool(obj_get(o, "listener_failure"), &st->failure);
   if (!err)
     err = load_owners(obj_get(o, "owners"), &st->last);
+  if (!err)
+    err = check_more(o);
   if (err) {
     po_identlist_free(&st->last);
     free(*name);
@@ -332,7 +514,7 @@ struct loaded {
 };
 
 static void loaded_free(struct loaded *l, size_t nreqs) {
-  po_identlist_free(&l->st.last);
+  po_watch_state_release(&l->st);
   if (l->reqs)
     for (size_t j = 0; j < nreqs; j++)
       po_identlist_free(&l->reqs[j].last);
@@ -357,6 +539,16 @@ static int load_watch(yajl_val o, const struct po_watch *w, struct loaded *l,
     err = get_bool(obj_get(o, "unexpected_failure"), &st.unexpected_failure);
   if (!err)
     err = load_owners(obj_get(o, "owners"), &st.last);
+  if (!err)
+    err = check_more(o);
+  if (!err)
+    err = load_named(o, &st);
+  /* What was named means the same processes on the same boot only. */
+  if (!err && (!same_boot || !st.unexpected_failure)) {
+    free(st.named);
+    st.named = NULL;
+    st.nnamed = 0;
+  }
   if (!err && !YAJL_IS_ARRAY(reqs))
     err = -EBADMSG;
   /* po_state_save() never writes a watch twice. */
@@ -397,21 +589,104 @@ static int load_watch(yajl_val o, const struct po_watch *w, struct loaded *l,
       return 0;
     }
   }
-  po_identlist_free(&st.last);
+  po_watch_state_release(&st);
   return err;
+}
+
+/* A hash of what matters to the notifications after a restart: each
+ * standing FAILURE and whether each requirement has started and been up
+ * (a change of it is saved at once, the rest at most once a min_interval). */
+static uint64_t state_key(const struct po_watchset *set) {
+  uint64_t h = PO_HASH_INIT;
+
+  for (size_t i = 0; i < set->len; i++) {
+    const struct po_watch *w = set->v[i];
+    unsigned char b = (unsigned char)(w->st.unexpected_failure != 0);
+
+    h = po_hash_bytes(h, &b, 1);
+    for (size_t j = 0; j < w->nreqs; j++) {
+      const struct req_state *st = &w->reqs[j].st;
+
+      b = (unsigned char)((st->failure != 0) | (st->started != 0) << 1 |
+                          (st->ever_up != 0) << 2);
+      h = po_hash_bytes(h, &b, 1);
+    }
+  }
+  return h;
+}
+
+/* The most a save of set writes, and a margin: what a load reads. Names
+ * and specs come from the config (at most 6 bytes a byte, as \u00XX). */
+static size_t state_max_bytes(const struct po_watchset *set) {
+  size_t n = STATE_MARGIN_BYTES;
+
+  for (size_t i = 0; i < set->len; i++) {
+    const struct po_watch *w = set->v[i];
+
+    n += STATE_WATCH_BYTES + 6 * (strlen(w->name) + strlen(w->spec));
+    for (size_t j = 0; j < w->nreqs; j++)
+      n += (j ? STATE_REQ_BYTES : 0) + 6 * strlen(w->reqs[j].name);
+  }
+  return n;
+}
+
+/*
+ * Whether the JSON text s nests [ and { at most max deep, scanned before
+ * yajl builds a tree (yajl_tree_free() recurses once a level: a deep file
+ * would crash it). Outside strings our format has no '/': a comment, which
+ * yajl_tree_parse() accepts and which could hide a '"' from this scan, is
+ * refused.
+ */
+static int depth_ok(const char *s, unsigned max) {
+  unsigned depth = 0;
+  int in_str = 0;
+
+  for (; *s; s++) {
+    if (in_str) {
+      if (*s == '\\' && s[1])
+        s++;
+      else if (*s == '"')
+        in_str = 0;
+    } else if (*s == '"') {
+      in_str = 1;
+    } else if (*s == '[' || *s == '{') {
+      if (++depth > max)
+        return 0;
+    } else if (*s == ']' || *s == '}') {
+      if (depth)
+        depth--;
+    } else if (*s == '/') {
+      return 0;
+    }
+  }
+  return 1;
 }
 
 int po_state_load(struct po_watchset *set, const char *path,
                   const char *boot_id) {
+  return po_state_load_checked(set, path, boot_id, NULL);
+}
+
+int po_state_load_checked(struct po_watchset *set, const char *path,
+                          const char *boot_id, struct po_untrusted *why) {
   struct loaded *loaded = NULL;
   yajl_val root = NULL, watches, saved_boot, version;
   char *buf = NULL, *saved_boot_id = NULL, errbuf[128];
+  const char *base;
   long long v;
-  int err, same_boot;
+  int err, same_boot, dirfd;
 
-  err = po_file_read_text(path, STATE_MAX_BYTES, &buf);
+  dirfd = po_dir_open_trusted(path, &base, why);
+  if (dirfd < 0)
+    return dirfd;
+  err = po_file_read_text_at(dirfd, base, state_max_bytes(set), 1, why, &buf);
+  close(dirfd);
   if (err)
     return err;
+  if (!depth_ok(buf, STATE_DEPTH_MAX)) {
+    free(buf);
+    return -EBADMSG;
+  }
   root = yajl_tree_parse(buf, errbuf, sizeof(errbuf));
   free(buf);
   if (!root)
@@ -479,6 +754,8 @@ int po_state_load(struct po_watchset *set, const char *path,
   set->saved = NULL;
   if (state_serialize(set, boot_id, &set->saved, &set->saved_len) != 0)
     set->saved = NULL;
+  set->saved_key = state_key(set);
+  set->saved_written = 0;
 
 out:
   if (loaded)
@@ -490,12 +767,57 @@ out:
   return err;
 }
 
+/* Writes len bytes of buf as name in dirfd: a temporary file, fsync, rename
+ * over name (*renamed), fsync of the directory. */
+static int write_at(int dirfd, const char *name, const char *buf, size_t len,
+                    int *renamed) {
+  size_t tlen = strlen(name) + 32;
+  char *tmp = malloc(tlen);
+  struct stat sb;
+  int fd, err = 0;
+
+  if (!tmp)
+    return -ENOMEM;
+  if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISLNK(sb.st_mode)) {
+    free(tmp);
+    return -ELOOP;
+  }
+  fd = po_tmp_create(dirfd, name, tmp, tlen);
+  if (fd < 0) {
+    free(tmp);
+    return fd;
+  }
+  err = po_write_all(fd, buf, len);
+  if (!err && fsync(fd) != 0)
+    err = -errno;
+  if (close(fd) != 0 && !err)
+    err = -errno;
+  if (!err && renameat(dirfd, tmp, dirfd, name) != 0)
+    err = -errno;
+  if (err) {
+    unlinkat(dirfd, tmp, 0);
+  } else {
+    *renamed = 1;
+    err = po_fsync_fd_dir(dirfd);
+  }
+  free(tmp);
+  return err;
+}
+
 int po_state_save(struct po_watchset *set, const char *path,
                   const char *boot_id) {
-  char *buf, *tmp;
-  size_t len, tlen = strlen(path) + 48;
-  struct stat sb;
-  int fd = -1, err;
+  return po_state_save_paced(set, path, boot_id, 0, 0, NULL);
+}
+
+int po_state_save_paced(struct po_watchset *set, const char *path,
+                        const char *boot_id, double now, double min_interval,
+                        struct po_untrusted *why) {
+  const char *base;
+  char *buf;
+  size_t len;
+  uint64_t key;
+  int dirfd, err, renamed = 0;
 
   err = state_serialize(set, boot_id, &buf, &len);
   if (err)
@@ -505,46 +827,28 @@ int po_state_save(struct po_watchset *set, const char *path,
     free(buf);
     return 0;
   }
-  if (lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode)) {
+  key = state_key(set);
+  if (min_interval > 0 && set->saved_written && set->saved_key == key &&
+      now >= set->saved_at && now - set->saved_at < min_interval) {
     free(buf);
-    return -ELOOP;
+    return 0; /* later */
   }
-  tmp = malloc(tlen);
-  if (!tmp) {
+  dirfd = po_dir_open_trusted(path, &base, why);
+  if (dirfd < 0) {
     free(buf);
-    return -ENOMEM;
+    return dirfd;
   }
-  for (unsigned i = 0; i < 100; i++) {
-    snprintf(tmp, tlen, "%s.tmp.%ld.%u", path, (long)getpid(), i);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd >= 0 || errno != EEXIST)
-      break;
+  err = write_at(dirfd, base, buf, len, &renamed);
+  close(dirfd);
+  if (!renamed) {
+    free(buf);
+    return err;
   }
-  if (fd < 0) {
-    err = -errno;
-    goto out;
-  }
-  err = po_write_all(fd, buf, len);
-  if (!err && fsync(fd) != 0)
-    err = -errno;
-  if (close(fd) != 0 && !err)
-    err = -errno;
-  if (!err && rename(tmp, path) != 0)
-    err = -errno;
-  if (err) {
-    unlink(tmp);
-    goto out;
-  }
-  err = po_fsync_dir(path);
   free(set->saved);
   set->saved = buf;
   set->saved_len = len;
-  buf = NULL;
-  if (!err)
-    err = 1;
-
-out:
-  free(tmp);
-  free(buf);
-  return err;
+  set->saved_key = key;
+  set->saved_at = now;
+  set->saved_written = 1;
+  return err ? err : 1;
 }

@@ -225,8 +225,9 @@ void po_watch_set_notify_restart(struct po_watch *w, int on) {
   w->notify_restart = !!on;
 }
 
-void po_watch_set_all_namespaces(struct po_watch *w, int on) {
-  w->all_ns = !!on;
+void po_watch_set_all_namespaces(struct po_watch *w, int scope) {
+  w->all_ns = scope != PO_NS_OWN;
+  w->ns_untrusted = scope == PO_NS_ALL;
 }
 
 /* A growable string for descriptions. */
@@ -373,7 +374,7 @@ unsigned po_watch_hits(const struct po_watch *w) {
 }
 
 int po_watch_all_namespaces(const struct po_watch *w) {
-  return w->all_ns;
+  return !w->all_ns ? PO_NS_OWN : w->ns_untrusted ? PO_NS_ALL : PO_NS_TRUSTED;
 }
 
 /* ---- the set ------------------------------------------------------------- */
@@ -443,7 +444,8 @@ int po_watchset_query(struct po_watchset *set, struct po_query *q) {
     memcpy(r + k, w->ports, w->nports * sizeof(*r));
     k += w->nports;
     q->mask |= po_requirements_query_mask(w->mask);
-    q->all_namespaces |= w->all_ns;
+    if (po_watch_all_namespaces(w) > q->all_namespaces)
+      q->all_namespaces = po_watch_all_namespaces(w);
   }
   q->ports = r;
   q->nports = k;

@@ -325,10 +325,11 @@ void fx_snap_owner(struct po_snapshot *s, size_t sock, pid_t pid) {
   if (!v)
     fail("fx_snap_owner: out of memory");
   s->owners = v;
-  s->owners[s->nowners].pid = pid;
-  s->owners[s->nowners].fd = 3 + (int)s->nowners;
-  s->owners[s->nowners].sock = sock;
-  s->owners[s->nowners].proc = 0;
+  s->owners[s->nowners] = (struct po_owner){.pid = pid,
+                                            .fd = 3 + (int)s->nowners,
+                                            .sock = sock,
+                                            .nfds = 1,
+                                            .fds = {3 + (int)s->nowners}};
   s->nowners++;
 }
 
@@ -362,7 +363,8 @@ size_t fx_snap_crowd(struct po_snapshot *s, uint16_t port, pid_t base, size_t n,
     pid_t pid = base + (pid_t)i;
 
     set_proc(&s->procs[s->nprocs++], pid, comm, exe, uid, user);
-    s->owners[s->nowners++] = (struct po_owner){.pid = pid, .fd = 3, .sock = k};
+    s->owners[s->nowners++] = (struct po_owner){
+        .pid = pid, .fd = 3, .sock = k, .nfds = 1, .fds = {3}};
   }
   fx_snap_finish(s);
   return k;

@@ -89,7 +89,8 @@ static void assert_same(const struct po_snapshot *a,
     for (size_t k = 0; same && k < x->owner_count; k++) {
       const struct po_owner *o = &a->owners[x->owner_first + k];
       const struct po_owner *p = &b->owners[y->owner_first + k];
-      same = o->pid == p->pid && o->fd == p->fd &&
+      same = o->pid == p->pid && o->fd == p->fd && o->nfds == p->nfds &&
+             memcmp(o->fds, p->fds, sizeof(o->fds)) == 0 &&
              strcmp(a->procs[o->proc].comm, b->procs[p->proc].comm) == 0;
     }
   }
@@ -115,11 +116,40 @@ static void assert_same(const struct po_snapshot *a,
   fail_msg("incremental read differs from a full walk");
 }
 
-/* 1 when (pid, fd) owns a socket of s. */
+/* Every owner of a is an owner of the same socket in b, fds and comm alike
+ * (a read whose new sockets wait for a full walk names fewer owners, never
+ * a wrong one); the sockets are the same. */
+static void assert_subset(const struct po_snapshot *a,
+                          const struct po_snapshot *b, const char *what,
+                          unsigned step) {
+  int ok = a->socks.len == b->socks.len;
+  for (size_t i = 0; ok && i < a->socks.len; i++) {
+    const struct po_socket *x = &a->socks.v[i], *y = &b->socks.v[i];
+    ok = x->inode == y->inode && x->owner_count <= y->owner_count;
+    for (size_t k = 0; ok && k < x->owner_count; k++) {
+      const struct po_owner *o = &a->owners[x->owner_first + k];
+      int found = 0;
+      for (size_t m = 0; !found && m < y->owner_count; m++) {
+        const struct po_owner *p = &b->owners[y->owner_first + m];
+        found = o->pid == p->pid && o->tid == p->tid && o->nfds == p->nfds &&
+                memcmp(o->fds, p->fds, sizeof(o->fds)) == 0 &&
+                strcmp(a->procs[o->proc].comm, b->procs[p->proc].comm) == 0;
+      }
+      ok = found;
+    }
+  }
+  if (!ok)
+    assert_same(a, b, what, step); /* prints both, fails */
+}
+
+/* 1 when process pid holds a socket of s on fd (one owner per process and
+ * socket: fd is one of its fds). */
 static int has_owner(const struct po_snapshot *s, pid_t pid, int fd) {
   for (size_t i = 0; i < s->nowners; i++)
-    if (s->owners[i].pid == pid && s->owners[i].fd == fd)
-      return 1;
+    if (s->owners[i].pid == pid)
+      for (uint32_t k = 0; k < s->owners[i].nfds && k < PO_OWNER_FDS; k++)
+        if (s->owners[i].fds[k] == fd)
+          return 1;
   return 0;
 }
 
@@ -563,24 +593,51 @@ static void test_fixture_churn(void **state) {
   assert_int_equal(po_ctx_set_full_scan_interval(inc, 1e6), 0);
   assert_int_equal(po_ctx_set_full_scan_interval(full, 0), 0);
   assert_int_equal(po_ctx_set_full_scan_interval(inc, -1), -EINVAL);
+  /* Every new socket walks at once here: the rate limit of those walks
+   * (test_resolve.c) would make the two differ until the next one. */
+  assert_int_equal(po_ctx_set_new_socket_interval(inc, 0), 0);
+  assert_int_equal(po_ctx_set_new_socket_interval(inc, -1), -EINVAL);
   struct po_query q = {.mask = PO_TCP4,
                        .ports = fx_watch,
                        .nports = 1,
                        .source = PO_SOURCE_PROC};
   struct kinds k = {0};
   unsigned steps = env_steps(150);
+  /* And one with the rate limit, at its strictest: a walk for the first
+   * new socket, none for the others but asked for, every 8 steps. */
+  struct po_ctx *lim = po_ctx_new(x->root);
+  assert_non_null(lim);
+  assert_int_equal(po_ctx_set_full_scan_interval(lim, 1e6), 0);
+  assert_int_equal(po_ctx_set_new_socket_interval(lim, 9e9), 0);
+  unsigned deferred = 0;
 
   for (unsigned step = 0; step < steps; step++) {
     const char *what = fx_step(x);
-    struct po_snapshot a, b;
+    struct po_snapshot a, b, c;
+    if (step % 8 == 7)
+      po_ctx_request_full_scan(lim);
     assert_int_equal(po_snapshot_take(inc, &q, &a), 0);
     assert_int_equal(po_snapshot_take(full, &q, &b), 0);
+    assert_int_equal(po_snapshot_take(lim, &q, &c), 0);
     assert_int_equal(b.stats.walk.kind == PO_WALK_INCREMENTAL, 0);
     count_kind(&k, &a);
     assert_same(&a, &b, what, step);
+    /* Rate-limited: right but for the owners of new sockets among
+     * processes read before, and right in full when none waits. */
+    if (c.stats.walk.deferred) {
+      deferred++;
+      assert_subset(&c, &b, what, step);
+    } else {
+      assert_same(&c, &b, what, step);
+    }
     po_snapshot_free(&a);
     po_snapshot_free(&b);
+    po_snapshot_free(&c);
   }
+  printf("# fixture churn, rate-limited: %u reads with new sockets waiting\n",
+         deferred);
+  assert_true(deferred > 0);
+  po_ctx_free(lim);
   print_kinds("fixture churn", &k);
   printf("# fixture churn: %u steps, %u pids reused\n", steps, x->reused);
   /* The test proves something only if both paths ran, and pids were
@@ -989,6 +1046,7 @@ static void test_live_churn(void **state) {
   assert_non_null(full);
   assert_int_equal(po_ctx_set_full_scan_interval(inc, 1e6), 0);
   assert_int_equal(po_ctx_set_full_scan_interval(full, 0), 0);
+  assert_int_equal(po_ctx_set_new_socket_interval(inc, 0), 0);
   struct po_query q = {.mask = PO_TCP4, .ports = L->watch, .nports = 3};
   struct kinds k = {0};
   unsigned steps = env_steps(40);
@@ -1026,6 +1084,7 @@ static void test_live_scm_rights(void **state) {
   assert_non_null(full);
   assert_int_equal(po_ctx_set_full_scan_interval(inc, 1e6), 0);
   assert_int_equal(po_ctx_set_full_scan_interval(full, 0), 0);
+  assert_int_equal(po_ctx_set_new_socket_interval(inc, 0), 0);
   struct po_query q = {.mask = PO_TCP4, .ports = L->watch, .nports = 1};
   struct po_snapshot a, b;
   struct reply r;

@@ -504,6 +504,15 @@ static const struct po_owner *owner_at(const struct po_owners *o, pid_t pid,
   return NULL;
 }
 
+/* The owner of socket sock found in task tid's table of process pid. */
+static const struct po_owner *owner_of_task(const struct po_owners *o,
+                                            pid_t pid, pid_t tid, size_t sock) {
+  for (size_t i = 0; i < o->len; i++)
+    if (o->v[i].pid == pid && o->v[i].tid == tid && o->v[i].sock == sock)
+      return &o->v[i];
+  return NULL;
+}
+
 /*
  * A leader that called pthread_exit(): its <pid>/fd is empty (a zombie),
  * its threads keep the table. Two threads share it: it is read once, and
@@ -562,9 +571,17 @@ static void test_task_unshared_tables(void **state) {
   assert_int_equal(f->out.len, 3);
   assert_int_equal(owners_of(&f->out, 0), 1);
   assert_int_equal(owner_at(&f->out, 620, 3, 0)->tid, 0);
+  /* Two tables that hold 11101 on other fds: an owner each, with its fds
+   * (623's fd 4 is 622's too, fd 9 is its own). */
   assert_int_equal(owners_of(&f->out, 1), 2);
   assert_int_equal(owner_at(&f->out, 620, 4, 1)->tid, 622);
-  assert_int_equal(owner_at(&f->out, 620, 9, 1)->tid, 623);
+  assert_non_null(owner_of_task(&f->out, 620, 622, 1));
+  assert_int_equal(owner_of_task(&f->out, 620, 622, 1)->nfds, 1);
+  const struct po_owner *o623 = owner_of_task(&f->out, 620, 623, 1);
+  assert_non_null(o623);
+  assert_int_equal(o623->nfds, 2);
+  assert_int_equal(o623->fds[0], 4);
+  assert_int_equal(o623->fds[1], 9);
   assert_int_equal(owners_of(&f->out, 2), 0); /* held by nobody */
   assert_true(f->st.looks == 1);
   assert_true(f->st.tasks == 3);
@@ -585,7 +602,8 @@ static void test_task_unshared_tables(void **state) {
                      call == 2 ? PO_WALK_INCREMENTAL : PO_WALK_FULL);
     assert_int_equal(f->out.len, 3);
     assert_int_equal(owner_at(&f->out, 620, 4, 1)->tid, 622);
-    assert_int_equal(owner_at(&f->out, 620, 9, 1)->tid, 623);
+    assert_non_null(owner_of_task(&f->out, 620, 623, 1));
+    assert_int_equal(owner_of_task(&f->out, 620, 623, 1)->nfds, 2);
     assert_true(f->st.looks == 1); /* for 11102 */
     /* One readlink each (620 has no stat here: read in full every call,
      * its own fd 3 is not read again). */
@@ -732,6 +750,182 @@ static int resolve(struct fx *f, const struct po_table *t,
   memset(&f->st, 0, sizeof(f->st));
   f->out.len = 0;
   return po_resolver_resolve(f->r, f->root, t, why, &f->out, &f->st);
+}
+
+/* ---- one owner per process and socket; new sockets' walks ---------------- */
+
+/* A process of the tree with a start time (<pid>/stat field 22): the
+ * identity that lets an incremental call skip it. */
+static void proc_started(struct fx *f, pid_t pid, unsigned start) {
+  char rel[32], stat[160];
+  int n;
+
+  fx_proc(f->root, pid);
+  snprintf(rel, sizeof(rel), "%d/stat", (int)pid);
+  n = snprintf(stat, sizeof(stat),
+               "%d (holder) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 %u 0 0\n",
+               (int)pid, start);
+  fx_write(f->root, rel, stat, (size_t)n);
+}
+
+/* The owner of sock that process pid is, or NULL. */
+static const struct po_owner *owner_of(const struct po_owners *o, pid_t pid,
+                                       size_t sock) {
+  return owner_of_task(o, pid, 0, sock);
+}
+
+/*
+ * A process that dup()s a socket 100 times is one owner with 101 fds (the
+ * 16 lowest kept), not 101 owners; an incremental call checks one fd per
+ * owner, and the next remembered fd when that one is closed.
+ */
+static void test_dup_flood_one_owner(void **state) {
+  struct fx *f = *state;
+  enum { DUPS = 100 };
+  proc_started(f, 700, 11);
+  fx_fd(f->root, 700, 0, "/dev/null");
+  for (int fd = 3; fd < 3 + DUPS + 1; fd++)
+    fx_sockfd(f->root, 700, fd, 12000);
+  fx_sockfd(f->root, 700, 200, 12001);
+  proc_started(f, 701, 12);
+  fx_sockfd(f->root, 701, 5, 12000);
+  FX_TABLE(t, FX_SOCK(12000), FX_SOCK(12001));
+
+  assert_int_equal(walk(f, &t), 0);
+  assert_int_equal(f->out.len, 3);
+  const struct po_owner *o = owner_of(&f->out, 700, 0);
+  assert_non_null(o);
+  assert_int_equal(o->nfds, DUPS + 1);
+  assert_int_equal(o->fd, 3);
+  for (int i = 0; i < PO_OWNER_FDS; i++)
+    assert_int_equal(o->fds[i], 3 + i);
+  assert_int_equal(owner_of(&f->out, 700, 1)->nfds, 1);
+  assert_int_equal(owner_of(&f->out, 700, 1)->fd, 200);
+  assert_int_equal(owner_of(&f->out, 701, 0)->nfds, 1);
+  assert_true(f->st.fds == DUPS + 4); /* every fd is still read */
+
+  /* Incremental: one readlink per owner, 3, whatever the fds. */
+  assert_int_equal(resolve(f, &t, PO_REASON_NONE), 0);
+  assert_int_equal(f->st.kind, PO_WALK_FULL); /* the first */
+  assert_int_equal(resolve(f, &t, PO_REASON_NONE), 0);
+  assert_int_equal(f->st.kind, PO_WALK_INCREMENTAL);
+  assert_true(f->st.verified == 3 && f->st.fds == 3);
+  assert_int_equal(f->out.len, 3);
+  assert_int_equal(owner_of(&f->out, 700, 0)->nfds, DUPS + 1);
+  assert_int_equal(owner_of(&f->out, 700, 0)->fds[15], 18);
+
+  /* fd 3 closed, fd 4 holds it: still incremental, one readlink more. */
+  fx_remove(f->root, "700/fd/3");
+  assert_int_equal(resolve(f, &t, PO_REASON_NONE), 0);
+  assert_int_equal(f->st.kind, PO_WALK_INCREMENTAL);
+  assert_true(f->st.verified == 4);
+  o = owner_of(&f->out, 700, 0);
+  assert_int_equal(o->fd, 4);
+  assert_int_equal(o->nfds, DUPS);
+  assert_int_equal(o->fds[0], 4);
+
+  /* A full walk counts them again. */
+  assert_int_equal(resolve(f, &t, PO_REASON_ASKED), 0);
+  assert_int_equal(f->st.kind, PO_WALK_FULL);
+  o = owner_of(&f->out, 700, 0);
+  assert_int_equal(o->nfds, DUPS);
+  assert_int_equal(o->fds[PO_OWNER_FDS - 1], 4 + PO_OWNER_FDS - 1);
+
+  /* All of its fds closed but one not remembered: a full walk (VERIFY). */
+  for (int fd = 4; fd < 4 + PO_OWNER_FDS; fd++)
+    fx_remove(f->root, "700/fd/%d", fd);
+  assert_int_equal(resolve(f, &t, PO_REASON_NONE), 0);
+  assert_int_equal(f->st.kind, PO_WALK_FULL);
+  assert_int_equal(f->st.reason, PO_REASON_VERIFY);
+  o = owner_of(&f->out, 700, 0);
+  assert_int_equal(o->fd, 4 + PO_OWNER_FDS);
+  assert_int_equal(o->nfds, DUPS - PO_OWNER_FDS);
+}
+
+/* How many of calls resolve() calls with table t were full walks. */
+static int full_walks(struct fx *f, const struct po_table *t, int calls) {
+  int n = 0;
+  for (int i = 0; i < calls; i++) {
+    assert_int_equal(resolve(f, t, PO_REASON_NONE), 0);
+    n += f->st.kind == PO_WALK_FULL;
+  }
+  return n;
+}
+
+/*
+ * Full walks for new sockets are rate-limited: the first is made, the
+ * next waits for the interval. Meanwhile a new socket has the owners among
+ * new processes, counts as deferred and does not make the call walk for a
+ * socket without owner; the next walk allowed finds its other owners.
+ */
+static void test_new_socket_walks_limited(void **state) {
+  struct fx *f = *state;
+  proc_started(f, 800, 21);
+  fx_sockfd(f->root, 800, 3, 13000);
+  FX_TABLE(t1, FX_SOCK(13000));
+  FX_TABLE(t2, FX_SOCK(13000), FX_SOCK(13001));
+  FX_TABLE(t3, FX_SOCK(13000), FX_SOCK(13001), FX_SOCK(13002), FX_SOCK(13003));
+  FX_TABLE(none, FX_SOCK(0));
+
+  po_resolver_set_new_walk_interval(f->r, UINT64_MAX); /* the first only */
+  assert_int_equal(resolve(f, &t1, PO_REASON_NONE), 0);
+  assert_int_equal(f->st.reason, PO_REASON_FIRST);
+
+  /* The first new socket: a full walk at once. */
+  fx_sockfd(f->root, 800, 4, 13001);
+  assert_int_equal(resolve(f, &t2, PO_REASON_NONE), 0);
+  assert_int_equal(f->st.kind, PO_WALK_FULL);
+  assert_int_equal(f->st.reason, PO_REASON_NEW_INODE);
+  assert_non_null(owner_of(&f->out, 800, 1));
+
+  /* Two more: 13002 held by 800 (read before) and by 801 (new), 13003 by
+   * 800 only. Incremental: 801's owner is found, 800's are not yet. */
+  fx_sockfd(f->root, 800, 5, 13002);
+  fx_sockfd(f->root, 800, 6, 13003);
+  proc_started(f, 801, 22);
+  fx_sockfd(f->root, 801, 3, 13002);
+  for (int call = 0; call < 3; call++) {
+    assert_int_equal(resolve(f, &t3, PO_REASON_NONE), 0);
+    assert_int_equal(f->st.kind, PO_WALK_INCREMENTAL);
+    assert_true(f->st.deferred == 2);
+    assert_true(f->st.looks == 0); /* pending: no look either */
+    assert_int_equal(owners_of(&f->out, 2), 1);
+    assert_non_null(owner_of(&f->out, 801, 2));
+    assert_int_equal(owners_of(&f->out, 3), 0);
+  }
+
+  /* A listener that comes and goes costs no walk now, nor does a call
+   * with no socket in between. */
+  assert_int_equal(full_walks(f, &t1, 1) + full_walks(f, &none, 1) +
+                       full_walks(f, &t3, 1) + full_walks(f, &t1, 1),
+                   0);
+
+  /* The interval passes (0 here): the next call walks, and finds all. */
+  po_resolver_set_new_walk_interval(f->r, 0);
+  assert_int_equal(resolve(f, &t3, PO_REASON_NONE), 0);
+  assert_int_equal(f->st.kind, PO_WALK_FULL);
+  assert_int_equal(f->st.reason, PO_REASON_NEW_INODE);
+  assert_true(f->st.deferred == 0);
+  assert_int_equal(owners_of(&f->out, 2), 2);
+  assert_non_null(owner_of(&f->out, 800, 2));
+  assert_non_null(owner_of(&f->out, 800, 3));
+  assert_int_equal(resolve(f, &t3, PO_REASON_NONE), 0);
+  assert_int_equal(f->st.kind, PO_WALK_INCREMENTAL);
+  assert_true(f->st.deferred == 0);
+  assert_int_equal(f->out.len, 5);
+
+  /* Any full walk resolves a pending socket: asked, here. */
+  po_resolver_set_new_walk_interval(f->r, UINT64_MAX);
+  FX_TABLE(t4, FX_SOCK(13000), FX_SOCK(13004));
+  fx_sockfd(f->root, 800, 7, 13004);
+  assert_int_equal(resolve(f, &t4, PO_REASON_NONE), 0);
+  assert_true(f->st.kind == PO_WALK_INCREMENTAL && f->st.deferred == 1);
+  assert_int_equal(resolve(f, &t4, PO_REASON_ASKED), 0);
+  assert_true(f->st.kind == PO_WALK_FULL && f->st.deferred == 0);
+  assert_non_null(owner_of(&f->out, 800, 1));
+  assert_int_equal(resolve(f, &t4, PO_REASON_NONE), 0);
+  assert_true(f->st.kind == PO_WALK_INCREMENTAL && f->st.deferred == 0);
+  assert_non_null(owner_of(&f->out, 800, 1));
 }
 
 /*
@@ -1417,6 +1611,10 @@ int main(int argc, char **argv) {
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_task_look_budget, setup, teardown),
       cmocka_unit_test_setup_teardown(test_task_look_interval, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_dup_flood_one_owner, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_new_socket_walks_limited, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_live_forked_holders, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_live_not_dumpable, setup, teardown),

@@ -89,6 +89,30 @@ static size_t eval_one(struct po_watch *w, pid_t pid, const char *comm,
   return n;
 }
 
+static int netns_cmp(const void *a, const void *b) {
+  const struct po_netns *x = a, *y = b;
+
+  return (x->netns > y->netns) - (x->netns < y->netns);
+}
+
+/* Records netns in s->nsv as po_snapshot_take() does for a namespace it
+ * met: trusted (owned by the initial user namespace) or a user's own
+ * (uid 65534's). */
+static void snap_netns(struct po_snapshot *s, uint64_t netns, int trusted) {
+  struct po_netns *v = realloc(s->nsv, (s->nns + 1) * sizeof(*v));
+
+  assert_non_null(v);
+  s->nsv = v;
+  memset(&v[s->nns], 0, sizeof(*v));
+  v[s->nns].netns = netns;
+  v[s->nns].userns = trusted ? 4026531837ull : 4026532100ull;
+  v[s->nns].owner_uid = trusted ? 0 : 65534;
+  v[s->nns].trusted = trusted;
+  v[s->nns].read = 1;
+  s->nns++;
+  qsort(s->nsv, s->nns, sizeof(*s->nsv), netns_cmp);
+}
+
 static size_t eval_nginx(struct po_watch *w, pid_t pid, struct po_events *ev) {
   return eval_one(w, pid, "nginx", "/usr/sbin/nginx", 33, "www-data", ev);
 }
@@ -316,11 +340,16 @@ static void test_values(void **state) {
   assert_int_equal(v.accept, 0);
   assert_int_equal(v.accept_max, 0);
 
-  /* AllNamespaces counts the other namespace's socket too. */
+  /* AllNamespaces (true: trusted) counts the other namespace's socket
+   * too when it is trusted; one the snapshot knows nothing of is not. */
   po_watch_free(w);
   w = mkwatch("web", "80,8000-8099", NULL);
   po_watch_set_all_namespaces(w, 1);
   finish(w);
+  assert_int_equal(po_watch_all_namespaces(w), PO_NS_TRUSTED);
+  eval(w, &s, &v, &ev);
+  assert_int_equal(v.sockets, 3);
+  snap_netns(&s, OTHER_NS, 1);
   eval(w, &s, &v, &ev);
   assert_int_equal(v.sockets, 4);
 
@@ -929,6 +958,157 @@ static void test_message_protocols(void **state) {
 /* ---- the set
  * ------------------------------------------------------------------------ */
 
+/* ---- AllNamespaces and trust
+ * ------------------------------------------------------------ */
+
+/* One read of tcp/22: the host's sshd (pid 1, root) in our own namespace
+ * when host; a listener in OTHER_NS when other is not -1, its namespace
+ * trusted (1) or a user's own (0), held by pid 900 of uid owner_uid. */
+static void snap_22(struct po_snapshot *s, int host, int other,
+                    uint32_t owner_uid) {
+  memset(s, 0, sizeof(*s));
+  if (host)
+    fx_snap_own(s, fx_snap_sock(s, IPPROTO_TCP, "0.0.0.0", 22), 1, "sshd",
+                "/usr/sbin/sshd", 0, "root");
+  if (other >= 0) {
+    size_t i = fx_snap_sock(s, IPPROTO_TCP, "0.0.0.0", 22);
+
+    s->socks.v[i].netns = OTHER_NS;
+    s->socks.v[i].uid = owner_uid;
+    fx_snap_own(s, i, 900, "sshd", "/usr/sbin/sshd", owner_uid,
+                owner_uid ? "nobody" : "root");
+    snap_netns(s, OTHER_NS, other);
+  }
+  fx_snap_finish(s);
+}
+
+static size_t count_events(const struct po_events *ev,
+                           enum po_event_type type) {
+  size_t n = 0;
+
+  for (size_t i = 0; i < ev->len; i++)
+    n += ev->v[i].type == type;
+  return n;
+}
+
+/* The attack of issue 11: a user's own namespace (unshare -rn) listening on
+ * 22 neither keeps the requirement met nor sets the owner that ExpectUser
+ * judges, unless AllNamespaces is "all"; a trusted namespace does both. */
+static void test_all_namespaces_trust(void **state) {
+  static const int scopes[] = {PO_NS_OWN, PO_NS_TRUSTED, PO_NS_ALL};
+  struct po_watch *w[3];
+  struct po_watch_values v;
+  struct po_events ev = {0};
+  struct po_snapshot s;
+
+  (void)state;
+  for (size_t i = 0; i < 3; i++) {
+    w[i] = mkwatch("ssh", "22", "tcp");
+    assert_int_equal(po_watch_expect_user_add(w[i], "root"), 0);
+    po_watch_set_notify_owner_change(w[i], 0);
+    po_watch_set_all_namespaces(w[i], scopes[i]);
+    finish(w[i]);
+    assert_int_equal(po_watch_all_namespaces(w[i]), scopes[i]);
+  }
+
+  /* 1. The host's sshd, and nobody's listener in its own namespace. */
+  snap_22(&s, 1, 0, 65534);
+  for (size_t i = 0; i < 3; i++) {
+    size_t n = eval(w[i], &s, &v, &ev);
+
+    assert_int_equal(v.sockets, scopes[i] == PO_NS_ALL ? 2 : 1);
+    assert_int_equal(v.processes, scopes[i] == PO_NS_ALL ? 2 : 1);
+    assert_int_equal(v.missing, 0);
+    if (scopes[i] == PO_NS_ALL) {
+      assert_int_equal(n, 1);
+      expect_event_saying(&ev, 0, PO_EVENT_UNEXPECTED_OWNER,
+                          "sshd[900] nobody");
+    } else {
+      assert_int_equal(n, 0);
+    }
+  }
+  po_snapshot_free(&s);
+
+  /* 2. sshd killed: only nobody's listener is left. */
+  snap_22(&s, 0, 0, 65534);
+  for (size_t i = 0; i < 3; i++) {
+    eval(w[i], &s, &v, &ev);
+    if (scopes[i] == PO_NS_ALL) {
+      assert_int_equal(v.sockets, 1);
+      assert_int_equal(count_events(&ev, PO_EVENT_LISTENER_LOST), 0);
+    } else {
+      assert_int_equal(v.sockets, 0);
+      assert_int_equal(v.processes, 0);
+      assert_int_equal(v.missing, 1);
+      assert_int_equal(ev.len, 1);
+      expect_event(&ev, 0, PO_EVENT_LISTENER_LOST,
+                   "tcp/22 (ssh) lost its listener; last held by sshd[1] root");
+    }
+  }
+  po_snapshot_free(&s);
+
+  /* 3. The same listener unowned (its holder's fds not readable): its
+   * socket's uid is not judged either. */
+  memset(&s, 0, sizeof(s));
+  {
+    size_t i = fx_snap_sock(&s, IPPROTO_TCP, "0.0.0.0", 22);
+
+    s.socks.v[i].netns = OTHER_NS;
+    s.socks.v[i].uid = 65534;
+    snap_netns(&s, OTHER_NS, 0);
+    fx_snap_finish(&s);
+  }
+  eval(w[1], &s, &v, &ev);
+  assert_int_equal(v.sockets, 0);
+  assert_int_equal(v.unowned, 0);
+  assert_int_equal(ev.len, 0);
+  po_snapshot_free(&s);
+
+  /* 4. A trusted namespace (ip netns add) with root's sshd: met again for
+   * "trusted" and "all", still lost for the own namespace only. */
+  snap_22(&s, 0, 1, 0);
+  for (size_t i = 0; i < 3; i++) {
+    eval(w[i], &s, &v, &ev);
+    assert_int_equal(v.sockets, scopes[i] == PO_NS_OWN ? 0 : 1);
+    if (scopes[i] == PO_NS_TRUSTED) {
+      assert_int_equal(ev.len, 1);
+      expect_event(&ev, 0, PO_EVENT_LISTENER_BACK,
+                   "tcp/22 (ssh) has a listener again; held by sshd[900] "
+                   "root");
+    } else if (scopes[i] == PO_NS_OWN) {
+      assert_int_equal(ev.len, 0);
+    } else {
+      /* "all": the unexpected owner is gone. */
+      assert_int_equal(count_events(&ev, PO_EVENT_EXPECTED_OWNER), 1);
+    }
+  }
+  po_snapshot_free(&s);
+  po_events_free(&ev);
+  for (size_t i = 0; i < 3; i++)
+    po_watch_free(w[i]);
+}
+
+/* A set reads the widest AllNamespaces of its watches. */
+static void test_query_widest_namespaces(void **state) {
+  struct po_watchset *set = po_watchset_new();
+  struct po_watch *a = mkwatch("a", "22", NULL), *b = mkwatch("b", "23", NULL);
+  struct po_query q;
+
+  (void)state;
+  po_watch_set_all_namespaces(a, PO_NS_ALL);
+  po_watch_set_all_namespaces(b, PO_NS_TRUSTED);
+  finish(a);
+  finish(b);
+  assert_int_equal(po_watchset_add(set, b), 0);
+  memset(&q, 0, sizeof(q));
+  assert_int_equal(po_watchset_query(set, &q), 0);
+  assert_int_equal(q.all_namespaces, PO_NS_TRUSTED);
+  assert_int_equal(po_watchset_add(set, a), 0);
+  assert_int_equal(po_watchset_query(set, &q), 0);
+  assert_int_equal(q.all_namespaces, PO_NS_ALL);
+  po_watchset_free(set);
+}
+
 static void test_watchset(void **state) {
   struct po_watchset *set = po_watchset_new();
   struct po_watch *a = mkwatch("ssh", "22", "tcp");
@@ -1300,9 +1480,12 @@ static void test_state_bad_files(void **state) {
   }
 
   /* A directory is not a state file. */
+  path_in_tmp(link, sizeof(link), "a-dir");
+  assert_int_equal(mkdir(link, 0700), 0);
   set = web_set();
-  assert_int_equal(po_state_load(set, tmpdir, "b"), -EINVAL);
+  assert_int_equal(po_state_load(set, link, "b"), -EINVAL);
   po_watchset_free(set);
+  assert_int_equal(rmdir(link), 0);
 
   /* An unwritable place: the error, and no temporary file left behind. */
   set = web_set();
@@ -1398,6 +1581,7 @@ static void test_config_other_values(void **state) {
   char err[128];
   unsigned hits;
   enum po_source src;
+  int scope;
 
   (void)state;
   assert_non_null(w);
@@ -1447,6 +1631,17 @@ static void test_config_other_values(void **state) {
   assert_int_equal(po_config_source("proc", &src), 0);
   assert_int_equal(src, PO_SOURCE_PROC);
   assert_int_equal(po_config_source("sysfs", &src), -EINVAL);
+  /* AllNamespaces' words (the booleans are collectd's) */
+  scope = -1;
+  assert_int_equal(po_config_namespaces("trusted", &scope), 0);
+  assert_int_equal(scope, PO_NS_TRUSTED);
+  assert_int_equal(po_config_namespaces("ALL", &scope), 0);
+  assert_int_equal(scope, PO_NS_ALL);
+  assert_int_equal(po_config_namespaces("true", &scope), -EINVAL);
+  assert_int_equal(po_config_namespaces("trusted ", &scope), -EINVAL);
+  assert_int_equal(po_config_namespaces("", &scope), -EINVAL);
+  assert_int_equal(po_config_namespaces(NULL, &scope), -EINVAL);
+  assert_int_equal(scope, PO_NS_ALL);
 
   assert_int_equal(po_watch_port_add_number(w, 22), 0);
   assert_int_equal(po_watch_finish(w), 0);
@@ -1492,6 +1687,37 @@ static void test_boot_id_and_netns(void **state) {
   assert_int_equal(po_netns_self("/nonexistent", &ns), -ENOENT);
 }
 
+/* The real /proc: the snapshot knows our own namespace and who owns it (the
+ * user namespace we are in, which is the initial one or stands for it). */
+static void test_snapshot_own_netns_owner(void **state) {
+  struct po_range none = {.lo = 1, .hi = 1};
+  struct po_query q = {.mask = PO_TCP4,
+                       .ports = &none,
+                       .nports = 1,
+                       .source = PO_SOURCE_AUTO,
+                       .all_namespaces = PO_NS_TRUSTED};
+  struct po_ctx *ctx = po_ctx_new("/proc");
+  const struct po_netns *n;
+  struct po_snapshot s;
+  struct stat user;
+
+  (void)state;
+  assert_non_null(ctx);
+  assert_int_equal(po_snapshot_take(ctx, &q, &s), 0);
+  assert_true(s.netns != 0);
+  n = po_snapshot_netns(&s, s.netns);
+  assert_non_null(n);
+  assert_true(n->own && n->read);
+  assert_int_equal(stat("/proc/self/ns/user", &user), 0);
+  assert_true(n->userns == (uint64_t)user.st_ino);
+  assert_true(n->owner_uid >= 0);
+  assert_null(po_snapshot_netns(&s, 1));
+  for (size_t i = 1; i < s.nns; i++)
+    assert_true(s.nsv[i - 1].netns < s.nsv[i].netns);
+  po_snapshot_free(&s);
+  po_ctx_free(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_values),
@@ -1514,6 +1740,8 @@ int main(void) {
       cmocka_unit_test(test_message_long_names),
       cmocka_unit_test(test_lost_owner_gone_before_details_keeps_name),
       cmocka_unit_test(test_message_protocols),
+      cmocka_unit_test(test_all_namespaces_trust),
+      cmocka_unit_test(test_query_widest_namespaces),
       cmocka_unit_test(test_watchset),
       cmocka_unit_test(test_state_down_restart),
       cmocka_unit_test(test_state_up_restart),
@@ -1525,6 +1753,7 @@ int main(void) {
       cmocka_unit_test(test_config_other_values),
       cmocka_unit_test(test_config_names),
       cmocka_unit_test(test_boot_id_and_netns),
+      cmocka_unit_test(test_snapshot_own_netns_owner),
   };
 
   fx_set_failure(fx_fail_cmocka);

@@ -33,6 +33,14 @@ int po_config_hits(double v, unsigned *hits);
 /* "auto", "netlink" or "proc" (case-insensitive). Returns 0 or -EINVAL. */
 int po_config_source(const char *s, enum po_source *src);
 
+/*
+ * AllNamespaces (and portowner-dump's --all-namespaces=) as a word:
+ * "trusted" (PO_NS_TRUSTED) or "all" (PO_NS_ALL), case-insensitive, into
+ * *scope (an enum po_ns_scope). The booleans are collectd's to read (true
+ * is PO_NS_TRUSTED, false PO_NS_OWN). Returns 0 or -EINVAL.
+ */
+int po_config_namespaces(const char *s, int *scope);
+
 #ifdef __cplusplus
 }
 #endif

@@ -41,7 +41,10 @@ int po_json_snapshot_some(const struct po_snapshot *s, const uint8_t *keep,
 /*
  * Writes the len bytes at s as a JSON string through g. Bytes that are not
  * valid UTF-8 (process names are arbitrary bytes) are each written as U+FFFD;
- * control characters, quotes and backslashes are escaped by yajl.
+ * quotes, backslashes and C0 controls are escaped as yajl escapes them, and
+ * the other characters that are not printable (printable.h: DEL, C1, bidi
+ * controls, line separators) as \uXXXX, so the string read back is exact
+ * and the JSON text itself holds none of them raw. A value, never a key.
  */
 yajl_gen_status po_json_string(yajl_gen g, const char *s, size_t len);
 

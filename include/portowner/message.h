@@ -1,8 +1,10 @@
 /*
  * portowner: the message builder of events: a fixed buffer of
- * PO_MESSAGE_MAX bytes that always holds valid UTF-8 without control
- * characters (bytes that are not become '?'), is always NUL-terminated, and
- * cuts what does not fit at a character boundary with "...".
+ * PO_MESSAGE_MAX bytes that always holds printable valid UTF-8
+ * (printable.h: each character that is not printable, C0/DEL/C1, bidi
+ * controls and line separators, and each byte that is not UTF-8, becomes
+ * '?'), is always NUL-terminated, and cuts what does not fit at a character
+ * boundary with "...".
  *
  * Contract: nothing fails or logs; only the owners' summary allocates (its
  * scratch, freed before it returns: without memory, the summary is left

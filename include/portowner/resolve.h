@@ -23,15 +23,27 @@
 extern "C" {
 #endif
 
-/* One fd of one process that holds a wanted socket. */
+/* How many fd numbers an owner keeps (its fd count has them all). */
+#define PO_OWNER_FDS 16
+
+/* One process (or one task's own fd table) that holds a wanted socket: one
+ * record however many of its fds hold it (a process that dup()s a socket
+ * 19,000 times is one owner with nfds 19001, not 19,001 owners). */
 struct po_owner {
-  pid_t pid;   /* the process: its thread group id */
-  int fd;      /* the fd number, in the table the owner was found in */
-  pid_t tid;   /* 0: found in <pid>/fd; else the task whose own fd table
-                  (<pid>/task/<tid>/fd) holds the socket (see "Owners
-                  hidden from /proc/PID/fd") */
-  size_t sock; /* index of the socket in the table that was resolved */
-  size_t proc; /* index into po_snapshot.procs; set by po_snapshot_take() */
+  pid_t pid;     /* the process: its thread group id */
+  int fd;        /* the lowest fd number holding the socket, in the table
+                    the owner was found in: the one an incremental read
+                    verifies (one readlink) */
+  pid_t tid;     /* 0: found in <pid>/fd; else the task whose own fd table
+                    (<pid>/task/<tid>/fd) holds the socket (see "Owners
+                    hidden from /proc/PID/fd") */
+  size_t sock;   /* index of the socket in the table that was resolved */
+  size_t proc;   /* index into po_snapshot.procs; set by po_snapshot_take() */
+  uint32_t nfds; /* fds of that table holding the socket, >= 1 */
+  int fds[PO_OWNER_FDS]; /* the lowest MIN(nfds, PO_OWNER_FDS) of them,
+                            ascending: fds[0] == fd. An incremental read
+                            gives them as the last read of the process
+                            in full saw them, less those it found closed */
 };
 
 struct po_owners {
@@ -73,7 +85,12 @@ struct po_walk_stats {
   uint64_t vanished; /* processes that exited during the walk */
   /* Set by po_resolver_resolve() only: */
   uint64_t listed;   /* processes listed in proc_root */
-  uint64_t verified; /* remembered owner fds read again (incremental) */
+  uint64_t verified; /* remembered owner fds read again (incremental): one
+                        per owner, whatever its number of fds */
+  uint64_t deferred; /* wanted sockets new since the last full walk that
+                        wait for the next walk allowed for new sockets
+                        (po_resolver_set_new_walk_interval()); 0 on a
+                        full walk */
   /* Looks in task fd tables (owners hidden from /proc/PID/fd): */
   uint64_t looks;         /* looks made (at most one per call) */
   uint64_t tasks;         /* tasks a look examined (the leaders aside) */
@@ -157,8 +174,10 @@ void po_resolver_free(struct po_resolver *r);
 
 /*
  * Finds the owners of the sockets in t: walks <proc_root>, appending to out
- * one po_owner per (pid, fd) whose link is "socket:[INODE]" with INODE the
- * inode of a socket in t (sockets with inode 0 are never matched).
+ * one po_owner per (pid, socket) (per (pid, tid, socket) for a task's own
+ * table) for the fds whose link is "socket:[INODE]" with INODE the inode of
+ * a socket in t (sockets with inode 0 are never matched); nfds counts those
+ * fds and fds[] keeps the lowest PO_OWNER_FDS of them.
  * owner.sock is the socket's index in t. A process that exits mid-walk is
  * skipped and counted as vanished; a process whose fds cannot be read for
  * lack of privilege is counted as denied. A socket left without an owner
@@ -177,17 +196,31 @@ int po_resolver_walk(struct po_resolver *r, const char *proc_root,
  * po_resolver_walk() (same contract, same out and st; owners hidden from
  * /proc/PID/fd are looked for on the look interval, above), but remembers, from
  * one call to the next, the processes it has read (pid and identity) and
- * the (pid, fd) of every owner of a wanted socket. A later call, unless
- * full_reason asks for a full walk:
+ * every owner of a wanted socket (pid, tid, its fd numbers). A later call,
+ * unless full_reason asks for a full walk:
  *   - lists proc_root once;
  *   - reads the fds of the processes it has not read before only (a pid
  *     whose identity changed is a new process);
- *   - reads each remembered owner's fd again (one readlink) and keeps it
- *     when it still holds the same socket;
+ *   - reads each remembered owner's lowest fd again (one readlink per
+ *     owner, not per fd) and keeps the owner when it still holds the same
+ *     socket; when it does not, the owner's next remembered fds are tried
+ *     (up to PO_OWNER_FDS readlinks);
  * and falls back to a full walk, in the same call, when a wanted socket was
- * not wanted by the previous call (PO_REASON_NEW_INODE), a remembered fd of
- * a live process holds something else now (PO_REASON_VERIFY), or a socket
- * that had owners has none left that it knows (PO_REASON_UNOWNED).
+ * not wanted by the previous call (PO_REASON_NEW_INODE: rate-limited,
+ * below), a remembered owner of a live process holds it on none of its
+ * remembered fds now (PO_REASON_VERIFY), or a socket that had owners has
+ * none left that it knows (PO_REASON_UNOWNED).
+ *
+ * Full walks for new sockets are rate-limited: after one, the next is
+ * allowed only when po_resolver_set_new_walk_interval()'s interval has
+ * passed (CLOCK_BOOTTIME; the first is always allowed). A call that meets
+ * a new socket before that is incremental: the socket gets the owners found
+ * in the processes read in full by that call (new processes), is "pending"
+ * (counted in st->deferred) and is looked for by the next full walk of any
+ * reason, which a pending socket asks for (PO_REASON_NEW_INODE) as soon as
+ * it is allowed. A pending socket is not looked for in task tables and
+ * never causes PO_REASON_UNOWNED. The listener table is read in full every
+ * call: a socket that is gone is gone at once, whatever the walks.
  *
  * Identity of a process: on procfs, the inode number of <proc_root>/<pid>
  * as getdents64() reports it, which costs no system call: procfs gives the
@@ -211,14 +244,18 @@ int po_resolver_walk(struct po_resolver *r, const char *proc_root,
  * The next full walk finds it. A caller bounds that by asking for a full
  * walk at an interval (po_ctx_set_full_scan_interval()).
  *
- * Memory grows with the processes and the owners, never with the fds: no
- * allocation per fd (a look adds the list of one process's tasks, at most
- * its budget of them).
+ * Memory grows with the processes, the wanted sockets and the owners (one
+ * record per owner, of PO_OWNER_FDS fd numbers at most), never with the
+ * fds: nothing is allocated per fd (a look adds the list of one process's
+ * tasks, at most its budget of them).
  *
  * full_reason: PO_REASON_NONE for an incremental call when possible, or the
  * reason to walk every process. On failure the memory is forgotten and the
- * next call is a full walk. A table with no inode but 0 forgets too and
- * returns 0 without reading proc_root (st->kind PO_WALK_NONE).
+ * next call is a full walk. A table with no inode but 0 returns 0 without
+ * reading proc_root (st->kind PO_WALK_NONE) and keeps the memory of the
+ * last call that wanted sockets: the next call compares with that one (so
+ * a watched listener that comes and goes costs no full walk each time it
+ * comes back beyond the rate limit of new sockets).
  * Returns as po_resolver_walk().
  */
 int po_resolver_resolve(struct po_resolver *r, const char *proc_root,
@@ -234,6 +271,14 @@ void po_resolver_forget(struct po_resolver *r);
  * every call that leaves a socket without an owner, UINT64_MAX once per
  * socket. Default PO_LOOK_INTERVAL_DEFAULT_NS. */
 void po_resolver_set_look_interval(struct po_resolver *r, uint64_t ns);
+
+/* The least time between two full walks for new sockets
+ * (PO_REASON_NEW_INODE), in nanoseconds: 0 walks at every new socket (no
+ * limit), UINT64_MAX walks for the first only. Default
+ * PO_NEW_WALK_INTERVAL_DEFAULT_NS (the plugin sets it from
+ * FullScanInterval: po_ctx_set_full_scan_interval()). */
+#define PO_NEW_WALK_INTERVAL_DEFAULT_NS UINT64_C(10000000000)
+void po_resolver_set_new_walk_interval(struct po_resolver *r, uint64_t ns);
 
 /* The budget of one look: system calls beyond the one fstatat() per
  * process. Default (and for 0) PO_LOOK_BUDGET. */

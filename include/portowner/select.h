@@ -12,12 +12,19 @@
 #include "portowner/watch_private.h"
 
 /*
- * Whether w selects sk: sk serves at least one of w's requirements
- * (requirement.h: protocol, family, port, address), and is of netns
- * own_netns unless w has AllNamespaces. 1 or 0.
+ * Whether w selects sk, a socket of s: sk serves at least one of w's
+ * requirements (requirement.h: protocol, family, port, address), and is of
+ * netns own_netns, or w has AllNamespaces and sk's namespace is trusted in
+ * s->nsv (snapshot.h) or w's AllNamespaces is PO_NS_ALL. A namespace s did
+ * not meet is not trusted. 1 or 0.
  */
-int po_select_socket(const struct po_watch *w, const struct po_socket *sk,
-                     uint64_t own_netns);
+int po_select_socket(const struct po_watch *w, const struct po_snapshot *s,
+                     const struct po_socket *sk, uint64_t own_netns);
+
+/* The namespace half of po_select_socket(): whether a socket of netns
+ * counts for w. 1 or 0. */
+int po_select_netns(const struct po_watch *w, const struct po_snapshot *s,
+                    uint64_t netns, uint64_t own_netns);
 
 /*
  * The values of w in s (every field of *v: the counts of the sockets it

@@ -270,7 +270,10 @@ int po_watch_set_owner_change_hits(struct po_watch *w, unsigned hits);
 /* NotifyRestart (default off): RESTARTED when the same programs and users
  * re-created the sockets (new inodes, the old pids gone). */
 void po_watch_set_notify_restart(struct po_watch *w, int on);
-void po_watch_set_all_namespaces(struct po_watch *w, int on);
+/* AllNamespaces (default PO_NS_OWN): an enum po_ns_scope (snapshot.h). A
+ * socket of another namespace than the caller's own counts for w with
+ * PO_NS_TRUSTED when that namespace is trusted, with PO_NS_ALL always. */
+void po_watch_set_all_namespaces(struct po_watch *w, int scope);
 
 /*
  * Ends the configuration of w and builds its descriptions and its listener
@@ -294,12 +297,13 @@ const char *po_watch_protocols(const struct po_watch *w);
 const char *po_watch_ports(const struct po_watch *w);
 const char *po_watch_addresses(const struct po_watch *w);
 unsigned po_watch_hits(const struct po_watch *w);
-int po_watch_all_namespaces(const struct po_watch *w);
+int po_watch_all_namespaces(const struct po_watch *w); /* po_ns_scope */
 
 /*
  * Evaluates one snapshot for w: fills *values and appends w's events to ev,
  * and advances w's state. Sockets of other network namespaces than
- * own_netns are skipped unless w has AllNamespaces: pass s->netns, the
+ * own_netns are skipped unless w has AllNamespaces, and those of an
+ * untrusted namespace (s->nsv) unless it is PO_NS_ALL: pass s->netns, the
  * namespace the snapshot read as its own (po_snapshot_take()).
  * On failure w's state is unchanged and ev holds no new event.
  * Returns 0, -EINVAL (w not finished), -ENOMEM.
@@ -331,8 +335,8 @@ struct po_watch *po_watchset_find(const struct po_watchset *set,
 
 /*
  * Fills q with the query that serves every watch: the union of their ports
- * and protocols, all_namespaces when one of them asks. q->ports points into
- * the set (valid until the next call or po_watchset_free()); q->source is
+ * and protocols, the widest all_namespaces any of them asks. q->ports points
+ * into the set (valid until the next call or po_watchset_free()); q->source is
  * left as it is. Returns 0, -ENOMEM.
  */
 int po_watchset_query(struct po_watchset *set, struct po_query *q);

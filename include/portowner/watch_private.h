@@ -127,7 +127,8 @@ struct po_watch {
   int notify_missing;
   int notify_change;
   int notify_restart;
-  int all_ns;
+  int all_ns;       /* AllNamespaces: other namespaces count too */
+  int ns_untrusted; /* AllNamespaces "all": untrusted ones too */
   int finished;
   int in_set;
   char *protocols_str;
@@ -145,6 +146,9 @@ struct po_watchset {
   struct po_range *qports;
   char *saved; /* the state as last saved or loaded */
   size_t saved_len;
+  uint64_t saved_key; /* its state_key() (statefile.c) */
+  double saved_at;    /* when it was written (po_state_save_paced()) */
+  int saved_written;  /* saved_at is known */
 };
 
 /* ---- yajl generation, shared by the owners JSON and the StateFile ------ */

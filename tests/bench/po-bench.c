@@ -135,9 +135,9 @@ static int incr(int port, int reads) {
   }
   printf("median_ns=%" PRIu64 " first_full_ns=%" PRIu64
          " incremental=%u reads=%d owners=%zu listed=%" PRIu64
-         " procs_read=%" PRIu64 " fds_read=%" PRIu64 "\n",
+         " procs_read=%" PRIu64 " fds_read=%" PRIu64 " verified=%" PRIu64 "\n",
          median(t, (size_t)reads), full_ns, incremental, reads, owners,
-         last.listed, last.procs, last.fds);
+         last.listed, last.procs, last.fds, last.verified);
   free(t);
   po_ctx_free(ctx);
   return 0;

@@ -2,6 +2,7 @@
  * po-load: builds a synthetic host for the benchmark and holds it.
  *
  *   po-load -P PROCS -F FDS -L LISTENERS -C CONNECTIONS [-t SECONDS]
+ *           [-D HOLDERS:DUPS]
  *
  * Forks PROCS processes that each hold about FDS descriptors: regular
  * files, pipes, socketpairs and their share of CONNECTIONS established
@@ -11,6 +12,10 @@
  * held by the first 4 processes, the port the benchmark watches), an
  * SO_REUSEPORT group of 4 processes on a second port, and the rest single
  * listeners on kernel-chosen ports spread over the processes.
+ *
+ * -D HOLDERS:DUPS adds the dup flood of issue 11: HOLDERS more processes
+ * that hold the prefork listener (the watched port) and dup() it DUPS
+ * times each (19,000 at most: the machine allows 20,000 fds).
  *
  * When every process is ready it prints one line
  *   READY port=<prefork port> reuseport=<port> procs=N fds=N
@@ -119,8 +124,16 @@ static void on_signal(int sig) {
 
 int main(int argc, char **argv) {
   int P = 10, F = 50, L = 8, C = 100, timeout = 600, opt;
-  while ((opt = getopt(argc, argv, "P:F:L:C:t:")) != -1) {
+  int holders = 0, dups = 0;
+  while ((opt = getopt(argc, argv, "P:F:L:C:t:D:")) != -1) {
     switch (opt) {
+    case 'D':
+      if (sscanf(optarg, "%d:%d", &holders, &dups) != 2 || holders < 0 ||
+          dups < 0 || dups > 19000) {
+        fprintf(stderr, "po-load: -D HOLDERS:DUPS (DUPS at most 19000)\n");
+        return 2;
+      }
+      break;
     case 'P':
       P = atoi(optarg);
       break;
@@ -138,7 +151,7 @@ int main(int argc, char **argv) {
       break;
     default:
       fprintf(stderr, "usage: po-load -P procs -F fds -L listeners "
-                      "-C connections [-t seconds]\n");
+                      "-C connections [-t seconds] [-D holders:dups]\n");
       return 2;
     }
   }
@@ -178,7 +191,7 @@ int main(int argc, char **argv) {
   int ready[2];
   if (pipe(ready) != 0)
     die("pipe");
-  pid_t *pids = calloc((size_t)P, sizeof(*pids));
+  pid_t *pids = calloc((size_t)(P + holders), sizeof(*pids));
   if (!pids)
     die("calloc");
   int singles = L - 1 - REUSEPORT > 0 ? L - 1 - REUSEPORT : 0;
@@ -213,6 +226,30 @@ int main(int argc, char **argv) {
     for (;;)
       pause();
   }
+  /* The dup flood: processes that hold the watched listener many times. */
+  for (int i = P; i < P + holders; i++) {
+    pid_t p = fork();
+    if (p < 0)
+      die("fork");
+    if (p > 0) {
+      pids[i] = p;
+      continue;
+    }
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() == 1)
+      _exit(0);
+    alarm((unsigned)timeout + 5);
+    close(ready[0]);
+    for (int k = 0; k < dups; k++)
+      if (dup(pre) < 0)
+        die("dup");
+    if (write(ready[1], "", 1) != 1)
+      _exit(1);
+    close(ready[1]);
+    for (;;)
+      pause();
+  }
+  P += holders; /* waited for and stopped as the others */
   close(pre);
   close(ready[1]);
   for (int n = 0; n < P;) {

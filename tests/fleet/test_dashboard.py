@@ -217,6 +217,7 @@ def test_write_prometheus_exports_the_documented_names(scrape):
         # The plugin's own cost (ReportSelf, on by default).
         ("collectd_portowner_duration_seconds", "self", "scan"),
         ("collectd_portowner_count", "self", "fds_scanned"),
+        ("collectd_portowner_count", "self", "fds_verified"),
         ("collectd_portowner_count", "self", "processes_scanned"),
         ("collectd_portowner_operations_total", "self", "full_scan"),
         ("collectd_portowner_operations_total", "self", "incremental_scan")}, \

@@ -19,7 +19,10 @@
  * PO_OWNERS_MAX owners by pid, each {pid, comm, exe, user} with the names as
  * given but for bytes that are not UTF-8 (U+FFFD), null when unknown;
  * owners_total is the number of owner processes; the StateFile round trip
- * is exact (loading what was saved and saving again writes nothing).
+ * is exact (loading what was saved and saving again writes nothing). The
+ * StateFile keeps 16 owners a list: with more, the restored watch's "lost
+ * its listener" names the same owners (the lowest pids) in its meta, and
+ * its message counts the 16 kept.
  */
 #define FUZZ_WANT_TMPDIR
 #include <errno.h>
@@ -295,13 +298,19 @@ static int count(const struct po_events *ev, enum po_event_type t) {
   return n;
 }
 
-static int events_equal(const struct po_events *a, const struct po_events *b) {
+/* What the StateFile keeps of a list of owners (statefile.c). */
+#define STATE_OWNERS_KEPT 16
+
+/* a and b alike; their messages too when messages. */
+static int events_equal(const struct po_events *a, const struct po_events *b,
+                        int messages) {
   if (a->len != b->len)
     return 0;
   for (size_t i = 0; i < a->len; i++) {
     const struct po_event *x = &a->v[i], *y = &b->v[i];
 
-    if (x->type != y->type || strcmp(x->message, y->message) != 0 ||
+    if (x->type != y->type ||
+        (messages && strcmp(x->message, y->message) != 0) ||
         strcmp(x->owners, y->owners) != 0 ||
         (!x->previous_owners) != (!y->previous_owners) ||
         (x->previous_owners &&
@@ -361,7 +370,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   eval(a, &empty, &ev, NULL, &two);
   FUZZ_CHECK(ev.len == 1 && ev.v[0].type == PO_EVENT_LISTENER_LOST);
   eval(b, &empty, &ev2, NULL, &two);
-  FUZZ_CHECK(events_equal(&ev, &ev2));
+  FUZZ_CHECK(events_equal(&ev, &ev2, two.n <= STATE_OWNERS_KEPT));
 
   po_events_free(&ev);
   po_events_free(&ev2);

@@ -29,9 +29,16 @@ def utf8_or_fffd(raw: bytes) -> str:
     return "".join(out)
 
 
+# Printable characters that are not: bidi controls and line separators.
+UNPRINTABLE = {0x061C, 0x200E, 0x200F, 0x2028, 0x2029, 0x202A, 0x202B, 0x202C,
+               0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069}
+
+
 def table_escaped(raw: bytes) -> bytes:
-    """What the text table must show: a backslash doubled, and control
-    characters (C0, DEL, C1) and bytes that are not UTF-8 as \\xNN."""
+    """What the text table must show: a backslash doubled, and each byte of
+    a character that is not printable (C0, DEL, C1, the bidi controls
+    U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069, the separators
+    U+2028, U+2029) and each byte that is not UTF-8 as \\xNN."""
     out, i = [], 0
     while i < len(raw):
         for n in (1, 2, 3, 4):
@@ -45,7 +52,7 @@ def table_escaped(raw: bytes) -> bytes:
             i += 1
             continue
         seq = raw[i:i + n]
-        if ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0:
+        if ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 or ord(ch) in UNPRINTABLE:
             out.append(b"".join(b"\\x%02x" % c for c in seq))
         elif ch == "\\":
             out.append(b"\\\\")

@@ -28,6 +28,9 @@ NAMES = {
     "escape-seq": b"\x1b[31mred\x07",
     "utf8": "caf\u00e9 \u20ac".encode(),
     "del-tab": b"a\x7fb\tc\rd",
+    "c1-csi": b"\xc2\x9b2J",
+    "bidi-override": "evil\u202egnp.sh".encode(),
+    "bidi-isolate-sep": "\u2066x\u2069\u200f\u2028".encode(),
 }
 
 

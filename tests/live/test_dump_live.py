@@ -41,8 +41,9 @@ JSON_KEYS = {
     "accept_queue_max",
     "owners",
 }
-OWNER_KEYS = {"pid", "fd", "comm", "exe", "uid", "user", "cgroup",
-              "cgroup_systemd", "unit", "user_unit", "container", "pod"}
+OWNER_KEYS = {"pid", "fd", "fds", "fd_count", "comm", "exe", "uid", "user",
+              "cgroup", "cgroup_systemd", "unit", "user_unit", "container",
+              "pod"}
 
 
 # ---- parsing ss ---------------------------------------------------------------
@@ -195,13 +196,22 @@ def ports_arg(ports):
 # ---- comparing -----------------------------------------------------------------
 
 
+FDS_KEPT = 16  # an owner's fds in our JSON: the lowest 16, and fd_count
+
+
 def row_of_json(e):
-    owners = tuple(sorted((o["pid"], o["fd"]) for o in e["owners"]))
+    # One owner per process and socket (fds, fd_count); ss lists each fd.
+    owners = tuple(sorted((o["pid"], o["fd_count"], tuple(o["fds"]))
+                          for o in e["owners"]))
     return (e["protocol"], e["family"], e["address"], e["port"], e["inode"], owners)
 
 
 def row_of_ss(s):
-    owners = tuple(sorted((o.pid, o.fd) for o in s.owners))
+    fds = {}
+    for o in s.owners:
+        fds.setdefault(o.pid, []).append(o.fd)
+    owners = tuple(sorted((pid, len(v), tuple(sorted(v)[:FDS_KEPT]))
+                          for pid, v in fds.items()))
     return (s.proto, s.family, s.address, s.port, s.inode, owners)
 
 

@@ -1,7 +1,9 @@
 """Fixtures for the least-privilege tests (issue 5, item 3): collectd and
 portowner-dump run as nobody through setpriv, with no capability, with
-exactly the capabilities of contrib/systemd/portowner.conf, and on a proc
-mounted with hidepid=2 in a private mount namespace (unshare -m).
+exactly the capabilities of contrib/systemd/portowner-nonroot.conf, and on a
+proc mounted with hidepid=2 in a private mount namespace (unshare -m); and
+collectd as root with the bounding set of contrib/systemd/portowner.conf,
+whose exec handlers run without capabilities (test_handler_caps.py).
 
 The daemons and listeners are the root conftest's, the helpers tests/lib's.
 Run as root (the tests drop to nobody themselves):

@@ -5,7 +5,7 @@ real listener owned by root:
   privilege), its owner that cannot be read counts in count-unowned, and one
   warning, once, says what is missing and how to fix it;
 - collectd as nobody with exactly the capabilities that
-  contrib/systemd/portowner.conf grants (parsed from the file, so the two
+  contrib/systemd/portowner-nonroot.conf grants (parsed from the file, so the two
   cannot drift): owners resolve;
 - proc mounted with hidepid=2 (a private mount namespace, ProcRoot pointing
   at it): as nobody the counts stay right and the owner is unowned; as root
@@ -28,7 +28,7 @@ pytestmark = [
     pytest.mark.requires_build("portowner.so", "portowner-dump", "po-listen"),
 ]
 
-DROPIN = os.path.join(env.SRCDIR, "contrib", "systemd", "portowner.conf")
+DROPIN = os.path.join(env.SRCDIR, "contrib", "systemd", "portowner-nonroot.conf")
 # The once-only privilege warning: fds denied, or (under hidepid) processes
 # hidden.
 WARNING_RE = (r"\[warning\] portowner plugin: could not read the open files "
