@@ -45,6 +45,7 @@
 #include "portowner/snapshot.h"
 #include "portowner/config_value.h"
 #include "portowner/fileio.h"
+#include "portowner/inventory.h"
 #include "portowner/statefile.h"
 #include "portowner/watch.h"
 
@@ -77,6 +78,8 @@ struct plugin_config {
   char *state_file;            /* StateFile; NULL: none */
   double full_scan_interval;   /* FullScanInterval, in seconds */
   bool report_self;            /* ReportSelf: dispatch portowner-self/... */
+  struct po_inventory **inventories; /* one per <Inventory> block */
+  size_t ninventories;
 };
 
 static struct plugin_config conf = {
@@ -103,7 +106,11 @@ struct plugin_run {
   unsigned denied_reads; /* reads in a row with an fd directory denied */
   bool told_denied, told_proc_fallback, told_ns_failed, told_malformed;
   bool told_ns_untrusted;
-  bool told_deferred; /* a full walk for new sockets put off */
+  bool told_deferred;              /* a full walk for new sockets put off */
+  struct po_inv_events inv_events; /* one read's inventory notifications */
+  struct po_range *query_ports;    /* the query's ports when an inventory
+                                      joins them to the blocks' (owned) */
+  bool told_untracked;             /* an inventory's endpoint cap reached */
 };
 
 static struct plugin_run run = {
@@ -142,10 +149,11 @@ static const char *value_text(const oconfig_value_t *v, char *buf,
 /* Where a bad item is and what it says, for its error line:
  * <Port "web"> Hits 0 in a block, FullScanInterval -1 at the top level
  * (block NULL). */
-static const char *item_text(const char *block, const oconfig_item_t *ci,
-                             char *buf, size_t size) {
+static const char *item_text_in(const char *kind, const char *block,
+                                const oconfig_item_t *ci, char *buf,
+                                size_t size) {
   if (block)
-    snprintf(buf, size, "<Port \"%s\"> %s", block, ci->key);
+    snprintf(buf, size, "<%s \"%s\"> %s", kind, block, ci->key);
   else
     snprintf(buf, size, "%s", ci->key);
   for (int i = 0; i < ci->values_num; i++) {
@@ -158,6 +166,12 @@ static const char *item_text(const char *block, const oconfig_item_t *ci,
   return buf;
 }
 
+/* item_text_in() of a <Port> block's item. */
+static const char *item_text(const char *block, const oconfig_item_t *ci,
+                             char *buf, size_t size) {
+  return item_text_in("Port", block, ci, buf, size);
+}
+
 /* Appends key to the ", "-separated list in buf: the known options. */
 static void list_add(char *buf, size_t size, const char *key) {
   size_t len = strlen(buf);
@@ -165,20 +179,26 @@ static void list_add(char *buf, size_t size, const char *key) {
   snprintf(buf + len, size - len, "%s%s", len ? ", " : "", key);
 }
 
-/* One boolean, in any form collectd accepts. */
-static int config_bool(const char *block, const oconfig_item_t *ci, bool *b) {
+/* One boolean, in any form collectd accepts, of an item of a <kind> block
+ * (block NULL: a top-level option). */
+static int config_bool_in(const char *kind, const char *block,
+                          const oconfig_item_t *ci, bool *b) {
   char text[256];
 
   if (cf_util_get_boolean(ci, b) == 0) {
     /* collectd has warned of the quotes, without naming the block. */
     if (block && ci->values[0].type == OCONFIG_TYPE_STRING)
       WARNING(PFX "%s: write the boolean without quotes (true or false)",
-              item_text(block, ci, text, sizeof(text)));
+              item_text_in(kind, block, ci, text, sizeof(text)));
     return 0;
   }
   ERROR(PFX "%s: needs exactly one boolean value (true or false)",
-        item_text(block, ci, text, sizeof(text)));
+        item_text_in(kind, block, ci, text, sizeof(text)));
   return -1;
+}
+
+static int config_bool(const char *block, const oconfig_item_t *ci, bool *b) {
+  return config_bool_in("Port", block, ci, b);
 }
 
 /* ---- the options of a <Port> block: each reads its values into the
@@ -516,6 +536,13 @@ static int config_port(const oconfig_item_t *ci, struct po_watchset *watches) {
           name, name, name);
     return -1;
   }
+  for (size_t i = 0; i < conf.ninventories; i++)
+    if (strcmp(po_inventory_name(conf.inventories[i]), name) == 0) {
+      ERROR(PFX "<Port \"%s\">: bad block name: it is the plugin instance of "
+                "an <Inventory> block: choose another",
+            name);
+      return -1;
+    }
   w = po_watch_new(name);
   if (!w) {
     if (errno == EINVAL)
@@ -560,6 +587,297 @@ static int config_port(const oconfig_item_t *ci, struct po_watchset *watches) {
     po_watch_free(w);
     return -1;
   }
+  return 0;
+}
+
+/* ---- the options of an <Inventory> block: each reads its values into the
+ * block's inventory, logs what is wrong, and returns 0 or -1. */
+
+/* A port value (a number, or a string of port items) as text, into buf;
+ * NULL (and an error said) when it is neither. */
+static const char *inv_port_text(const char *block, const oconfig_item_t *ci,
+                                 const oconfig_value_t *v, char *buf,
+                                 size_t size) {
+  char text[128];
+  struct po_range r;
+
+  if (v->type == OCONFIG_TYPE_STRING)
+    return v->value.string;
+  if (v->type == OCONFIG_TYPE_NUMBER &&
+      po_config_port_number(v->value.number, &r) == 0) {
+    snprintf(buf, size, "%u", (unsigned)r.lo);
+    return buf;
+  }
+  ERROR(PFX "<Inventory \"%s\"> %s %s: not a port number (1-65535), range or "
+            "service name",
+        block, ci->key, value_text(v, text, sizeof(text)));
+  return NULL;
+}
+
+static void inv_port_error(const char *block, const oconfig_item_t *ci,
+                           const char *text, const char *bad, int err) {
+  if (err == -ERANGE)
+    ERROR(PFX "<Inventory \"%s\"> %s \"%s\": out of range (ports are "
+              "1-65535)",
+          block, ci->key, text);
+  else if (err == -ENOENT)
+    ERROR(PFX "<Inventory \"%s\"> %s \"%s\": unknown service name \"%s\" "
+              "(not in /etc/services)",
+          block, ci->key, text, bad ? bad : text);
+  else if (err == -ENOMEM)
+    ERROR(PFX "<Inventory \"%s\"> %s: out of memory", block, ci->key);
+  else
+    ERROR(PFX "<Inventory \"%s\"> %s \"%s\": not a port, a range LOW-HIGH "
+              "with LOW <= HIGH, or a service name",
+          block, ci->key, text);
+}
+
+static int inv_read_ports(const char *block, const oconfig_item_t *ci,
+                          struct po_inventory *inv) {
+  int errors = 0;
+
+  if (ci->values_num < 1) {
+    ERROR(PFX "<Inventory \"%s\"> Port: needs at least one port, range or "
+              "service name",
+          block);
+    return -1;
+  }
+  for (int i = 0; i < ci->values_num; i++) {
+    char num[16];
+    const char *text =
+        inv_port_text(block, ci, &ci->values[i], num, sizeof(num));
+    const char *bad = NULL;
+    int err;
+
+    if (!text) {
+      errors++;
+      continue;
+    }
+    err = po_inventory_port_add_string(inv, text, &bad);
+    if (err) {
+      inv_port_error(block, ci, text, bad, err);
+      errors++;
+    }
+  }
+  return errors ? -1 : 0;
+}
+
+static int inv_read_protocols(const char *block, const oconfig_item_t *ci,
+                              struct po_inventory *inv) {
+  int errors = 0;
+
+  if (ci->values_num < 1) {
+    ERROR(PFX "<Inventory \"%s\"> Protocol: needs at least one value", block);
+    return -1;
+  }
+  for (int i = 0; i < ci->values_num; i++) {
+    const oconfig_value_t *v = &ci->values[i];
+    char text[128];
+
+    if (v->type == OCONFIG_TYPE_STRING &&
+        po_inventory_protocol_add(inv, v->value.string) == 0)
+      continue;
+    ERROR(PFX "<Inventory \"%s\"> Protocol %s: unknown protocol (tcp, tcp4, "
+              "tcp6, udp, udp4, udp6 or all)",
+          block, value_text(v, text, sizeof(text)));
+    errors++;
+  }
+  return errors ? -1 : 0;
+}
+
+/* Allow PROGRAM USER [PORT ...]: PROGRAM an exe basename or "*", USER a
+ * name, a uid or "*", the ports (numbers, ranges, service names) any port
+ * when none is given. */
+static int inv_read_allow(const char *block, const oconfig_item_t *ci,
+                          struct po_inventory *inv) {
+  char text[256], num[16], user[16];
+  const char *prog, *who;
+  int errors = 0, err;
+
+  item_text_in("Inventory", block, ci, text, sizeof(text));
+  if (ci->values_num < 2 || ci->values[0].type != OCONFIG_TYPE_STRING ||
+      (ci->values[1].type != OCONFIG_TYPE_STRING &&
+       ci->values[1].type != OCONFIG_TYPE_NUMBER)) {
+    ERROR(PFX "%s: needs a program (the executable's name, or \"*\"), a user "
+              "(a name, a uid, or \"*\") and optionally ports, e.g. Allow "
+              "\"sshd\" \"root\" 22",
+          text);
+    return -1;
+  }
+  prog = ci->values[0].value.string;
+  if (ci->values[1].type == OCONFIG_TYPE_NUMBER) {
+    double u = ci->values[1].value.number;
+
+    if (!(u >= 0 && u < 4294967295.0 && u == (double)(uint32_t)u)) {
+      ERROR(PFX "%s: the user is not a uid", text);
+      return -1;
+    }
+    snprintf(user, sizeof(user), "%u", (unsigned)u);
+    who = user;
+  } else {
+    who = ci->values[1].value.string;
+  }
+  if (ci->values_num == 2)
+    err = po_inventory_allow_add(inv, prog, who, NULL, NULL);
+  else
+    err = 0;
+  /* Each port value is an Allow of its own with the same program and
+   * user: the same as one Allow with every port. */
+  for (int i = 2; i < ci->values_num && !err; i++) {
+    const char *ports =
+        inv_port_text(block, ci, &ci->values[i], num, sizeof(num));
+    const char *bad = NULL;
+
+    if (!ports) {
+      errors++;
+      continue;
+    }
+    err = po_inventory_allow_add(inv, prog, who, ports, &bad);
+    if (err && bad) { /* the port item is bad, not the program or user */
+      inv_port_error(block, ci, ports, bad, err);
+      errors++;
+      err = 0;
+    }
+  }
+  if (err == -EINVAL)
+    ERROR(PFX "%s: the program is the executable's name (no '/'; \"*\" for "
+              "any) and neither it nor the user may be empty",
+          text);
+  else if (err == -ENOMEM)
+    ERROR(PFX "%s: out of memory", text);
+  return err || errors ? -1 : 0;
+}
+
+static int inv_read_hits(const char *block, const oconfig_item_t *ci,
+                         struct po_inventory *inv) {
+  double v;
+  unsigned hits;
+  char text[256];
+
+  if (cf_util_get_double(ci, &v) == 0 && po_config_hits(v, &hits) == 0 &&
+      po_inventory_set_hits(inv, hits) == 0)
+    return 0;
+  ERROR(PFX "%s: needs one whole number from 1 to %u",
+        item_text_in("Inventory", block, ci, text, sizeof(text)), PO_HITS_MAX);
+  return -1;
+}
+
+static int inv_read_flag(const char *block, const oconfig_item_t *ci,
+                         struct po_inventory *inv,
+                         void (*set)(struct po_inventory *, int)) {
+  bool b;
+
+  if (config_bool_in("Inventory", block, ci, &b) != 0)
+    return -1;
+  set(inv, b);
+  return 0;
+}
+
+static int inv_read_learn(const char *block, const oconfig_item_t *ci,
+                          struct po_inventory *inv) {
+  return inv_read_flag(block, ci, inv, po_inventory_set_learn);
+}
+
+static int inv_read_notify_gone(const char *block, const oconfig_item_t *ci,
+                                struct po_inventory *inv) {
+  return inv_read_flag(block, ci, inv, po_inventory_set_notify_gone);
+}
+
+static int inv_read_ignore_ephemeral(const char *block,
+                                     const oconfig_item_t *ci,
+                                     struct po_inventory *inv) {
+  return inv_read_flag(block, ci, inv, po_inventory_set_ignore_ephemeral);
+}
+
+/* The options of an <Inventory> block, in the order of the known list. */
+static const struct inventory_option {
+  const char *key;
+  int (*read)(const char *block, const oconfig_item_t *ci,
+              struct po_inventory *inv);
+} inventory_options[] = {
+    {"Protocol", inv_read_protocols},
+    {"Port", inv_read_ports},
+    {"Allow", inv_read_allow},
+    {"Learn", inv_read_learn},
+    {"Hits", inv_read_hits},
+    {"NotifyGone", inv_read_notify_gone},
+    {"IgnoreEphemeral", inv_read_ignore_ephemeral},
+};
+
+/* One <Inventory "NAME"> block, added to c->inventories. */
+static int config_inventory(const oconfig_item_t *ci, struct plugin_config *c) {
+  struct po_inventory *inv, **v;
+  const char *name;
+  char known[256] = "";
+  int errors = 0;
+
+  if (ci->values_num != 1 || ci->values[0].type != OCONFIG_TYPE_STRING) {
+    ERROR(PFX "<Inventory> needs exactly one string argument: the block's "
+              "name, e.g. <Inventory \"host\">");
+    return -1;
+  }
+  name = ci->values[0].value.string;
+  if (strcmp(name, SELF_INSTANCE) == 0 ||
+      (c->watches && po_watchset_find(c->watches, name))) {
+    ERROR(PFX "<Inventory \"%s\">: bad block name: it is the plugin instance "
+              "of %s: choose another",
+          name,
+          strcmp(name, SELF_INSTANCE) == 0 ? "portowner's own metrics"
+                                           : "a <Port> block");
+    return -1;
+  }
+  for (size_t i = 0; i < c->ninventories; i++)
+    if (strcmp(po_inventory_name(c->inventories[i]), name) == 0) {
+      ERROR(PFX "<Inventory \"%s\">: an <Inventory> block of that name "
+                "already exists: block names must be unique",
+            name);
+      return -1;
+    }
+  inv = po_inventory_new(name);
+  if (!inv) {
+    if (errno == EINVAL)
+      ERROR(PFX "<Inventory \"%s\">: bad block name: it is the plugin "
+                "instance, so it must be 1 to %d bytes without '/'",
+            name, PO_WATCH_NAME_MAX - 1);
+    else
+      ERROR(PFX "<Inventory \"%s\">: out of memory", name);
+    return -1;
+  }
+  for (size_t i = 0; i < STATIC_ARRAY_SIZE(inventory_options); i++)
+    list_add(known, sizeof(known), inventory_options[i].key);
+  for (int i = 0; i < ci->children_num; i++) {
+    const oconfig_item_t *o = &ci->children[i];
+    size_t k = 0;
+
+    while (k < STATIC_ARRAY_SIZE(inventory_options) &&
+           strcasecmp(o->key, inventory_options[k].key) != 0)
+      k++;
+    if (o->children_num > 0) {
+      ERROR(PFX "<Inventory \"%s\">: \"%s\" is an option, not a block", name,
+            o->key);
+      errors++;
+    } else if (k == STATIC_ARRAY_SIZE(inventory_options)) {
+      ERROR(PFX "<Inventory \"%s\">: unknown option \"%s\" (known: %s)", name,
+            o->key, known);
+      errors++;
+    } else {
+      errors += inventory_options[k].read(name, o, inv) != 0;
+    }
+  }
+  v = errors ? NULL
+             : realloc(c->inventories, (c->ninventories + 1) * sizeof(*v));
+  if (!errors && (!v || po_inventory_finish(inv) != 0)) {
+    ERROR(PFX "<Inventory \"%s\">: out of memory", name);
+    errors++;
+  }
+  if (errors) {
+    if (v)
+      c->inventories = v;
+    po_inventory_free(inv);
+    return -1;
+  }
+  c->inventories = v;
+  c->inventories[c->ninventories++] = inv;
   return 0;
 }
 
@@ -688,6 +1006,7 @@ static int config_global_option(const oconfig_item_t *ci,
   for (size_t i = 0; i < STATIC_ARRAY_SIZE(global_options); i++)
     list_add(known, sizeof(known), global_options[i].key);
   list_add(known, sizeof(known), "<Port \"NAME\">");
+  list_add(known, sizeof(known), "<Inventory \"NAME\">");
   ERROR(PFX "unknown option \"%s\" (known: %s)", ci->key, known);
   return -1;
 }
@@ -708,8 +1027,12 @@ static int po_config(oconfig_item_t *ci) {
 
     if (strcasecmp(c->key, "Port") == 0) {
       errors += config_port(c, conf.watches) != 0;
+    } else if (strcasecmp(c->key, "Inventory") == 0) {
+      errors += config_inventory(c, &conf) != 0;
     } else if (c->children_num > 0) {
-      ERROR(PFX "unknown block <%s> (known: <Port \"NAME\">)", c->key);
+      ERROR(PFX "unknown block <%s> (known: <Port \"NAME\">, <Inventory "
+                "\"NAME\">)",
+            c->key);
       errors++;
     } else {
       errors += config_global_option(c, &conf) != 0;
@@ -816,6 +1139,70 @@ static void notify(const struct po_event *e, cdtime_t t) {
   plugin_dispatch_notification(&n);
   if (n.meta)
     plugin_notification_meta_free(n.meta);
+}
+
+static void notify_inventory(const struct po_inventory *inv,
+                             const struct po_inv_event *e, cdtime_t t) {
+  static const char *const names[] = {
+      [PO_INV_UNDECLARED] = "undeclared",
+      [PO_INV_UNDECLARED_END] = "undeclared_end",
+      [PO_INV_GONE] = "gone",
+      [PO_INV_BACK] = "back",
+  };
+  notification_t n = {0};
+  int bad = 0;
+
+  n.severity = e->severity == PO_SEVERITY_WARNING ? NOTIF_WARNING : NOTIF_OKAY;
+  n.time = t;
+  sstrncpy(n.host, hostname_g, sizeof(n.host));
+  sstrncpy(n.plugin, PLUGIN_NAME, sizeof(n.plugin));
+  sstrncpy(n.plugin_instance, po_inventory_name(inv),
+           sizeof(n.plugin_instance));
+  sstrncpy(n.type, "count", sizeof(n.type));
+  sstrncpy(n.type_instance, e->type_instance, sizeof(n.type_instance));
+  sstrncpy(n.message, e->message, sizeof(n.message));
+  bad |= plugin_notification_meta_add_string(&n, "event", names[e->type]);
+  bad |= plugin_notification_meta_add_string(&n, "endpoint", e->endpoint);
+  bad |= plugin_notification_meta_add_string(&n, "program", e->program);
+  bad |= plugin_notification_meta_add_string(&n, "user", e->user);
+  bad |= plugin_notification_meta_add_string(&n, "owners", e->owners);
+  if (bad)
+    ERROR(PFX "<Inventory \"%s\">: could not attach all meta data to the "
+              "notification (out of memory)",
+          po_inventory_name(inv));
+  plugin_dispatch_notification(&n);
+  if (n.meta)
+    plugin_notification_meta_free(n.meta);
+}
+
+/* Evaluates s for every inventory, dispatches their values and
+ * notifications. Returns 0 or -1. */
+static int read_inventories(const struct po_snapshot *s, cdtime_t now) {
+  for (size_t i = 0; i < conf.ninventories; i++) {
+    struct po_inventory *inv = conf.inventories[i];
+    struct po_inventory_values v;
+    int err;
+
+    po_inv_events_clear(&run.inv_events);
+    err = po_inventory_eval(inv, s, s->netns, &v, &run.inv_events);
+    if (err) {
+      ERROR(PFX "<Inventory \"%s\">: evaluating the snapshot failed: %s",
+            po_inventory_name(inv), STRERROR(-err));
+      return -1;
+    }
+    submit(po_inventory_name(inv), "count", "listeners", v.listeners, now);
+    submit(po_inventory_name(inv), "count", "undeclared", v.undeclared, now);
+    if (v.untracked && !run.told_untracked) {
+      WARNING(PFX "<Inventory \"%s\">: more than %d listeners: %" PRIu64
+                  " are counted but not followed (never reported)",
+              po_inventory_name(inv), PO_INV_ENDPOINTS_MAX, v.untracked);
+      run.told_untracked = true;
+    }
+    for (size_t k = 0; k < run.inv_events.len; k++)
+      notify_inventory(inv, &run.inv_events.v[k], now);
+  }
+  po_inv_events_clear(&run.inv_events);
+  return 0;
 }
 
 /* What a snapshot says that a user should hear about, once. */
@@ -976,9 +1363,15 @@ static int po_read(void) {
   submit_self(&s.stats, now);
   po_events_clear(&run.events);
   err = po_watchset_eval(conf.watches, &s, s.netns, run.values, &run.events);
+  if (err) {
+    po_snapshot_free(&s);
+    ERROR(PFX "evaluating the snapshot failed: %s", STRERROR(-err));
+    po_events_clear(&run.events);
+    return -1;
+  }
+  err = read_inventories(&s, now);
   po_snapshot_free(&s);
   if (err) {
-    ERROR(PFX "evaluating the snapshot failed: %s", STRERROR(-err));
     po_events_clear(&run.events);
     return -1;
   }
@@ -1004,18 +1397,73 @@ static int po_read(void) {
 /* ---- init and shutdown
  * --------------------------------------------------------- */
 
+/* The inventories' share of the query (their protocols and ports joined to
+ * the blocks'), and the kernel's ephemeral range. Returns 0 or -1. */
+static int init_inventories(void) {
+  size_t n = po_watchset_len(conf.watches), total = run.query.nports;
+  unsigned mask = n ? run.query.mask : 0;
+  bool every = n > 0 && run.query.nports == 0;
+  uint16_t lo, hi;
+  int err;
+
+  for (size_t i = 0; i < conf.ninventories; i++) {
+    size_t k;
+
+    po_inventory_ports(conf.inventories[i], &k);
+    mask |= po_inventory_mask(conf.inventories[i]);
+    every |= k == 0;
+    total += k;
+  }
+  run.query.mask = mask;
+  if (every) {
+    run.query.ports = NULL;
+    run.query.nports = 0;
+  } else {
+    size_t at = run.query.nports;
+
+    run.query_ports = malloc(total * sizeof(*run.query_ports));
+    if (!run.query_ports) {
+      ERROR(PFX "cannot start: out of memory");
+      return -1;
+    }
+    if (at)
+      memcpy(run.query_ports, run.query.ports, at * sizeof(*run.query_ports));
+    for (size_t i = 0; i < conf.ninventories; i++) {
+      size_t k;
+      const struct po_range *r = po_inventory_ports(conf.inventories[i], &k);
+
+      memcpy(run.query_ports + at, r, k * sizeof(*r));
+      at += k;
+    }
+    run.query.ports = run.query_ports;
+    run.query.nports = at;
+  }
+  err = po_ephemeral_range_read(po_ctx_proc_root(run.ctx), &lo, &hi);
+  if (err) {
+    NOTICE(PFX "cannot read the ephemeral port range "
+               "(%s/sys/net/ipv4/ip_local_port_range: %s): <Inventory> "
+               "blocks take 32768-60999",
+           po_ctx_proc_root(run.ctx), STRERROR(-err));
+    return 0;
+  }
+  for (size_t i = 0; i < conf.ninventories; i++)
+    po_inventory_set_ephemeral_range(conf.inventories[i], lo, hi);
+  return 0;
+}
+
 static int po_init(void) {
   size_t n = conf.watches ? po_watchset_len(conf.watches) : 0;
   int err;
 
-  if (n == 0) {
-    WARNING(PFX "no <Port \"NAME\"> block is configured: nothing to watch");
+  if (n == 0 && conf.ninventories == 0) {
+    WARNING(PFX "no <Port \"NAME\"> or <Inventory \"NAME\"> block is "
+                "configured: nothing to watch");
     return 0;
   }
   if (run.ctx) /* init twice */
     return 0;
   run.ctx = po_ctx_new(conf.proc_root ? conf.proc_root : "/proc");
-  run.values = calloc(n, sizeof(*run.values));
+  run.values = calloc(n ? n : 1, sizeof(*run.values));
   if (!run.ctx || !run.values) {
     ERROR(PFX "cannot start: %s", STRERRNO);
     return -1;
@@ -1025,6 +1473,8 @@ static int po_init(void) {
     ERROR(PFX "cannot start: %s", STRERROR(-err));
     return -1;
   }
+  if (conf.ninventories && init_inventories() != 0)
+    return -1;
   run.query.source = conf.source;
   run.sees_all = po_proc_self_sees_all();
   po_ctx_set_full_scan_interval(run.ctx, conf.full_scan_interval);
@@ -1078,8 +1528,10 @@ static int po_init(void) {
       WARNING(PFX "StateFile \"%s\" cannot be read: %s: starting fresh",
               conf.state_file, STRERROR(-err));
   }
-  INFO(PFX "version %s watching %zu <Port> block%s", PORTOWNER_VERSION, n,
-       n == 1 ? "" : "s");
+  INFO(PFX "version %s watching %zu <Port> block%s and %zu <Inventory> "
+           "block%s",
+       PORTOWNER_VERSION, n, n == 1 ? "" : "s", conf.ninventories,
+       conf.ninventories == 1 ? "" : "s");
   return plugin_register_read(PLUGIN_NAME, po_read);
 }
 
@@ -1093,6 +1545,14 @@ static int po_shutdown(void) {
   run.values = NULL;
   po_watchset_free(conf.watches);
   conf.watches = NULL;
+  for (size_t i = 0; i < conf.ninventories; i++)
+    po_inventory_free(conf.inventories[i]);
+  free(conf.inventories);
+  conf.inventories = NULL;
+  conf.ninventories = 0;
+  po_inv_events_free(&run.inv_events);
+  free(run.query_ports);
+  run.query_ports = NULL;
   free(conf.proc_root);
   conf.proc_root = NULL;
   free(conf.state_file);
