@@ -763,3 +763,81 @@ int po_inventory_eval(struct po_inventory *inv, const struct po_snapshot *s,
   inv->first_done = 1;
   return 0;
 }
+
+/* ---- the state across restarts ------------------------------------------ */
+
+size_t po_inventory_state(const struct po_inventory *inv,
+                          struct po_inv_endpoint *out, size_t max) {
+  size_t n = 0;
+
+  /* Known endpoints first: they are what Learn cannot learn again. */
+  for (int pass = 0; pass < 2; pass++)
+    for (size_t i = 0; i < inv->neps && n < max; i++) {
+      const struct endpoint *e = &inv->eps[i];
+
+      if (pass == 0 ? !e->known : e->known || !(e->reported || e->gone))
+        continue;
+      out[n] = (struct po_inv_endpoint){
+          .proto = e->proto,
+          .family = e->family,
+          .port = e->port,
+          .program = e->prog,
+          .user = e->user,
+          .uid = e->uid,
+          .known = e->known,
+          .reported = e->reported,
+          .gone = e->gone,
+      };
+      memcpy(out[n].addr, e->addr, sizeof(e->addr));
+      n++;
+    }
+  return n;
+}
+
+int po_inventory_restore(struct po_inventory *inv,
+                         const struct po_inv_endpoint *v, size_t n) {
+  struct endpoint *eps = NULL;
+  size_t m = 0;
+
+  if (!inv || (n && !v) || n > PO_INV_SAVED_MAX)
+    return -EINVAL;
+  for (size_t i = 0; i < n; i++)
+    if ((v[i].proto != IPPROTO_TCP && v[i].proto != IPPROTO_UDP) ||
+        (v[i].family != AF_INET && v[i].family != AF_INET6) || v[i].port == 0 ||
+        !v[i].program || !v[i].user)
+      return -EINVAL;
+  if (n && !(eps = calloc(n, sizeof(*eps))))
+    return -ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    struct endpoint *e = &eps[m++];
+
+    e->proto = v[i].proto;
+    e->family = v[i].family;
+    e->port = v[i].port;
+    memcpy(e->addr, v[i].addr, sizeof(e->addr));
+    copy_field(e->prog, sizeof(e->prog), v[i].program, strlen(v[i].program));
+    copy_field(e->user, sizeof(e->user), v[i].user, strlen(v[i].user));
+    e->uid = v[i].uid;
+    e->known = !!v[i].known;
+    e->reported = !!v[i].reported;
+    e->gone = !!v[i].gone;
+    /* Not seen by this run yet: it must listen Hits reads again before
+     * anything is said of it, as after any absence. */
+    e->present = 0;
+    e->absent = e->gone ? inv->hits : 0;
+  }
+  if (m > 1) {
+    size_t k = 1;
+
+    qsort(eps, m, sizeof(*eps), ep_cmp);
+    for (size_t i = 1; i < m; i++)
+      if (ep_cmp(&eps[k - 1], &eps[i]) != 0)
+        eps[k++] = eps[i];
+    m = k;
+  }
+  free(inv->eps);
+  inv->eps = eps;
+  inv->neps = m;
+  inv->first_done = 1;
+  return 0;
+}

@@ -78,8 +78,6 @@ struct plugin_config {
   char *state_file;            /* StateFile; NULL: none */
   double full_scan_interval;   /* FullScanInterval, in seconds */
   bool report_self;            /* ReportSelf: dispatch portowner-self/... */
-  struct po_inventory **inventories; /* one per <Inventory> block */
-  size_t ninventories;
 };
 
 static struct plugin_config conf = {
@@ -108,8 +106,6 @@ struct plugin_run {
   bool told_ns_untrusted;
   bool told_deferred;              /* a full walk for new sockets put off */
   struct po_inv_events inv_events; /* one read's inventory notifications */
-  struct po_range *query_ports;    /* the query's ports when an inventory
-                                      joins them to the blocks' (owned) */
   bool told_untracked;             /* an inventory's endpoint cap reached */
 };
 
@@ -536,8 +532,9 @@ static int config_port(const oconfig_item_t *ci, struct po_watchset *watches) {
           name, name, name);
     return -1;
   }
-  for (size_t i = 0; i < conf.ninventories; i++)
-    if (strcmp(po_inventory_name(conf.inventories[i]), name) == 0) {
+  for (size_t i = 0; i < po_watchset_inventories(watches); i++)
+    if (strcmp(po_inventory_name(po_watchset_inventory(watches, i)), name) ==
+        0) {
       ERROR(PFX "<Port \"%s\">: bad block name: it is the plugin instance of "
                 "an <Inventory> block: choose another",
             name);
@@ -806,7 +803,7 @@ static const struct inventory_option {
 
 /* One <Inventory "NAME"> block, added to c->inventories. */
 static int config_inventory(const oconfig_item_t *ci, struct plugin_config *c) {
-  struct po_inventory *inv, **v;
+  struct po_inventory *inv;
   const char *name;
   char known[256] = "";
   int errors = 0;
@@ -826,8 +823,9 @@ static int config_inventory(const oconfig_item_t *ci, struct plugin_config *c) {
                                            : "a <Port> block");
     return -1;
   }
-  for (size_t i = 0; i < c->ninventories; i++)
-    if (strcmp(po_inventory_name(c->inventories[i]), name) == 0) {
+  for (size_t i = 0; i < po_watchset_inventories(c->watches); i++)
+    if (strcmp(po_inventory_name(po_watchset_inventory(c->watches, i)), name) ==
+        0) {
       ERROR(PFX "<Inventory \"%s\">: an <Inventory> block of that name "
                 "already exists: block names must be unique",
             name);
@@ -864,20 +862,15 @@ static int config_inventory(const oconfig_item_t *ci, struct plugin_config *c) {
       errors += inventory_options[k].read(name, o, inv) != 0;
     }
   }
-  v = errors ? NULL
-             : realloc(c->inventories, (c->ninventories + 1) * sizeof(*v));
-  if (!errors && (!v || po_inventory_finish(inv) != 0)) {
+  if (!errors && (po_inventory_finish(inv) != 0 ||
+                  po_watchset_add_inventory(c->watches, inv) != 0)) {
     ERROR(PFX "<Inventory \"%s\">: out of memory", name);
     errors++;
   }
   if (errors) {
-    if (v)
-      c->inventories = v;
     po_inventory_free(inv);
     return -1;
   }
-  c->inventories = v;
-  c->inventories[c->ninventories++] = inv;
   return 0;
 }
 
@@ -1178,8 +1171,8 @@ static void notify_inventory(const struct po_inventory *inv,
 /* Evaluates s for every inventory, dispatches their values and
  * notifications. Returns 0 or -1. */
 static int read_inventories(const struct po_snapshot *s, cdtime_t now) {
-  for (size_t i = 0; i < conf.ninventories; i++) {
-    struct po_inventory *inv = conf.inventories[i];
+  for (size_t i = 0; i < po_watchset_inventories(conf.watches); i++) {
+    struct po_inventory *inv = po_watchset_inventory(conf.watches, i);
     struct po_inventory_values v;
     int err;
 
@@ -1397,65 +1390,29 @@ static int po_read(void) {
 /* ---- init and shutdown
  * --------------------------------------------------------- */
 
-/* The inventories' share of the query (their protocols and ports joined to
- * the blocks'), and the kernel's ephemeral range. Returns 0 or -1. */
-static int init_inventories(void) {
-  size_t n = po_watchset_len(conf.watches), total = run.query.nports;
-  unsigned mask = n ? run.query.mask : 0;
-  bool every = n > 0 && run.query.nports == 0;
+/* The kernel's ephemeral port range, for the inventories. */
+static void init_inventories(void) {
   uint16_t lo, hi;
-  int err;
+  int err = po_ephemeral_range_read(po_ctx_proc_root(run.ctx), &lo, &hi);
 
-  for (size_t i = 0; i < conf.ninventories; i++) {
-    size_t k;
-
-    po_inventory_ports(conf.inventories[i], &k);
-    mask |= po_inventory_mask(conf.inventories[i]);
-    every |= k == 0;
-    total += k;
-  }
-  run.query.mask = mask;
-  if (every) {
-    run.query.ports = NULL;
-    run.query.nports = 0;
-  } else {
-    size_t at = run.query.nports;
-
-    run.query_ports = malloc(total * sizeof(*run.query_ports));
-    if (!run.query_ports) {
-      ERROR(PFX "cannot start: out of memory");
-      return -1;
-    }
-    if (at)
-      memcpy(run.query_ports, run.query.ports, at * sizeof(*run.query_ports));
-    for (size_t i = 0; i < conf.ninventories; i++) {
-      size_t k;
-      const struct po_range *r = po_inventory_ports(conf.inventories[i], &k);
-
-      memcpy(run.query_ports + at, r, k * sizeof(*r));
-      at += k;
-    }
-    run.query.ports = run.query_ports;
-    run.query.nports = at;
-  }
-  err = po_ephemeral_range_read(po_ctx_proc_root(run.ctx), &lo, &hi);
   if (err) {
     NOTICE(PFX "cannot read the ephemeral port range "
                "(%s/sys/net/ipv4/ip_local_port_range: %s): <Inventory> "
                "blocks take 32768-60999",
            po_ctx_proc_root(run.ctx), STRERROR(-err));
-    return 0;
+    return;
   }
-  for (size_t i = 0; i < conf.ninventories; i++)
-    po_inventory_set_ephemeral_range(conf.inventories[i], lo, hi);
-  return 0;
+  for (size_t i = 0; i < po_watchset_inventories(conf.watches); i++)
+    po_inventory_set_ephemeral_range(po_watchset_inventory(conf.watches, i), lo,
+                                     hi);
 }
 
 static int po_init(void) {
   size_t n = conf.watches ? po_watchset_len(conf.watches) : 0;
+  size_t ninv = conf.watches ? po_watchset_inventories(conf.watches) : 0;
   int err;
 
-  if (n == 0 && conf.ninventories == 0) {
+  if (n == 0 && ninv == 0) {
     WARNING(PFX "no <Port \"NAME\"> or <Inventory \"NAME\"> block is "
                 "configured: nothing to watch");
     return 0;
@@ -1473,8 +1430,7 @@ static int po_init(void) {
     ERROR(PFX "cannot start: %s", STRERROR(-err));
     return -1;
   }
-  if (conf.ninventories && init_inventories() != 0)
-    return -1;
+  init_inventories();
   run.query.source = conf.source;
   run.sees_all = po_proc_self_sees_all();
   po_ctx_set_full_scan_interval(run.ctx, conf.full_scan_interval);
@@ -1530,8 +1486,7 @@ static int po_init(void) {
   }
   INFO(PFX "version %s watching %zu <Port> block%s and %zu <Inventory> "
            "block%s",
-       PORTOWNER_VERSION, n, n == 1 ? "" : "s", conf.ninventories,
-       conf.ninventories == 1 ? "" : "s");
+       PORTOWNER_VERSION, n, n == 1 ? "" : "s", ninv, ninv == 1 ? "" : "s");
   return plugin_register_read(PLUGIN_NAME, po_read);
 }
 
@@ -1545,14 +1500,7 @@ static int po_shutdown(void) {
   run.values = NULL;
   po_watchset_free(conf.watches);
   conf.watches = NULL;
-  for (size_t i = 0; i < conf.ninventories; i++)
-    po_inventory_free(conf.inventories[i]);
-  free(conf.inventories);
-  conf.inventories = NULL;
-  conf.ninventories = 0;
   po_inv_events_free(&run.inv_events);
-  free(run.query_ports);
-  run.query_ports = NULL;
   free(conf.proc_root);
   conf.proc_root = NULL;
   free(conf.state_file);

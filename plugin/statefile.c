@@ -33,12 +33,15 @@
  * 6 of \u00XX); named is written when it has at most STATE_NAMED_MAX
  * entries. A block with one requirement stays under 64 KiB.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,6 +50,7 @@
 
 #include "portowner/config_value.h"
 #include "portowner/fileio.h"
+#include "portowner/inventory.h"
 #include "portowner/json.h"
 #include "portowner/owners.h"
 #include "portowner/requirement.h"
@@ -66,6 +70,9 @@
 #define STATE_WATCH_BYTES (64u << 10)
 #define STATE_REQ_BYTES (24u << 10)
 #define STATE_MARGIN_BYTES (256u << 10)
+/* One saved endpoint of an inventory, at most: its program and user (63
+ * bytes each, as hex when not plain text), address and keys. */
+#define STATE_ENDPOINT_BYTES 640u
 
 /* Whether the n bytes at s are valid UTF-8. */
 static int utf8_valid(const char *s, size_t n) {
@@ -242,6 +249,50 @@ static int gen_requirement(yajl_gen g, const struct requirement *r) {
   return bad;
 }
 
+/* "inventories": [{name, endpoints: [{protocol, family, address, port,
+ * program, user, uid, known, reported, gone}]}] (inventory.h). */
+static int gen_inventories(yajl_gen g, const struct po_watchset *set) {
+  struct po_inv_endpoint *v;
+  int bad = 0;
+
+  if (set->ninv == 0)
+    return 0;
+  v = malloc(PO_INV_SAVED_MAX * sizeof(*v));
+  if (!v)
+    return 1;
+  bad |= po_gen_key(g, "inventories") | yajl_gen_array_open(g);
+  for (size_t i = 0; i < set->ninv && !bad; i++) {
+    size_t n = po_inventory_state(set->inv[i], v, PO_INV_SAVED_MAX);
+
+    bad |= yajl_gen_map_open(g);
+    bad |= po_gen_key(g, "name") | gen_bytes(g, po_inventory_name(set->inv[i]));
+    bad |= po_gen_key(g, "endpoints") | yajl_gen_array_open(g);
+    for (size_t k = 0; k < n; k++) {
+      char a[INET6_ADDRSTRLEN];
+
+      if (!inet_ntop(v[k].family, v[k].addr, a, sizeof(a)))
+        continue;
+      bad |= yajl_gen_map_open(g);
+      bad |= po_gen_key(g, "protocol") |
+             gen_bytes(g, v[k].proto == IPPROTO_UDP ? "udp" : "tcp");
+      bad |= po_gen_key(g, "address") | gen_bytes(g, a);
+      bad |= po_gen_key(g, "port") | yajl_gen_integer(g, v[k].port);
+      bad |= po_gen_key(g, "program") | gen_bytes(g, v[k].program);
+      bad |= po_gen_key(g, "user") | gen_bytes(g, v[k].user);
+      bad |= po_gen_key(g, "uid") | yajl_gen_integer(g, v[k].uid);
+      bad |= po_gen_key(g, "known") | yajl_gen_bool(g, v[k].known);
+      bad |= po_gen_key(g, "reported") | yajl_gen_bool(g, v[k].reported);
+      bad |= po_gen_key(g, "gone") | yajl_gen_bool(g, v[k].gone);
+      bad |= yajl_gen_map_close(g);
+    }
+    bad |= yajl_gen_array_close(g);
+    bad |= yajl_gen_map_close(g);
+  }
+  bad |= yajl_gen_array_close(g);
+  free(v);
+  return bad;
+}
+
 static int state_serialize(const struct po_watchset *set, const char *boot_id,
                            char **out, size_t *len) {
   yajl_gen g = yajl_gen_alloc(NULL);
@@ -274,6 +325,7 @@ static int state_serialize(const struct po_watchset *set, const char *boot_id,
     bad |= yajl_gen_map_close(g);
   }
   bad |= yajl_gen_array_close(g);
+  bad |= gen_inventories(g, set);
   bad |= yajl_gen_map_close(g);
   return po_gen_finish(g, bad, out, len);
 }
@@ -593,6 +645,89 @@ static int load_watch(yajl_val o, const struct po_watch *w, struct loaded *l,
   return err;
 }
 
+/* The saved endpoints of one inventory entry o into *v / *n (malloc'd;
+ * their strings appended to *strs, which the caller frees). Returns 0,
+ * -EBADMSG, -ENOMEM. */
+static int load_inventory(yajl_val o, struct po_inv_endpoint **v, size_t *n,
+                          char ***strs, size_t *nstrs) {
+  yajl_val eps = obj_get(o, "endpoints");
+  size_t len;
+
+  *v = NULL;
+  *n = 0;
+  if (!YAJL_IS_ARRAY(eps) || eps->u.array.len > PO_INV_SAVED_MAX)
+    return -EBADMSG;
+  len = eps->u.array.len;
+  if (len && !(*v = calloc(len, sizeof(**v))))
+    return -ENOMEM;
+  for (size_t i = 0; i < len; i++) {
+    yajl_val e = eps->u.array.values[i];
+    struct po_inv_endpoint *x = &(*v)[i];
+    char *proto = NULL, *addr = NULL, *prog = NULL, *user = NULL;
+    long long port, uid;
+    int err = get_bytes(obj_get(e, "protocol"), &proto);
+
+    if (!err)
+      err = get_bytes(obj_get(e, "address"), &addr);
+    if (!err)
+      err = get_bytes(obj_get(e, "program"), &prog);
+    if (!err)
+      err = get_bytes(obj_get(e, "user"), &user);
+    if (!err)
+      err = get_int(obj_get(e, "port"), 1, 65535, &port);
+    if (!err)
+      err = get_int(obj_get(e, "uid"), 0, UINT32_MAX, &uid);
+    if (!err)
+      err = get_bool(obj_get(e, "known"), &x->known);
+    if (!err)
+      err = get_bool(obj_get(e, "reported"), &x->reported);
+    if (!err)
+      err = get_bool(obj_get(e, "gone"), &x->gone);
+    if (!err && strcmp(proto, "tcp") != 0 && strcmp(proto, "udp") != 0)
+      err = -EBADMSG;
+    if (!err && strlen(prog) > 63)
+      err = -EBADMSG;
+    if (!err && strlen(user) > 63)
+      err = -EBADMSG;
+    if (!err) {
+      x->proto = strcmp(proto, "udp") == 0 ? IPPROTO_UDP : IPPROTO_TCP;
+      if (inet_pton(AF_INET, addr, x->addr) == 1)
+        x->family = AF_INET;
+      else if (inet_pton(AF_INET6, addr, x->addr) == 1)
+        x->family = AF_INET6;
+      else
+        err = -EBADMSG;
+      x->port = (uint16_t)port;
+      x->uid = (uint32_t)uid;
+    }
+    free(proto);
+    free(addr);
+    if (!err) {
+      char **ns = realloc(*strs, (*nstrs + 2) * sizeof(*ns));
+
+      if (!ns) {
+        err = -ENOMEM;
+      } else {
+        *strs = ns;
+        ns[(*nstrs)++] = prog;
+        ns[(*nstrs)++] = user;
+        x->program = prog;
+        x->user = user;
+        prog = user = NULL;
+      }
+    }
+    free(prog);
+    free(user);
+    if (err) {
+      free(*v);
+      *v = NULL;
+      return err == -ENOMEM ? -ENOMEM : -EBADMSG;
+    }
+  }
+  *n = len;
+  return 0;
+}
+
 /* A hash of what matters to the notifications after a restart: each
  * standing FAILURE and whether each requirement has started and been up
  * (a change of it is saved at once, the rest at most once a min_interval). */
@@ -627,6 +762,9 @@ static size_t state_max_bytes(const struct po_watchset *set) {
     for (size_t j = 0; j < w->nreqs; j++)
       n += (j ? STATE_REQ_BYTES : 0) + 6 * strlen(w->reqs[j].name);
   }
+  for (size_t i = 0; i < set->ninv; i++)
+    n += 6 * strlen(po_inventory_name(set->inv[i])) +
+         PO_INV_SAVED_MAX * STATE_ENDPOINT_BYTES;
   return n;
 }
 
@@ -670,7 +808,11 @@ int po_state_load(struct po_watchset *set, const char *path,
 int po_state_load_checked(struct po_watchset *set, const char *path,
                           const char *boot_id, struct po_untrusted *why) {
   struct loaded *loaded = NULL;
-  yajl_val root = NULL, watches, saved_boot, version;
+  yajl_val root = NULL, watches, saved_boot, version, inventories;
+  struct po_inv_endpoint **inv_v = NULL;
+  size_t *inv_n = NULL, inv_nstrs = 0;
+  unsigned char *inv_found = NULL;
+  char **inv_strs = NULL;
   char *buf = NULL, *saved_boot_id = NULL, errbuf[128];
   const char *base;
   long long v;
@@ -730,6 +872,46 @@ int po_state_load_checked(struct po_watchset *set, const char *path,
   }
   if (err)
     goto out;
+  /* The inventories (none in a file of a portowner before them). */
+  inv_v = calloc(set->ninv ? set->ninv : 1, sizeof(*inv_v));
+  inv_n = calloc(set->ninv ? set->ninv : 1, sizeof(*inv_n));
+  inv_found = calloc(set->ninv ? set->ninv : 1, sizeof(*inv_found));
+  if (!inv_v || !inv_n || !inv_found) {
+    err = -ENOMEM;
+    goto out;
+  }
+  inventories = obj_get(root, "inventories");
+  if (inventories && !YAJL_IS_ARRAY(inventories))
+    err = -EBADMSG;
+  for (size_t i = 0; inventories && !err && i < inventories->u.array.len; i++) {
+    yajl_val o = inventories->u.array.values[i];
+    char *name = NULL;
+    size_t k = 0;
+    struct po_inv_endpoint *ev = NULL;
+    size_t en = 0;
+
+    err = get_bytes(obj_get(o, "name"), &name);
+    while (!err && k < set->ninv &&
+           strcmp(po_inventory_name(set->inv[k]), name) != 0)
+      k++;
+    if (!err)
+      err = load_inventory(o, &ev, &en, &inv_strs, &inv_nstrs);
+    free(name);
+    if (!err && k < set->ninv && !inv_found[k]) {
+      inv_found[k] = 1;
+      inv_v[k] = ev;
+      inv_n[k] = en;
+    } else {
+      free(ev); /* not configured any more, or listed twice: dropped */
+    }
+  }
+  /* An inventory the file has is restored (Learn does not learn again);
+   * one new in the config starts fresh. */
+  for (size_t i = 0; !err && i < set->ninv; i++)
+    if (inv_found[i])
+      err = po_inventory_restore(set->inv[i], inv_v[i], inv_n[i]);
+  if (err)
+    goto out;
   for (size_t i = 0; i < set->len; i++) {
     struct po_watch *w = set->v[i];
     struct loaded *l = &loaded[i];
@@ -762,6 +944,14 @@ out:
     for (size_t i = 0; i < set->len; i++)
       loaded_free(&loaded[i], set->v[i]->nreqs);
   free(loaded);
+  for (size_t i = 0; inv_v && i < set->ninv; i++)
+    free(inv_v[i]);
+  free(inv_v);
+  free(inv_n);
+  free(inv_found);
+  for (size_t i = 0; i < inv_nstrs; i++)
+    free(inv_strs[i]);
+  free(inv_strs);
   free(saved_boot_id);
   yajl_tree_free(root);
   return err;

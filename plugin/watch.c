@@ -18,6 +18,7 @@
 
 #include "portowner/config_value.h"
 #include "portowner/expect.h"
+#include "portowner/inventory.h"
 #include "portowner/owners.h"
 #include "portowner/portspec.h"
 #include "portowner/requirement.h"
@@ -392,6 +393,9 @@ void po_watchset_free(struct po_watchset *set) {
     return;
   for (size_t i = 0; i < set->len; i++)
     po_watch_free(set->v[i]);
+  for (size_t i = 0; i < set->ninv; i++)
+    po_inventory_free(set->inv[i]);
+  free(set->inv);
   free(set->v);
   free(set->qports);
   free(set->saved);
@@ -403,6 +407,9 @@ int po_watchset_add(struct po_watchset *set, struct po_watch *w) {
     return -EINVAL;
   if (po_watchset_find(set, w->name))
     return -EEXIST;
+  for (size_t i = 0; i < set->ninv; i++)
+    if (strcmp(po_inventory_name(set->inv[i]), w->name) == 0)
+      return -EEXIST;
   if (grow((void **)&set->v, set->len, sizeof(*set->v)))
     return -ENOMEM;
   set->v[set->len++] = w;
@@ -412,6 +419,32 @@ int po_watchset_add(struct po_watchset *set, struct po_watch *w) {
 
 size_t po_watchset_len(const struct po_watchset *set) {
   return set->len;
+}
+
+int po_watchset_add_inventory(struct po_watchset *set,
+                              struct po_inventory *inv) {
+  const char *name = po_inventory_name(inv);
+
+  if (!set || !inv)
+    return -EINVAL;
+  if (po_watchset_find(set, name))
+    return -EEXIST;
+  for (size_t i = 0; i < set->ninv; i++)
+    if (set->inv[i] == inv || strcmp(po_inventory_name(set->inv[i]), name) == 0)
+      return -EEXIST;
+  if (grow((void **)&set->inv, set->ninv, sizeof(*set->inv)))
+    return -ENOMEM;
+  set->inv[set->ninv++] = inv;
+  return 0;
+}
+
+size_t po_watchset_inventories(const struct po_watchset *set) {
+  return set->ninv;
+}
+
+struct po_inventory *po_watchset_inventory(const struct po_watchset *set,
+                                           size_t i) {
+  return i < set->ninv ? set->inv[i] : NULL;
 }
 
 struct po_watch *po_watchset_get(const struct po_watchset *set, size_t i) {
@@ -429,9 +462,17 @@ struct po_watch *po_watchset_find(const struct po_watchset *set,
 int po_watchset_query(struct po_watchset *set, struct po_query *q) {
   size_t n = 0, k = 0;
   struct po_range *r;
+  int every = 0;
 
   for (size_t i = 0; i < set->len; i++)
     n += set->v[i]->nports;
+  for (size_t i = 0; i < set->ninv; i++) {
+    size_t m;
+
+    po_inventory_ports(set->inv[i], &m);
+    every |= m == 0;
+    n += m;
+  }
   r = realloc(set->qports, (n ? n : 1) * sizeof(*r));
   if (!r)
     return -ENOMEM;
@@ -447,8 +488,16 @@ int po_watchset_query(struct po_watchset *set, struct po_query *q) {
     if (po_watch_all_namespaces(w) > q->all_namespaces)
       q->all_namespaces = po_watch_all_namespaces(w);
   }
-  q->ports = r;
-  q->nports = k;
+  for (size_t i = 0; i < set->ninv; i++) {
+    size_t m;
+    const struct po_range *ir = po_inventory_ports(set->inv[i], &m);
+
+    memcpy(r + k, ir, m * sizeof(*r));
+    k += m;
+    q->mask |= po_inventory_mask(set->inv[i]);
+  }
+  q->ports = every ? NULL : r;
+  q->nports = every ? 0 : k;
   if (q->mask == 0)
     q->mask = PO_TCP;
   return 0;

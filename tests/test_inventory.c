@@ -23,6 +23,8 @@
 #include <cmocka.h>
 
 #include "portowner/inventory.h"
+#include "portowner/statefile.h"
+#include "portowner/watch.h"
 #include "fixture.h"
 
 #define OWN_NS FX_NETNS
@@ -438,6 +440,101 @@ static void test_names_and_config(void **state) {
   po_inventory_free(inv);
 }
 
+/* The StateFile keeps what an inventory knew and reported: after a
+ * restart, Learn does not learn again (a listener new since is
+ * undeclared), a reported listener still there is not reported again, and
+ * one gone since gets its OKAY. */
+static struct po_watchset *inv_set(struct po_inventory **out) {
+  struct po_watchset *set = po_watchset_new();
+  struct po_inventory *inv = mkinv(1);
+
+  assert_non_null(set);
+  po_inventory_set_learn(inv, 1);
+  assert_int_equal(po_inventory_finish(inv), 0);
+  assert_int_equal(po_watchset_add_inventory(set, inv), 0);
+  assert_int_equal(po_watchset_add_inventory(set, inv), -EEXIST);
+  *out = inv;
+  return set;
+}
+
+static void test_state_across_restart(void **state) {
+  char dir[PATH_MAX], path[PATH_MAX + 16];
+  struct po_inventory_values v;
+  struct po_inv_events ev = {0};
+  struct po_inventory *inv;
+  struct po_watchset *set;
+  struct host h = {.sshd = 1};
+  struct po_watch *w;
+
+  (void)state;
+  fx_root_make(dir, sizeof(dir), NULL, "invstate");
+  snprintf(path, sizeof(path), "%s/state.json", dir);
+
+  /* Run 1: sshd learned; nc appears and is reported. */
+  set = inv_set(&inv);
+  assert_int_equal(eval(inv, &h, &v, &ev), 0);
+  h.nc = 1;
+  assert_int_equal(eval(inv, &h, &v, &ev), 1);
+  assert_int_equal(po_state_save(set, path, "boot-1"), 1);
+  assert_int_equal(po_state_save(set, path, "boot-1"), 0); /* unchanged */
+  po_watchset_free(set);
+
+  /* Run 2, nc still there: nothing is said again, not even after a
+   * reboot (endpoints have no pids). */
+  set = inv_set(&inv);
+  assert_int_equal(po_state_load(set, path, "boot-2"), 0);
+  assert_int_equal(eval(inv, &h, &v, &ev), 0);
+  assert_int_equal(v.undeclared, 1);
+  po_watchset_free(set);
+
+  /* Run 3, nc gone while collectd was down and a new listener: nc's OKAY,
+   * and the new one is not learned. */
+  set = inv_set(&inv);
+  assert_int_equal(po_state_load(set, path, "boot-2"), 0);
+  h.nc = 0;
+  h.dns = 1;
+  assert_int_equal(eval(inv, &h, &v, &ev), 2);
+  assert_int_equal(ev.v[0].type, PO_INV_UNDECLARED_END);
+  assert_string_equal(ev.v[0].program, "nc");
+  assert_int_equal(ev.v[1].type, PO_INV_UNDECLARED);
+  assert_string_equal(ev.v[1].program, "dnsmasq");
+  po_watchset_free(set);
+
+  /* A <Port> block cannot take an inventory's name, nor the reverse. */
+  set = inv_set(&inv);
+  w = po_watch_new("host");
+  assert_non_null(w);
+  assert_int_equal(po_watch_port_add_string(w, "22", NULL), 0);
+  assert_int_equal(po_watch_finish(w), 0);
+  assert_int_equal(po_watchset_add(set, w), -EEXIST);
+  po_watch_free(w);
+  po_watchset_free(set);
+
+  po_inv_events_free(&ev);
+  assert_int_equal(fx_root_remove(dir), 0);
+}
+
+static void test_restore_refuses_bad_entries(void **state) {
+  struct po_inventory *inv = mkinv(1);
+  struct po_inv_endpoint e = {.proto = 132, /* SCTP */
+                              .family = AF_INET,
+                              .port = 22,
+                              .program = "sshd",
+                              .user = "root"};
+
+  (void)state;
+  assert_int_equal(po_inventory_finish(inv), 0);
+  assert_int_equal(po_inventory_restore(inv, &e, 1), -EINVAL);
+  e.proto = IPPROTO_TCP;
+  e.port = 0;
+  assert_int_equal(po_inventory_restore(inv, &e, 1), -EINVAL);
+  e.port = 22;
+  assert_int_equal(po_inventory_restore(inv, &e, PO_INV_SAVED_MAX + 1),
+                   -EINVAL);
+  assert_int_equal(po_inventory_restore(inv, &e, 1), 0);
+  po_inventory_free(inv);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_undeclared_after_hits_and_its_end),
@@ -451,6 +548,8 @@ int main(void) {
       cmocka_unit_test(test_endpoint_cap),
       cmocka_unit_test(test_ephemeral_range_file),
       cmocka_unit_test(test_names_and_config),
+      cmocka_unit_test(test_state_across_restart),
+      cmocka_unit_test(test_restore_refuses_bad_entries),
   };
 
   fx_set_failure(fx_fail_cmocka);

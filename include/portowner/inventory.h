@@ -156,6 +156,40 @@ int po_inventory_eval(struct po_inventory *inv, const struct po_snapshot *s,
                       uint64_t own_netns, struct po_inventory_values *v,
                       struct po_inv_events *ev);
 
+/*
+ * The state an inventory keeps across restarts (the StateFile): its
+ * endpoints that are known, reported undeclared, or reported gone, at most
+ * PO_INV_SAVED_MAX of them (known ones first), so that a restart neither
+ * repeats nor misses a notification and Learn does not learn again.
+ */
+#define PO_INV_SAVED_MAX 512
+
+struct po_inv_endpoint {
+  uint8_t proto;  /* IPPROTO_TCP or IPPROTO_UDP */
+  uint8_t family; /* AF_INET or AF_INET6 */
+  uint16_t port;
+  uint8_t addr[16];
+  const char *program; /* "" when unknown; at most 63 bytes */
+  const char *user;    /* at most 63 bytes */
+  uint32_t uid;
+  int known, reported, gone;
+};
+
+/* Fills out (max entries) with the state worth keeping, pointing into
+ * inv (valid until its next evaluation). Returns how many. */
+size_t po_inventory_state(const struct po_inventory *inv,
+                          struct po_inv_endpoint *out, size_t max);
+
+/*
+ * Replaces the state of inv with n saved endpoints (at most
+ * PO_INV_SAVED_MAX; strings copied, cut to 63 bytes). The next evaluation is
+ * not a first read: Learn learns nothing more. Returns 0, -EINVAL (a
+ * protocol, family or port that no socket has, n too large), -ENOMEM; on
+ * failure the state is unchanged.
+ */
+int po_inventory_restore(struct po_inventory *inv,
+                         const struct po_inv_endpoint *v, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

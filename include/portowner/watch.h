@@ -328,14 +328,29 @@ void po_watchset_free(struct po_watchset *set);
  */
 int po_watchset_add(struct po_watchset *set, struct po_watch *w);
 size_t po_watchset_len(const struct po_watchset *set);
+
+/*
+ * Adds a finished inventory (inventory.h); the set owns it on success, and
+ * its state is in the StateFile with the watches'. Inventories and watches
+ * share one namespace of names (each is a plugin instance).
+ * Returns 0, -EEXIST (a watch or an inventory of that name is there),
+ * -EINVAL, -ENOMEM.
+ */
+struct po_inventory;
+int po_watchset_add_inventory(struct po_watchset *set,
+                              struct po_inventory *inv);
+size_t po_watchset_inventories(const struct po_watchset *set);
+struct po_inventory *po_watchset_inventory(const struct po_watchset *set,
+                                           size_t i);
 struct po_watch *po_watchset_get(const struct po_watchset *set, size_t i);
 /* Returns the watch named name, or NULL. */
 struct po_watch *po_watchset_find(const struct po_watchset *set,
                                   const char *name);
 
 /*
- * Fills q with the query that serves every watch: the union of their ports
- * and protocols, the widest all_namespaces any of them asks. q->ports points
+ * Fills q with the query that serves every watch and inventory: the union
+ * of their ports and protocols (every port when an inventory has none), the
+ * widest all_namespaces any watch asks. q->ports points
  * into the set (valid until the next call or po_watchset_free()); q->source is
  * left as it is. Returns 0, -ENOMEM.
  */

@@ -143,6 +143,8 @@ struct po_watch {
 struct po_watchset {
   struct po_watch **v;
   size_t len;
+  struct po_inventory **inv; /* <Inventory> blocks (inventory.h) */
+  size_t ninv;
   struct po_range *qports;
   char *saved; /* the state as last saved or loaded */
   size_t saved_len;

@@ -6,6 +6,7 @@ listeners (and other tests') cannot reach it. What a user sees is asserted:
 the notification's severity, plugin instance, type instance and message,
 and how many came; the values count-listeners and count-undeclared.
 """
+import os
 import re
 import socket
 
@@ -176,6 +177,47 @@ def test_learned_listener_gone_and_back(daemon, serve):
     quiet_for(d, "learn")
     assert [n["severity"] for n in own(d, "learn")] == [
         "WARNING", "OKAY", "WARNING"], summary(own(d, "learn"))
+    d.stop()
+
+
+def test_learned_set_survives_a_restart(daemon, serve, work):
+    """StateFile: after a restart of collectd, what was learned stays known
+    and nothing more is learned (a listener started while collectd was
+    down is undeclared); an undeclared listener already reported is not
+    reported again."""
+    known, intruder, later = listeners.free_ports(3)
+    state = os.path.join(work.sub("state"), "portowner.json")
+    s = serve(tcp4(known))
+    conf = portowner_conf(inventory("inv", Port=[known, intruder, later],
+                                    Learn=True), StateFile=state)
+    d = daemon(conf).start()
+    inv_read(d, "inv", {"count-listeners": 1, "count-undeclared": 0})
+    bad = serve(tcp4(intruder), user=env.NOBODY)
+    w = waits.wait_notification(d, plugin="portowner", plugin_instance="inv",
+                                severity="WARNING")
+    assert str(bad.pid) in w["message"], summary([w])
+    d.stop()  # saves the state
+
+    late = serve(tcp4(later), user=env.NOBODY)  # while collectd is down
+    d.start()
+    w2 = waits.wait_notification(d, plugin="portowner", plugin_instance="inv",
+                                 severity="WARNING", since=w["time"] + 0.001)
+    assert w2["type_instance"] == endpoint_instance("undeclared", later,
+                                                    "po-listen", "nobody")
+    assert str(late.pid) in w2["message"]
+    inv_read(d, "inv", {"count-listeners": 3, "count-undeclared": 2})
+    quiet_for(d, "inv")
+    # One WARNING for the intruder in all (none again after the restart).
+    assert [n["type_instance"] for n in own(d, "inv")] == [
+        endpoint_instance("undeclared", intruder, "po-listen", "nobody"),
+        endpoint_instance("undeclared", later, "po-listen", "nobody")], \
+        summary(own(d, "inv"))
+    # The learned one is still known: its loss is "no longer listening".
+    s.stop()
+    g = waits.wait_notification(d, plugin="portowner", plugin_instance="inv",
+                                severity="WARNING", message="no longer")
+    assert g["type_instance"] == endpoint_instance("gone", known, "po-listen",
+                                                   "root")
     d.stop()
 
 
