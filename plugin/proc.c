@@ -338,11 +338,13 @@ int po_proc_read_ex(const char *proc_root, pid_t pid, pid_t tid, unsigned flags,
   else
     read_start(dfd, flags, &p->start);
   /* The same for the cgroup, until the caller asks again. */
-  int ecg;
-  if (p->dir_ino && known && known->pid == pid &&
-      known->dir_ino == p->dir_ino &&
-      (known->cgroup.v2 || known->cgroup.systemd) &&
-      !(flags & PO_PROC_CGROUP_AGAIN))
+  int ecg = 0;
+  if (flags & PO_PROC_NO_CGROUP)
+    ; /* attribution off */
+  else if (p->dir_ino && known && known->pid == pid &&
+           known->dir_ino == p->dir_ino &&
+           (known->cgroup.v2 || known->cgroup.systemd) &&
+           !(flags & PO_PROC_CGROUP_AGAIN))
     ecg = copy_cgroup(&known->cgroup, p);
   else
     ecg = read_cgroup(dfd, flags, p);

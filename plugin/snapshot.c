@@ -37,6 +37,7 @@ struct po_ctx {
   uint64_t full_interval_ns; /* FullScanInterval; 0: every read in full */
   uint64_t last_full_ns;     /* CLOCK_BOOTTIME of the last full walk */
   int full_asked;            /* po_ctx_request_full_scan() */
+  int no_attribution;        /* po_ctx_set_attribution(ctx, 0) */
   unsigned proc_flags;       /* PO_PROC_PROCFS when proc_root is procfs */
   /* The owner processes of the last snapshot, by pid: their start times
    * are not read again while their /proc directory is the same. */
@@ -151,6 +152,11 @@ double po_ctx_full_scan_interval(const struct po_ctx *ctx) {
   return ctx->full_interval_ns == UINT64_MAX
              ? 9e9
              : (double)ctx->full_interval_ns / 1e9;
+}
+
+void po_ctx_set_attribution(struct po_ctx *ctx, int on) {
+  if (ctx)
+    ctx->no_attribution = !on;
 }
 
 void po_ctx_request_full_scan(struct po_ctx *ctx) {
@@ -703,7 +709,8 @@ static int load_procs(struct po_ctx *ctx, struct po_snapshot *s) {
     err = po_proc_read_ex(
         ctx->proc_root, pids[i], tids[i],
         ctx->proc_flags | PO_PROC_NO_USER |
-            (s->stats.walk.kind == PO_WALK_FULL ? PO_PROC_CGROUP_AGAIN : 0),
+            (s->stats.walk.kind == PO_WALK_FULL ? PO_PROC_CGROUP_AGAIN : 0) |
+            (ctx->no_attribution ? PO_PROC_NO_CGROUP : 0),
         seen.pid ? &seen : NULL, &s->procs[i]);
     if (!err)
       name_user(&s->procs[i], names, &nnames);
@@ -820,7 +827,7 @@ int po_snapshot_take(struct po_ctx *ctx, const struct po_query *q,
     if (s->socks.v[i].owner_count == 0 && s->socks.v[i].uid != geteuid())
       s->stats.unowned_foreign++;
   err = load_procs(ctx, s);
-  if (!err)
+  if (!err && !ctx->no_attribution)
     err = sock_cgroups(ctx, s);
   s->stats.scan_ns = clock_ns(CLOCK_MONOTONIC) - start;
   return err;

@@ -72,6 +72,8 @@ int po_proc_root_is_procfs(const char *proc_root);
 #define PO_PROC_NO_USER 2u
 /* Read <pid>/cgroup even when known has it for the same process. */
 #define PO_PROC_CGROUP_AGAIN 4u
+/* Do not read <pid>/cgroup: p->cgroup stays empty (attribution off). */
+#define PO_PROC_NO_CGROUP 8u
 
 /*
  * po_proc_read_task() with flags (PO_PROC_PROCFS or 0) and what an earlier

@@ -166,6 +166,11 @@ double po_ctx_new_socket_interval(const struct po_ctx *ctx);
 /* Makes the next po_snapshot_take() of ctx a full walk. */
 void po_ctx_request_full_scan(struct po_ctx *ctx);
 
+/* Attribution (on by default): the owners' cgroups (<pid>/cgroup) and the
+ * sockets' (their cgroup ids) are read. Off, both stay empty: what the
+ * benchmark compares against (make bench: attribution on / off). */
+void po_ctx_set_attribution(struct po_ctx *ctx, int on);
+
 /*
  * Takes a snapshot of the listening sockets that match q, with their owners
  * and the owners' process details, into *s (which it initialises; free with

@@ -5,10 +5,11 @@
  *       The lower bound of any full walk: getdents64 of /proc, and of each
  *       /proc/PID/fd, one readlinkat per fd, nothing else. Prints the fds
  *       and sockets seen.
- *   po-bench incr PORT READS
+ *   po-bench incr PORT READS [noattr]
  *       One po_ctx: a first (full) read untimed, then READS steady-state
  *       reads of PORT (TCP) through po_snapshot_take(). Prints the median
  *       time of those reads, how many were incremental, and what they read.
+ *       noattr: with attribution off (no cgroup of owners or sockets read).
  *   po-bench table READS
  *       The listener table by netlink (po_table_dump_netlink, TCP v4+v6)
  *       against reading /proc/net/tcp and /proc/net/tcp6 whole, alternated,
@@ -103,7 +104,7 @@ static int lower(void) {
   return 0;
 }
 
-static int incr(int port, int reads) {
+static int incr(int port, int reads, int attribution) {
   struct po_range r = {(uint16_t)port, (uint16_t)port};
   struct po_query q = {.mask = PO_TCP, .ports = &r, .nports = 1};
   struct po_ctx *ctx = po_ctx_new(NULL);
@@ -117,6 +118,7 @@ static int incr(int port, int reads) {
   if (!ctx || !t)
     return 1;
   po_ctx_set_full_scan_interval(ctx, 1e6);
+  po_ctx_set_attribution(ctx, attribution);
   full_ns = now_ns();
   if (po_snapshot_take(ctx, &q, &s) != 0)
     return 1;
@@ -194,10 +196,13 @@ static int table(int reads) {
 int main(int argc, char **argv) {
   if (argc == 2 && strcmp(argv[1], "lower") == 0)
     return lower();
-  if (argc == 4 && strcmp(argv[1], "incr") == 0)
-    return incr(atoi(argv[2]), atoi(argv[3]) > 0 ? atoi(argv[3]) : 1);
+  if ((argc == 4 || (argc == 5 && strcmp(argv[4], "noattr") == 0)) &&
+      strcmp(argv[1], "incr") == 0)
+    return incr(atoi(argv[2]), atoi(argv[3]) > 0 ? atoi(argv[3]) : 1,
+                argc == 4);
   if (argc == 3 && strcmp(argv[1], "table") == 0)
     return table(atoi(argv[2]) > 0 ? atoi(argv[2]) : 1);
-  fprintf(stderr, "usage: po-bench lower | incr PORT READS | table READS\n");
+  fprintf(stderr,
+          "usage: po-bench lower | incr PORT READS [noattr] | table READS\n");
   return 2;
 }
