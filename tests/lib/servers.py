@@ -80,6 +80,19 @@ def fd_inodes(pid, tid=None):
     return found
 
 
+def proc_identity(pid):
+    """(pid, start time): the process, even when its pid is reused (this
+    machine's pid_max is 32768: pids come round within minutes under the
+    soaks). None when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            text = f.read()
+    except OSError:
+        return None
+    fields = text[text.rindex(b")") + 2:].split()
+    return (pid, int(fields[19]))  # field 22: fields 3.. start after ")"
+
+
 def proc_state(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
