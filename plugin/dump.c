@@ -26,7 +26,8 @@ static const char usage_line[] =
     "usage: portowner-dump [--json] [--port LIST] [--proto PROTO] "
     "[--source auto|netlink|proc]\n"
     "                      [--proc-root DIR] "
-    "[--all-namespaces[=trusted|all]] [--unit GLOB]\n";
+    "[--all-namespaces[=trusted|all]] [--unit GLOB]\n"
+    "                      [--resolver auto|bpf|proc]\n";
 
 static void usage(FILE *f) {
   fputs(usage_line, f);
@@ -44,6 +45,8 @@ static void usage(FILE *f) {
           "  --source SOURCE    auto (netlink, else /proc/net), netlink, "
           "proc\n"
           "  --proc-root DIR    where /proc is (default /proc)\n"
+          "  --resolver WALK    auto (BPF when it loads, else proc), bpf, "
+          "proc\n"
           "  --all-namespaces[=trusted|all]\n"
           "                     also the other network namespaces: trusted "
           "(the default)\n"
@@ -340,6 +343,7 @@ int main(int argc, char **argv) {
       {"proc-root", required_argument, NULL, 'r'},
       {"all-namespaces", optional_argument, NULL, 'a'},
       {"unit", required_argument, NULL, 'u'},
+      {"resolver", required_argument, NULL, 'R'},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0},
@@ -348,6 +352,7 @@ int main(int argc, char **argv) {
   struct po_range *ports = NULL;
   size_t nports = 0;
   const char *proc_root = "/proc";
+  const char *resolver = "auto";
   int json = 0, c, err, status = 0;
   struct po_ctx *ctx;
   struct po_snapshot snap;
@@ -403,6 +408,15 @@ int main(int argc, char **argv) {
       break;
     case 'r':
       proc_root = optarg;
+      break;
+    case 'R':
+      if (strcmp(optarg, "auto") != 0 && strcmp(optarg, "bpf") != 0 &&
+          strcmp(optarg, "proc") != 0) {
+        free(ports);
+        free(unit_globs);
+        return bad_arg("--resolver", optarg, "expected auto, bpf or proc");
+      }
+      resolver = optarg;
       break;
     case 'a':
       q.all_namespaces = PO_NS_TRUSTED;
@@ -464,6 +478,19 @@ int main(int argc, char **argv) {
     free(ports);
     free(unit_globs);
     return 1;
+  }
+  if (strcmp(resolver, "proc") != 0) {
+    const char *why = "";
+
+    err = po_ctx_use_bpf(ctx, &why);
+    if (err && strcmp(resolver, "bpf") == 0) {
+      fprintf(stderr, "portowner-dump: --resolver bpf: %s: %s\n", why,
+              strerror(-err));
+      po_ctx_free(ctx);
+      free(ports);
+      free(unit_globs);
+      return 1;
+    }
   }
   err = po_snapshot_take(ctx, &q, &snap);
   if (err) {

@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -78,12 +79,14 @@ struct plugin_config {
   char *state_file;            /* StateFile; NULL: none */
   double full_scan_interval;   /* FullScanInterval, in seconds */
   bool report_self;            /* ReportSelf: dispatch portowner-self/... */
+  const char *resolver;        /* Resolver: "auto", "bpf" or "proc" */
 };
 
 static struct plugin_config conf = {
     .source = PO_SOURCE_AUTO,
     .full_scan_interval = PO_FULL_SCAN_INTERVAL_DEFAULT,
     .report_self = true,
+    .resolver = "auto",
 };
 
 /* What init sets up for the reads, and shutdown frees. */
@@ -971,6 +974,22 @@ static int read_full_scan_interval(const oconfig_item_t *ci,
   return -1;
 }
 
+static int read_resolver(const oconfig_item_t *ci, struct plugin_config *c) {
+  static const char *const names[] = {"auto", "bpf", "proc"};
+  char text[256];
+
+  if (ci->values_num == 1 && ci->values[0].type == OCONFIG_TYPE_STRING)
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+      if (strcasecmp(ci->values[0].value.string, names[i]) == 0) {
+        c->resolver = names[i];
+        return 0;
+      }
+  ERROR(PFX "%s: needs one of \"auto\" (BPF when it loads, else the "
+            "readlink walk of /proc), \"bpf\" or \"proc\"",
+        item_text(NULL, ci, text, sizeof(text)));
+  return -1;
+}
+
 static int read_report_self(const oconfig_item_t *ci, struct plugin_config *c) {
   return config_bool(NULL, ci, &c->report_self);
 }
@@ -985,6 +1004,7 @@ static const struct global_option {
     {"ProcRoot", read_proc_root},
     {"StateFile", read_state_file},
     {"FullScanInterval", read_full_scan_interval},
+    {"Resolver", read_resolver},
     {"ReportSelf", read_report_self},
 };
 
@@ -1077,6 +1097,9 @@ static void submit_self(const struct po_stats *st, cdtime_t t) {
   /* Of those, the remembered owners' fds read again: one per owner. */
   submit(SELF_INSTANCE, "count", "fds_verified", st->walk.verified, t);
   submit(SELF_INSTANCE, "count", "processes_scanned", st->walk.procs, t);
+  /* 1 when the owners came from the BPF walk, 0 from the readlink walk. */
+  submit(SELF_INSTANCE, "count", "resolver_bpf",
+         po_ctx_resolver(run.ctx) == PO_RESOLVER_BPF, t);
   submit_value(SELF_INSTANCE, "operations", "full_scan",
                (value_t){.derive = (derive_t)run.full_reads}, t);
   submit_value(SELF_INSTANCE, "operations", "incremental_scan",
@@ -1434,6 +1457,23 @@ static int po_init(void) {
   run.query.source = conf.source;
   run.sees_all = po_proc_self_sees_all();
   po_ctx_set_full_scan_interval(run.ctx, conf.full_scan_interval);
+  if (strcmp(conf.resolver, "proc") != 0) {
+    const char *why = "";
+
+    err = po_ctx_use_bpf(run.ctx, &why);
+    if (err && strcmp(conf.resolver, "bpf") == 0) {
+      ERROR(PFX "Resolver \"bpf\": the BPF owner walk cannot be used: %s: %s",
+            why, STRERROR(-err));
+      return -1;
+    }
+    if (err)
+      NOTICE(PFX "Resolver \"auto\": the BPF owner walk cannot be used (%s: "
+                 "%s): the readlink walk of %s is used. Said once.",
+             why, STRERROR(-err), po_ctx_proc_root(run.ctx));
+    else
+      INFO(PFX "owner walk: BPF (every read is a full walk in the kernel; "
+               "FullScanInterval does not apply)");
+  }
   run.have_boot_id = po_boot_id_read(po_ctx_proc_root(run.ctx), run.boot_id,
                                      sizeof(run.boot_id)) == 0;
 

@@ -18,6 +18,7 @@
  * says are new.
  */
 #include "portowner/resolve.h"
+#include "portowner/resolve_bpf.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -125,6 +126,8 @@ struct po_resolver {
   /* Full walks for new sockets (resolve.h). */
   uint64_t new_walk_interval_ns;
   uint64_t last_new_walk_ns; /* CLOCK_BOOTTIME (+1); 0: none yet */
+
+  struct po_bpf *bpf; /* the walk in the kernel, when in use */
 };
 
 struct po_resolver *po_resolver_new(void) {
@@ -156,7 +159,54 @@ void po_resolver_free(struct po_resolver *r) {
   free(r->known);
   free(r->wanted);
   free(r->tids);
+  po_bpf_free(r->bpf);
   free(r);
+}
+
+int po_resolver_use_bpf(struct po_resolver *r, const char *proc_root,
+                        const char **why) {
+  struct po_bpf *b = NULL;
+  int rc;
+
+  if (!r || !proc_root)
+    return -EINVAL;
+  rc = po_bpf_open(proc_root, &b, why);
+  if (rc)
+    return rc;
+  po_bpf_free(r->bpf);
+  r->bpf = b;
+  po_resolver_forget(r);
+  return 0;
+}
+
+enum po_resolver_kind po_resolver_kind(const struct po_resolver *r) {
+  return r && r->bpf ? PO_RESOLVER_BPF : PO_RESOLVER_PROC;
+}
+
+const char *po_resolver_kind_name(enum po_resolver_kind k) {
+  return k == PO_RESOLVER_BPF ? "bpf" : "proc";
+}
+
+/* Every call of the BPF resolver: one full walk in the kernel. */
+static int bpf_resolve(struct po_resolver *r, const struct po_table *t,
+                       struct po_owners *out, struct po_walk_stats *st) {
+  struct po_walk_stats dummy = {0};
+  int has = 0;
+
+  if (!st)
+    st = &dummy;
+  for (size_t i = 0; i < t->len && !has; i++)
+    has = t->v[i].inode != 0;
+  if (!has) {
+    st->kind = PO_WALK_NONE;
+    return 0;
+  }
+  int rc = po_bpf_walk(r->bpf, t, out, st);
+  if (rc)
+    return rc;
+  st->kind = PO_WALK_FULL;
+  st->reason = PO_REASON_BPF;
+  return 0;
 }
 
 void po_resolver_forget(struct po_resolver *r) {
@@ -1037,6 +1087,8 @@ int po_resolver_walk(struct po_resolver *r, const char *proc_root,
   struct po_walk_stats dummy = {0};
   if (!r || !proc_root || !t || !out)
     return -EINVAL;
+  if (r->bpf)
+    return bpf_resolve(r, t, out, st);
   if (!st)
     st = &dummy;
 
@@ -1358,6 +1410,8 @@ int po_resolver_resolve(struct po_resolver *r, const char *proc_root,
   struct po_walk_stats dummy = {0};
   if (!r || !proc_root || !t || !out)
     return -EINVAL;
+  if (r->bpf)
+    return bpf_resolve(r, t, out, st);
   if (!st)
     st = &dummy;
 

@@ -117,6 +117,16 @@ void po_ctx_free(struct po_ctx *ctx) {
   free(ctx);
 }
 
+int po_ctx_use_bpf(struct po_ctx *ctx, const char **why) {
+  if (!ctx)
+    return -EINVAL;
+  return po_resolver_use_bpf(ctx->resolver, ctx->proc_root, why);
+}
+
+enum po_resolver_kind po_ctx_resolver(const struct po_ctx *ctx) {
+  return ctx ? po_resolver_kind(ctx->resolver) : PO_RESOLVER_PROC;
+}
+
 const char *po_ctx_proc_root(const struct po_ctx *ctx) {
   return ctx->proc_root;
 }

@@ -73,6 +73,7 @@ enum po_walk_reason {
   PO_REASON_NEW_INODE, /* a wanted socket that the last read did not want */
   PO_REASON_VERIFY,    /* a remembered owner's fd holds another thing now */
   PO_REASON_UNOWNED,   /* a socket that had owners has none we know of */
+  PO_REASON_BPF,       /* the BPF resolver: every read is a full walk */
 };
 
 /* What one walk saw. */
@@ -283,6 +284,28 @@ void po_resolver_set_new_walk_interval(struct po_resolver *r, uint64_t ns);
 /* The budget of one look: system calls beyond the one fstatat() per
  * process. Default (and for 0) PO_LOOK_BUDGET. */
 void po_resolver_set_look_budget(struct po_resolver *r, uint64_t calls);
+
+/*
+ * Which walk the resolver makes. PO_RESOLVER_PROC (the default) is the
+ * readlink walk above; PO_RESOLVER_BPF is the walk in the kernel of
+ * resolve_bpf.h: po_resolver_walk() and po_resolver_resolve() then make
+ * that walk on every call (st->kind PO_WALK_FULL, st->reason PO_REASON_BPF:
+ * no incremental read, no look, nothing remembered; full_reason, the look
+ * and new-walk intervals do not apply) and fill out and st as that header
+ * says.
+ */
+enum po_resolver_kind {
+  PO_RESOLVER_PROC = 0,
+  PO_RESOLVER_BPF,
+};
+
+/* Switches r to the BPF walk of proc_root (po_bpf_open(): 0, or its -errno
+ * with *why set, and r stays as it was). */
+int po_resolver_use_bpf(struct po_resolver *r, const char *proc_root,
+                        const char **why);
+enum po_resolver_kind po_resolver_kind(const struct po_resolver *r);
+/* "proc" or "bpf". */
+const char *po_resolver_kind_name(enum po_resolver_kind k);
 
 /*
  * Parses a readlink() result of len bytes (not NUL-terminated): "socket:[N]".

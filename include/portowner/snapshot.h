@@ -171,6 +171,13 @@ void po_ctx_request_full_scan(struct po_ctx *ctx);
  * benchmark compares against (make bench: attribution on / off). */
 void po_ctx_set_attribution(struct po_ctx *ctx, int on);
 
+/* The owner walk (resolve.h "Which walk"): po_ctx_use_bpf() switches to
+ * the walk in the kernel (po_resolver_use_bpf(): 0, or -errno with *why
+ * set, the readlink walk kept); po_ctx_resolver() says which is in use.
+ * With BPF every read is a full walk: FullScanInterval does not apply. */
+int po_ctx_use_bpf(struct po_ctx *ctx, const char **why);
+enum po_resolver_kind po_ctx_resolver(const struct po_ctx *ctx);
+
 /*
  * Takes a snapshot of the listening sockets that match q, with their owners
  * and the owners' process details, into *s (which it initialises; free with

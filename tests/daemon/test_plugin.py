@@ -754,10 +754,11 @@ def test_self_metrics_full_then_incremental_reads(daemon, listen):
     """portowner-self: the scan's duration, the fds and processes it read,
     and how many reads were full walks or incremental. With the default
     FullScanInterval (60 s) a steady listener costs one full walk, then
-    only incremental reads, and the values stay right."""
+    only incremental reads, and the values stay right (the readlink walk:
+    Resolver "proc"; with BPF every read is a full walk)."""
     p = listeners.free_port()
     l = listen(tcp4(p))
-    d = daemon(portowner_conf(block("web", Port=p))).start()
+    d = daemon(portowner_conf(block("web", Port=p), Resolver="proc")).start()
     waits.wait_read(d, "web", {"count-sockets": 1, "count-processes": 1})
     r = scans(d, lambda v: v["operations-incremental_scan"] >= 5,
               "5 incremental reads")

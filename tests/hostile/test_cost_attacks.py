@@ -157,7 +157,8 @@ def test_dup_flood_costs_one_fd_per_owner(daemons, holders):
     the same processes)."""
     port = listeners.free_port()
     h = holders(port, HOLDER_COUNT)
-    d = daemons(portowner_conf(block("web", Port=port)), interval=0.5).start()
+    d = daemons(portowner_conf(block("web", Port=port), Resolver="proc"),
+                interval=0.5).start()
     want = {"count-sockets": 1, "count-processes": HOLDER_COUNT + 1}
     waits.wait_read(d, "web", want)
     incremental_after(d, 0, 2)
@@ -196,7 +197,8 @@ def test_flapping_listener_full_walks_rate_limited(daemons, holders):
     port = listeners.free_port_range(2)
     h = holders(port, 1)
     d = daemons(portowner_conf(block("web", Port=f"{port}-{port + 1}",
-                                     ExpectUser=env.NOBODY)),
+                                     ExpectUser=env.NOBODY),
+                               Resolver="proc"),
                 interval=0.2).start()
     r = waits.wait_read(d, "web", {"count-sockets": 1, "count-processes": 2})
     (t0, v0) = waits.wait_for(lambda: self_reads(d), 10,

@@ -1,0 +1,69 @@
+/*
+ * portowner: the owner walk in the kernel (issue 14), a BPF task_file
+ * iterator (plugin/bpf/owners.bpf.c, built with clang -target bpf and
+ * loaded through a libbpf skeleton).
+ *
+ * One walk visits every open file of every task of our pid namespace in the
+ * kernel and keeps the fds whose inode is a wanted socket; it gives the
+ * owners po_resolver_walk() gives, filled the same way (resolve.h: one
+ * record per (pid, fd table, socket), nfds, the lowest PO_OWNER_FDS fds
+ * ascending), with these differences:
+ *   - no process is denied: the kernel reads every table (PID 1's here);
+ *   - every task's own fd table is visited on every walk (the kernel skips
+ *     a task whose table is its leader's): an owner hidden from
+ *     /proc/PID/fd is found without a look, and reported, as a look
+ *     reports it, only for a socket that no <pid>/fd holds (tid: the first
+ *     task with that table);
+ *   - pids are numbered in our pid namespace; a task not visible in it is
+ *     not visited.
+ * Loading needs root (or CAP_BPF and CAP_PERFMON), kernel BTF
+ * (/sys/kernel/btf/vmlinux) and a kernel with iter/task_file (5.8+); built
+ * without BPF support (./configure --disable-bpf, or libbpf, clang or
+ * bpftool missing) po_bpf_open() returns -EOPNOTSUPP.
+ *
+ * Contract: 0 or a negative errno value. Nothing here logs; libbpf's own
+ * messages are silenced (libbpf_set_print(), once per po_bpf_open()).
+ */
+#ifndef PORTOWNER_RESOLVE_BPF_H
+#define PORTOWNER_RESOLVE_BPF_H
+
+#include "portowner/resolve.h"
+#include "portowner/table.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct po_bpf;
+
+/* 1 when this build has BPF support, 0 when not. */
+int po_bpf_built(void);
+
+/*
+ * Loads the program for walks of proc_root, which must be procfs of our own
+ * pid namespace (<proc_root>/self is our pid: -EXDEV otherwise). On
+ * failure *why (when why is not NULL) says which step failed, in a few
+ * words ("built without BPF support", "no kernel BTF
+ * (/sys/kernel/btf/vmlinux)", "loading the BPF program", ...), and the
+ * errno is returned: -EOPNOTSUPP, -ENOENT, -EPERM, -EXDEV, -ENOMEM, ...
+ */
+int po_bpf_open(const char *proc_root, struct po_bpf **out, const char **why);
+void po_bpf_free(struct po_bpf *b);
+
+/*
+ * One walk: the owners of the sockets of t appended to out (unsorted), as
+ * above. st gets procs (tasks visited), fds (files visited), listed (=
+ * procs); the other counts are 0 and kind/reason are the caller's. More
+ * than PO_BPF_WANTED_MAX wanted inodes: -E2BIG. A table with no inode but 0
+ * returns 0 without a walk. Returns 0, -EINVAL, -ENOMEM, -E2BIG or the
+ * -errno of a failed bpf(2) or read(2).
+ */
+#define PO_BPF_WANTED_MAX 65536
+int po_bpf_walk(struct po_bpf *b, const struct po_table *t,
+                struct po_owners *out, struct po_walk_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PORTOWNER_RESOLVE_BPF_H */

@@ -1,0 +1,388 @@
+/*
+ * portowner: the owner walk in the kernel (see resolve_bpf.h).
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "portowner/resolve_bpf.h"
+
+#include <errno.h>
+#include <stddef.h>
+
+#ifndef HAVE_BPF
+
+int po_bpf_built(void) {
+  return 0;
+}
+
+int po_bpf_open(const char *proc_root, struct po_bpf **out, const char **why) {
+  (void)proc_root;
+  if (out)
+    *out = NULL;
+  if (why)
+    *why = "built without BPF support";
+  return -EOPNOTSUPP;
+}
+
+void po_bpf_free(struct po_bpf *b) {
+  (void)b;
+}
+
+int po_bpf_walk(struct po_bpf *b, const struct po_table *t,
+                struct po_owners *out, struct po_walk_stats *st) {
+  (void)b;
+  (void)t;
+  (void)out;
+  (void)st;
+  return -EOPNOTSUPP;
+}
+
+#else /* HAVE_BPF */
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <limits.h>
+#include <linux/types.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "owners_rec.h"
+#include "owners.skel.h"
+
+_Static_assert(PO_BPF_MAX_WANTED == PO_BPF_WANTED_MAX, "map size");
+
+/* An inode of the table and its index: sorted by inode, then index. */
+struct want {
+  uint64_t inode;
+  size_t sock;
+};
+
+struct po_bpf {
+  struct po_owners_bpf *skel;
+  struct bpf_link *link;
+  uint64_t *inmap; /* the inodes in the map, to take them out again */
+  size_t ninmap, inmap_cap;
+  struct want *want;
+  size_t want_cap;
+  struct po_bpf_rec *recs;
+  size_t nrecs, recs_cap;
+};
+
+int po_bpf_built(void) {
+  return 1;
+}
+
+static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap) {
+  (void)level;
+  (void)fmt;
+  (void)ap;
+  return 0;
+}
+
+/* 0 when <proc_root>/self is our pid, -EXDEV when not, or -errno. */
+static int own_procfs(const char *proc_root, unsigned *inum) {
+  char path[PATH_MAX], link[32], pid[32];
+  struct stat sb;
+  ssize_t n;
+
+  if (snprintf(path, sizeof(path), "%s/self", proc_root) >= (int)sizeof(path))
+    return -ENAMETOOLONG;
+  n = readlink(path, link, sizeof(link) - 1);
+  if (n < 0)
+    return errno == ENOENT ? -EXDEV : -errno;
+  link[n] = '\0';
+  snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+  if (strcmp(link, pid) != 0)
+    return -EXDEV;
+  if (snprintf(path, sizeof(path), "%s/self/ns/pid", proc_root) >=
+      (int)sizeof(path))
+    return -ENAMETOOLONG;
+  if (stat(path, &sb) != 0)
+    return -errno;
+  *inum = (unsigned)sb.st_ino;
+  return 0;
+}
+
+int po_bpf_open(const char *proc_root, struct po_bpf **out, const char **why) {
+  const char *dummy;
+  struct po_bpf *b;
+  unsigned inum = 0;
+  int rc;
+
+  if (!why)
+    why = &dummy;
+  if (!proc_root || !out) {
+    *why = "invalid argument";
+    return -EINVAL;
+  }
+  *out = NULL;
+  if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
+    *why = "no kernel BTF (/sys/kernel/btf/vmlinux)";
+    return -errno;
+  }
+  rc = own_procfs(proc_root, &inum);
+  if (rc) {
+    *why = "ProcRoot is not procfs of our own pid namespace";
+    return rc;
+  }
+  libbpf_set_print(quiet);
+  if (!(b = calloc(1, sizeof(*b)))) {
+    *why = "out of memory";
+    return -ENOMEM;
+  }
+  if (!(b->skel = po_owners_bpf__open())) {
+    rc = errno ? -errno : -ENOMEM;
+    *why = "opening the BPF object";
+    goto fail;
+  }
+  b->skel->rodata->pidns_inum = inum;
+  rc = po_owners_bpf__load(b->skel);
+  if (rc) {
+    *why = "loading the BPF program (needs root or CAP_BPF and CAP_PERFMON, "
+           "and a kernel with iter/task_file)";
+    goto fail;
+  }
+  b->link = bpf_program__attach_iter(b->skel->progs.po_owners, NULL);
+  if (!b->link) {
+    rc = errno ? -errno : -EINVAL;
+    *why = "attaching the BPF iterator";
+    goto fail;
+  }
+  *out = b;
+  return 0;
+
+fail:
+  po_bpf_free(b);
+  return rc < 0 ? rc : -EINVAL;
+}
+
+void po_bpf_free(struct po_bpf *b) {
+  if (!b)
+    return;
+  bpf_link__destroy(b->link);
+  po_owners_bpf__destroy(b->skel);
+  free(b->inmap);
+  free(b->want);
+  free(b->recs);
+  free(b);
+}
+
+static int want_cmp(const void *a, const void *b) {
+  const struct want *x = a, *y = b;
+
+  if (x->inode != y->inode)
+    return x->inode < y->inode ? -1 : 1;
+  return x->sock < y->sock ? -1 : x->sock > y->sock;
+}
+
+/* By process, table, inode, then fd. */
+static int rec_cmp(const void *a, const void *b) {
+  const struct po_bpf_rec *x = a, *y = b;
+
+  if (x->tgid != y->tgid)
+    return x->tgid < y->tgid ? -1 : 1;
+  if (x->table != y->table)
+    return x->table < y->table ? -1 : 1;
+  if (x->inode != y->inode)
+    return x->inode < y->inode ? -1 : 1;
+  return x->fd < y->fd ? -1 : x->fd > y->fd;
+}
+
+static int grow(void **v, size_t *cap, size_t need, size_t size) {
+  size_t n = *cap ? *cap : 16;
+  void *p;
+
+  if (need <= *cap)
+    return 0;
+  while (n < need) {
+    if (n > SIZE_MAX / 2 / size)
+      return -ENOMEM;
+    n *= 2;
+  }
+  if (!(p = realloc(*v, n * size)))
+    return -ENOMEM;
+  *v = p;
+  *cap = n;
+  return 0;
+}
+
+/* The map holds exactly the inodes of b->want[0..n). */
+static int map_set(struct po_bpf *b, size_t n) {
+  int fd = bpf_map__fd(b->skel->maps.wanted);
+  uint8_t one = 1;
+  int rc;
+
+  for (size_t i = 0; i < b->ninmap; i++)
+    bpf_map_delete_elem(fd, &b->inmap[i]);
+  b->ninmap = 0;
+  rc = grow((void **)&b->inmap, &b->inmap_cap, n, sizeof(*b->inmap));
+  if (rc)
+    return rc;
+  for (size_t i = 0; i < n; i++) {
+    if (i > 0 && b->want[i].inode == b->want[i - 1].inode)
+      continue;
+    if (bpf_map_update_elem(fd, &b->want[i].inode, &one, BPF_ANY) != 0)
+      return -errno;
+    b->inmap[b->ninmap++] = b->want[i].inode;
+  }
+  return 0;
+}
+
+/* Reads the iterator's records into b->recs. */
+static int run_iter(struct po_bpf *b) {
+  int fd = bpf_iter_create(bpf_link__fd(b->link));
+  int rc = 0;
+
+  if (fd < 0)
+    return -errno;
+  b->nrecs = 0;
+  for (;;) {
+    ssize_t n;
+
+    rc =
+        grow((void **)&b->recs, &b->recs_cap, b->nrecs + 256, sizeof(*b->recs));
+    if (rc)
+      break;
+    n = read(fd, (char *)(b->recs + b->nrecs),
+             (b->recs_cap - b->nrecs) * sizeof(*b->recs));
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      rc = -errno;
+      break;
+    }
+    if (n == 0)
+      break;
+    /* The seq file hands out whole records (one bpf_seq_write each). */
+    if (n % (ssize_t)sizeof(*b->recs) != 0) {
+      rc = -EIO;
+      break;
+    }
+    b->nrecs += (size_t)n / sizeof(*b->recs);
+  }
+  close(fd);
+  return rc;
+}
+
+static struct po_owner *push(struct po_owners *o, pid_t pid, pid_t tid,
+                             size_t sock) {
+  struct po_owner *w;
+
+  if (grow((void **)&o->v, &o->cap, o->len + 1, sizeof(*o->v)))
+    return NULL;
+  w = &o->v[o->len++];
+  *w = (struct po_owner){.pid = pid, .tid = tid, .sock = sock};
+  return w;
+}
+
+/* 1 when a record of b->recs for inode is in its process's main table. */
+static int held_in_main(const struct po_bpf *b, uint64_t inode) {
+  for (size_t i = 0; i < b->nrecs; i++)
+    if (b->recs[i].inode == inode && b->recs[i].tid == 0)
+      return 1;
+  return 0;
+}
+
+int po_bpf_walk(struct po_bpf *b, const struct po_table *t,
+                struct po_owners *out, struct po_walk_stats *st) {
+  struct po_walk_stats dummy = {0};
+  size_t n = 0, base;
+  int rc;
+
+  if (!b || !t || !out)
+    return -EINVAL;
+  if (!st)
+    st = &dummy;
+  rc = grow((void **)&b->want, &b->want_cap, t->len ? t->len : 1,
+            sizeof(*b->want));
+  if (rc)
+    return rc;
+  for (size_t i = 0; i < t->len; i++)
+    if (t->v[i].inode != 0)
+      b->want[n++] = (struct want){.inode = t->v[i].inode, .sock = i};
+  if (n == 0)
+    return 0;
+  qsort(b->want, n, sizeof(*b->want), want_cmp);
+  {
+    size_t distinct = 0;
+
+    for (size_t i = 0; i < n; i++)
+      if (i == 0 || b->want[i].inode != b->want[i - 1].inode)
+        distinct++;
+    if (distinct > PO_BPF_WANTED_MAX)
+      return -E2BIG;
+  }
+  rc = map_set(b, n);
+  if (rc)
+    return rc;
+  b->skel->bss->nfiles = 0;
+  b->skel->bss->ntasks = 0;
+  b->skel->bss->last_task = NULL;
+  rc = run_iter(b);
+  if (rc)
+    return rc;
+  st->procs += b->skel->bss->ntasks;
+  st->listed += b->skel->bss->ntasks;
+  st->fds += b->skel->bss->nfiles;
+  if (b->nrecs > 1)
+    qsort(b->recs, b->nrecs, sizeof(*b->recs), rec_cmp);
+
+  /* One owner per (process, table, socket entry of t). The tid of a table
+   * of tasks' own is the lowest tid seen with it. */
+  base = out->len;
+  for (size_t i = 0; i < b->nrecs;) {
+    const struct po_bpf_rec *r = &b->recs[i];
+    size_t j = i, lo = 0, hi = n;
+    pid_t tid = (pid_t)r->tid;
+
+    while (j < b->nrecs && b->recs[j].tgid == r->tgid &&
+           b->recs[j].table == r->table && b->recs[j].inode == r->inode) {
+      if (b->recs[j].tid && (pid_t)b->recs[j].tid < tid)
+        tid = (pid_t)b->recs[j].tid;
+      j++;
+    }
+    /* A task's own table counts, as a look's does, only for a socket that
+     * no process's main table holds. */
+    if (tid != 0 && held_in_main(b, r->inode)) {
+      i = j;
+      continue;
+    }
+    while (lo < hi) {
+      size_t mid = lo + (hi - lo) / 2;
+
+      if (b->want[mid].inode < r->inode)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    for (; lo < n && b->want[lo].inode == r->inode; lo++) {
+      struct po_owner *o = push(out, (pid_t)r->tgid, tid, b->want[lo].sock);
+
+      if (!o) {
+        out->len = base;
+        return -ENOMEM;
+      }
+      o->fd = (int)r->fd;
+      for (size_t k = i; k < j; k++) {
+        /* Ascending already: keep the lowest PO_OWNER_FDS. Tasks that
+         * share a table of their own give its fds once each. */
+        if (k > i && b->recs[k].fd == b->recs[k - 1].fd)
+          continue;
+        if (o->nfds < PO_OWNER_FDS)
+          o->fds[o->nfds] = (int)b->recs[k].fd;
+        if (o->nfds < UINT32_MAX)
+          o->nfds++;
+      }
+    }
+    i = j;
+  }
+  return 0;
+}
+
+#endif /* HAVE_BPF */
