@@ -155,7 +155,7 @@ static int has_owner(const struct po_snapshot *s, pid_t pid, int fd) {
 
 struct kinds {
   unsigned full, incremental;
-  unsigned reasons[PO_REASON_UNOWNED + 1];
+  unsigned reasons[PO_REASON_BPF + 1];
 };
 
 static void count_kind(struct kinds *k, const struct po_snapshot *s) {
@@ -1072,6 +1072,52 @@ static void test_live_churn(void **state) {
   free(L);
 }
 
+/* The same live churn, the BPF walk against the readlink walk (a full
+ * walk every read): the same owners after every step. PO_CHURN_BPF_STEPS
+ * (default 15) for a longer run. Skipped when the BPF walk cannot load
+ * (built without it, not root). */
+static void test_live_churn_bpf(void **state) {
+  (void)state;
+  struct po_ctx *bpf = po_ctx_new(NULL), *full = po_ctx_new(NULL);
+  const char *why = "";
+  const char *s = getenv("PO_CHURN_BPF_STEPS");
+  unsigned steps = s && atoi(s) > 0 ? (unsigned)atoi(s) : 15;
+  assert_non_null(bpf);
+  assert_non_null(full);
+  int rc = po_ctx_use_bpf(bpf, &why);
+  if (rc) {
+    printf("# live churn (bpf): skipped: %s: %s\n", why, strerror(-rc));
+    po_ctx_free(bpf);
+    po_ctx_free(full);
+    skip();
+  }
+  struct live *L = malloc(sizeof(*L));
+  assert_non_null(L);
+  live_init(L);
+  assert_int_equal(po_ctx_set_full_scan_interval(full, 0), 0);
+  struct po_query q = {.mask = PO_TCP4, .ports = L->watch, .nports = 3};
+  struct kinds k = {0};
+
+  live_spawn(L);
+  live_spawn(L);
+  for (unsigned step = 0; step < steps; step++) {
+    const char *what = live_step(L);
+    struct po_snapshot a, b;
+    take_pair(bpf, full, &q, &a, &b);
+    count_kind(&k, &a);
+    assert_same(&a, &b, what, step);
+    po_snapshot_free(&a);
+    po_snapshot_free(&b);
+  }
+  printf("# live churn (bpf): %u steps, %u full reads by BPF\n", steps,
+         k.reasons[PO_REASON_BPF]);
+  assert_int_equal(k.reasons[PO_REASON_BPF], k.full);
+  live_stop(L);
+  po_ctx_free(bpf);
+  po_ctx_free(full);
+  free(L);
+}
+
 /* The documented blind spot, on purpose: a listener's fd passed over
  * SCM_RIGHTS into processes that were already read. */
 static void test_live_scm_rights(void **state) {
@@ -1217,6 +1263,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_fixture_churn, fx_setup,
                                       fx_teardown),
       cmocka_unit_test(test_live_churn),
+      cmocka_unit_test(test_live_churn_bpf),
       cmocka_unit_test(test_live_scm_rights),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
