@@ -17,7 +17,8 @@ top=$(pwd)
 packages=(build-essential autoconf automake libtool pkg-config
   collectd-core collectd-dev collectd-utils libyajl-dev libpcre2-dev libcmocka-dev
   valgrind iproute2 lsof netbase procps python3 python3-pytest clang-format
-  clang libclang-rt-14-dev debhelper dpkg-dev libmicrohttpd12 libprotobuf-c1)
+  clang libclang-rt-14-dev debhelper dpkg-dev libmicrohttpd12 libprotobuf-c1
+  libbpf-dev bpftool)
 
 missing=()
 for p in "${packages[@]}"; do

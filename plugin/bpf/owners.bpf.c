@@ -28,12 +28,18 @@ struct bpf_iter_meta {
   __u64 seq_num;
 } __attribute__((preserve_access_index));
 
+struct super_block {
+  unsigned long s_magic;
+} __attribute__((preserve_access_index));
+
 struct inode {
   unsigned short i_mode;
+  struct super_block *i_sb;
   unsigned long i_ino;
 } __attribute__((preserve_access_index));
 
 struct file {
+  const void *f_op;
   struct inode *f_inode;
 } __attribute__((preserve_access_index));
 
@@ -75,6 +81,7 @@ struct bpf_iter__task_file {
 #define PO_S_IFMT 00170000
 #define PO_S_IFSOCK 0140000
 #define PO_MAX_LEVEL 32
+#define PO_SOCKFS_MAGIC 0x534F434B
 
 /* The reader's pid namespace (st_ino of /proc/self/ns/pid): pids are given
  * as that namespace numbers them. Set before load. */
@@ -83,6 +90,13 @@ const volatile __u32 pidns_inum = 0;
 /* What the walk saw: files visited, tasks visited. */
 __u64 nfiles = 0;
 __u64 ntasks = 0;
+/* The file operations of sockets (socket_file_ops, which every socket
+ * file has), learned from the first sockfs file met: then a file that is
+ * not a socket is told by its f_op, in the struct file the iterator holds,
+ * without a load from its inode (a cache miss per file). An S_IFSOCK inode
+ * of another file system (an O_PATH open of a unix socket's path) is not a
+ * socket: its number is that file system's. */
+const void *sock_fops = 0;
 /* The last task visited, to count tasks (one seq reader at a time). */
 void *last_task = 0;
 
@@ -132,10 +146,21 @@ int po_owners(struct bpf_iter__task_file *ctx) {
     last_task = task;
     ntasks++;
   }
-  inode = BPF_CORE_READ(file, f_inode);
-  if (!inode || (BPF_CORE_READ(inode, i_mode) & PO_S_IFMT) != PO_S_IFSOCK)
+  /* Direct loads through the iterator's BTF pointers (CO-RE relocated),
+   * not probe-read helper calls: this runs for every open file. */
+  inode = file->f_inode;
+  if (!inode)
     return 0;
-  ino = BPF_CORE_READ(inode, i_ino);
+  if (sock_fops) {
+    if (file->f_op != sock_fops)
+      return 0;
+  } else {
+    if ((inode->i_mode & PO_S_IFMT) != PO_S_IFSOCK ||
+        BPF_CORE_READ(inode, i_sb, s_magic) != PO_SOCKFS_MAGIC)
+      return 0;
+    sock_fops = file->f_op;
+  }
+  ino = inode->i_ino;
   if (!bpf_map_lookup_elem(&wanted, &ino))
     return 0;
   leader = BPF_CORE_READ(task, group_leader);

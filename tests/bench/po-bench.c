@@ -193,6 +193,47 @@ static int table(int reads) {
   return 0;
 }
 
+/* Full walks on one ctx: the BPF walk (bpf) or the readlink walk with
+ * FullScanInterval 0 (proc); the BPF program's load is timed apart. */
+static int walks(int port, int reads, int bpf) {
+  struct po_range r = {(uint16_t)port, (uint16_t)port};
+  struct po_query q = {.mask = PO_TCP, .ports = &r, .nports = 1};
+  struct po_ctx *ctx = po_ctx_new(NULL);
+  uint64_t *t = calloc((size_t)reads, sizeof(*t));
+  struct po_snapshot s;
+  struct po_walk_stats last = {0};
+  size_t owners = 0;
+  uint64_t load_ns = now_ns();
+  const char *why = "";
+  int err;
+
+  if (!ctx || !t)
+    return 1;
+  po_ctx_set_full_scan_interval(ctx, 0);
+  if (bpf && (err = po_ctx_use_bpf(ctx, &why)) != 0) {
+    fprintf(stderr, "po-bench: BPF walk: %s: %s\n", why, strerror(-err));
+    return 1;
+  }
+  load_ns = now_ns() - load_ns;
+  for (int i = 0; i < reads; i++) {
+    uint64_t t0 = now_ns();
+    err = po_snapshot_take(ctx, &q, &s);
+    t[i] = now_ns() - t0;
+    if (err || (s.socks.len && s.stats.walk.kind != PO_WALK_FULL))
+      return 1;
+    last = s.stats.walk;
+    owners = s.nowners;
+    po_snapshot_free(&s);
+  }
+  printf("median_ns=%" PRIu64 " load_ns=%" PRIu64 " reads=%d owners=%zu "
+         "procs=%" PRIu64 " fds=%" PRIu64 "\n",
+         median(t, (size_t)reads), load_ns, reads, owners, last.procs,
+         last.fds);
+  free(t);
+  po_ctx_free(ctx);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 2 && strcmp(argv[1], "lower") == 0)
     return lower();
@@ -200,9 +241,13 @@ int main(int argc, char **argv) {
       strcmp(argv[1], "incr") == 0)
     return incr(atoi(argv[2]), atoi(argv[3]) > 0 ? atoi(argv[3]) : 1,
                 argc == 4);
+  if (argc == 4 &&
+      (strcmp(argv[1], "bpf") == 0 || strcmp(argv[1], "full") == 0))
+    return walks(atoi(argv[2]), atoi(argv[3]) > 0 ? atoi(argv[3]) : 1,
+                 strcmp(argv[1], "bpf") == 0);
   if (argc == 3 && strcmp(argv[1], "table") == 0)
     return table(atoi(argv[2]) > 0 ? atoi(argv[2]) : 1);
-  fprintf(stderr,
-          "usage: po-bench lower | incr PORT READS [noattr] | table READS\n");
+  fprintf(stderr, "usage: po-bench lower | incr PORT READS [noattr] | bpf "
+                  "PORT READS | full PORT READS | table READS\n");
   return 2;
 }

@@ -5,7 +5,13 @@ For each scale it starts tests/bench/po-load (our load generator), waits for
 its READY line, then times, alternating the commands round after round on the
 same load:
 
-  full    portowner-dump --port PORT --json > /dev/null   (our full walk)
+  full    portowner-dump --resolver proc --port PORT --json > /dev/null
+          (our full readlink walk)
+  bpf     portowner-dump --resolver bpf --port PORT --json > /dev/null
+          (the BPF walk, its load included)
+  bpfwalk po-bench bpf PORT 5   (median of 5 BPF walks on one ctx, as the
+          plugin reads: the load apart)
+  pwalk   po-bench full PORT 5  (the same with the readlink walk)
   incr    po-bench incr PORT 5   (median of 5 steady-state reads on one ctx;
           also with attribution off: po-bench incr PORT 5 noattr)
   lower   po-bench lower         (getdents + one readlink per fd: the bound)
@@ -87,7 +93,8 @@ def bench_scale(build, name, rounds, timeout):
         dump = os.path.join(build, "portowner-dump")
         pb = os.path.join(build, "tests/bench/po-bench")
         cmds = {
-            "full": [dump, "--port", port, "--json"],
+            "full": [dump, "--resolver", "proc", "--port", port, "--json"],
+            "bpf": [dump, "--resolver", "bpf", "--port", port, "--json"],
             "lower": [pb, "lower"],
             "ss": ["ss", "-tlnp"],
             "ss-port": ["ss", "-tlnp", "sport", "=", ":" + port],
@@ -96,13 +103,15 @@ def bench_scale(build, name, rounds, timeout):
         total_fds = P * F
         lsof_runs = rounds if total_fds <= 150000 else 2
         times = {k: [] for k in list(cmds) + ["incr", "incr-noattr",
-                                             "netlink", "procnet"]}
+                                             "netlink", "procnet", "bpfwalk",
+                                             "pwalk"]}
         rss = {k: 0 for k in cmds}
         extra = {}
         # Warm-up: the dentry caches as a daemon reading every 10 s sees them.
         for k in ("lower", "full"):
             run(cmds[k])
-        order = list(cmds) + ["incr", "incr-noattr", "table"]
+        order = list(cmds) + ["incr", "incr-noattr", "table", "bpfwalk",
+                              "pwalk"]
         for r in range(rounds):
             # Rotate the order each round: no command always runs first.
             o = order[r % len(order):] + order[:r % len(order)]
@@ -118,6 +127,12 @@ def bench_scale(build, name, rounds, timeout):
                     _, _, out = run([pb, "incr", port, "5", "noattr"],
                                     subprocess.PIPE)
                     times["incr-noattr"].append(kv(out)["median_ns"] / 1e9)
+                elif k in ("bpfwalk", "pwalk"):
+                    _, _, out = run([pb, "bpf" if k == "bpfwalk" else "full",
+                                     port, "5"], subprocess.PIPE)
+                    d = kv(out)
+                    times[k].append(d["median_ns"] / 1e9)
+                    extra[k] = d
                 elif k == "table":
                     _, _, out = run([pb, "table", "5"], subprocess.PIPE)
                     d = kv(out)
@@ -136,7 +151,7 @@ def bench_scale(build, name, rounds, timeout):
         # incr: a context kept over reads, as the plugin's (issue 11: its
         # memory must not follow the fds).
         cmds["incr"] = [pb, "incr", port, "5"]
-        for k in ("full", "ss", "lower", "incr"):
+        for k in ("full", "bpf", "ss", "lower", "incr"):
             rss[k] = peak_rss(cmds[k])
         med = {k: statistics.median(v) for k, v in times.items() if v}
         return {"name": name, "P": P, "F": F, "C": C, "L": L, "med": med,
@@ -167,6 +182,9 @@ def report(res):
     print("| command | median ms | vs ss -tlnp | peak RSS KiB |")
     print("|---|---:|---:|---:|")
     rows = [("portowner-dump --port P --json (full walk)", "full"),
+            ("portowner-dump --resolver bpf (BPF walk, load included)", "bpf"),
+            ("BPF walk, one ctx (po_snapshot_take, load apart)", "bpfwalk"),
+            ("readlink full walk, one ctx (po_snapshot_take)", "pwalk"),
             ("steady-state incremental read (po_snapshot_take)", "incr"),
             ("the same, attribution off (no cgroup read)", "incr-noattr"),
             ("lower bound: getdents + readlink per fd", "lower"),
@@ -181,6 +199,10 @@ def report(res):
         r = res["rss"].get(k)
         print("| %s | %s | %.4f | %s |" % (label, ms(m[k]), m[k] / m["ss"],
                                            r if r else ""))
+    print()
+    print("BPF walk: %d tasks, %d files visited in the kernel; load %.1f ms" % (
+        x["bpfwalk"]["procs"], x["bpfwalk"]["fds"],
+        x["bpfwalk"]["load_ns"] / 1e6))
     i = x["incr"]
     print()
     print("incremental read: %d of %d reads incremental, %d owners, %d "
@@ -191,6 +213,11 @@ def report(res):
     targets = [
         ("full walk <= 1.15 x lower bound", m["full"] / m["lower"], 1.15),
         ("incremental read <= 1% of ss -tlnp", m["incr"] / m["ss"], 0.01),
+        # Issue 14: the walk in the kernel.
+        ("BPF walk (one ctx) <= 0.15 x lower bound",
+         m["bpfwalk"] / m["lower"], 0.15),
+        ("portowner-dump --resolver bpf <= 0.15 x lower bound",
+         m["bpf"] / m["lower"], 0.15),
         # Issue 11: one fd checked per owner, however many fds it has.
         ("incremental read checks <= 1 fd per owner (not per fd)",
          x["incr"]["verified"] / max(x["incr"]["owners"], 1), 1.0001),
