@@ -46,12 +46,14 @@ int po_watch_eval(struct po_watch *w, const struct po_snapshot *s,
   if (values->sockets)
     po_expect_refresh(w);
   err = po_cond_listener(&e);
-  /* Owners unknown (or no sockets): nothing to compare or judge. */
-  if (!err && values->sockets && cur.len) {
+  /* Owners unknown (or no sockets): nothing to compare or judge. Nor while
+   * a socket's owners are not all known (its full walk was put off): the
+   * owners seen would be a part of them; the next full walk has them. */
+  if (!err && values->sockets && cur.len && !values->pending) {
     err = po_cond_owner_change(&e);
     update_last = 1;
   }
-  if (!err && values->sockets)
+  if (!err && values->sockets && !values->pending)
     err = po_cond_unexpected_owner(&e);
   if (err)
     goto fail;

@@ -389,12 +389,13 @@ static size_t owner_procs(const struct po_snapshot *s,
 /* The endpoints of s, sorted, without duplicates: *out (malloc'd). */
 static int endpoints_of(const struct po_inventory *inv,
                         const struct po_snapshot *s, uint64_t own_netns,
-                        struct endpoint **out, size_t *nout) {
+                        struct endpoint **out, size_t *nout, size_t *npending) {
   struct endpoint *v = NULL;
   size_t n = 0, cap = 0, *procs = NULL;
 
   *out = NULL;
   *nout = 0;
+  *npending = 0;
   if (s->nowners) {
     procs = malloc(s->nowners * sizeof(*procs));
     if (!procs)
@@ -406,6 +407,12 @@ static int endpoints_of(const struct po_inventory *inv,
 
     if (!selected(inv, sk, own_netns))
       continue;
+    if (sk->owner_pending) {
+      /* Its owners are not all known yet (a full walk put off): it is
+       * judged when they are (held(), below), not as an unowned socket. */
+      (*npending)++;
+      continue;
+    }
     np = owner_procs(s, sk, procs);
     if (n + (np ? np : 1) > cap) {
       size_t ncap = cap ? cap * 2 : 16;
@@ -644,20 +651,37 @@ static int event_add(struct po_inv_events *ev, const struct po_inventory *inv,
   return 0;
 }
 
+/* 1 when a socket of s that inv selects, with its owners not all known
+ * yet, has e's protocol, address and port: e is neither missing nor new
+ * while that lasts. */
+static int held(const struct po_inventory *inv, const struct po_snapshot *s,
+                uint64_t own_netns, const struct endpoint *e) {
+  for (size_t i = 0; i < s->socks.len; i++) {
+    const struct po_socket *sk = &s->socks.v[i];
+
+    if (sk->owner_pending && sk->port == e->port && sk->proto == e->proto &&
+        sk->family == e->family &&
+        memcmp(sk->addr, e->addr, sizeof(e->addr)) == 0 &&
+        selected(inv, sk, own_netns))
+      return 1;
+  }
+  return 0;
+}
+
 /* ---- evaluation ---------------------------------------------------------- */
 
 int po_inventory_eval(struct po_inventory *inv, const struct po_snapshot *s,
                       uint64_t own_netns, struct po_inventory_values *v,
                       struct po_inv_events *ev) {
   struct endpoint *cur = NULL, *next = NULL;
-  size_t ncur = 0, nnext = 0, i = 0, j = 0, ev0;
+  size_t ncur = 0, nnext = 0, i = 0, j = 0, ev0, npending = 0;
   struct po_inv_events okays = {0}, warns = {0};
   int err, first;
 
   if (!inv || !s || !v || !ev || !inv->finished)
     return -EINVAL;
   memset(v, 0, sizeof(*v));
-  err = endpoints_of(inv, s, own_netns, &cur, &ncur);
+  err = endpoints_of(inv, s, own_netns, &cur, &ncur, &npending);
   if (err)
     return err;
   next = malloc((ncur + inv->neps + 1) * sizeof(*next));
@@ -670,6 +694,10 @@ int po_inventory_eval(struct po_inventory *inv, const struct po_snapshot *s,
     int c = i >= inv->neps ? 1 : j >= ncur ? -1 : ep_cmp(&inv->eps[i], &cur[j]);
     struct endpoint e;
 
+    if (c < 0 && npending && held(inv, s, own_netns, &inv->eps[i])) {
+      next[nnext++] = inv->eps[i++]; /* as it was, until its owners are known */
+      continue;
+    }
     if (c < 0) { /* missing now */
       e = inv->eps[i++];
       e.present = 0;
@@ -730,6 +758,7 @@ int po_inventory_eval(struct po_inventory *inv, const struct po_snapshot *s,
     next[nnext++] = e;
   }
   free(cur);
+  v->listeners += npending;
   ev0 = ev->len;
   if (!err) {
     size_t more = okays.len + warns.len;

@@ -1128,6 +1128,15 @@ static const struct po_wanted *wanted_find(const struct po_resolver *r,
   return NULL;
 }
 
+int po_resolver_pending(const struct po_resolver *r, uint64_t inode) {
+  const struct po_wanted *p;
+
+  if (!r || r->bpf || inode == 0)
+    return 0;
+  p = wanted_find(r, inode);
+  return p && p->pending;
+}
+
 static int wanted_cmp(const void *a, const void *b) {
   const struct po_wanted *x = a, *y = b;
   return (x->inode > y->inode) - (x->inode < y->inode);

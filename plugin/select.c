@@ -80,6 +80,7 @@ int po_select_collect(const struct po_watch *w, const struct po_snapshot *s,
       }
     }
     v->sockets++;
+    v->pending += sk->owner_pending;
     if (sk->owner_count == 0)
       v->unowned++;
     if (sk->proto == IPPROTO_TCP) {

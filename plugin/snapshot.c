@@ -836,6 +836,10 @@ int po_snapshot_take(struct po_ctx *ctx, const struct po_query *q,
   for (size_t i = 0; i < s->socks.len; i++)
     if (s->socks.v[i].owner_count == 0 && s->socks.v[i].uid != geteuid())
       s->stats.unowned_foreign++;
+  /* Sockets whose full walk was put off: their owners are not all known. */
+  for (size_t i = 0; s->stats.walk.deferred && i < s->socks.len; i++)
+    s->socks.v[i].owner_pending =
+        (uint8_t)po_resolver_pending(ctx->resolver, s->socks.v[i].inode);
   err = load_procs(ctx, s);
   if (!err && !ctx->no_attribution)
     err = sock_cgroups(ctx, s);

@@ -758,6 +758,43 @@ static void test_message_summary(void **state) {
   po_watch_free(w);
 }
 
+/* A socket whose owners are not all known (its full walk put off: only its
+ * new processes were read) does not count as an owner change or an
+ * unexpected owner; the next read with its owners known is judged. */
+static void test_pending_owners_wait(void **state) {
+  struct po_watch *w = mkwatch("pend");
+  struct po_events ev = {0};
+  struct po_snapshot s;
+  struct po_watch_values v;
+  const struct own master = {1, "nginx", "/usr/sbin/nginx", 0, "root", 0};
+  const struct own worker = {5, "nginx", "/usr/sbin/nginx", 33, "www-data", 0};
+
+  (void)state;
+  assert_int_equal(po_watch_expect_user_add(w, "root"), 0);
+  assert_int_equal(po_watch_expect_user_add(w, "www-data"), 0);
+  finish(w);
+  assert_int_equal(READ(w, 10, &ev, master, worker), 0);
+  /* A new socket: the new worker found, the master not yet, 5 reads. */
+  for (int r = 0; r < 5; r++) {
+    snap(&s, 11, &worker, 1);
+    s.socks.v[0].owner_pending = 1;
+    po_events_clear(&ev);
+    assert_int_equal(po_watch_eval(w, &s, FX_NETNS, &v, &ev), 0);
+    po_snapshot_free(&s);
+    assert_int_equal(v.pending, 1);
+    assert_int_equal(ev.len, 0);
+  }
+  /* Known again: the same owners, nothing. */
+  assert_int_equal(READ(w, 11, &ev, master, worker), 0);
+  assert_int_equal(READ(w, 11, &ev, master, worker), 0);
+  /* The same 3 reads without the mark: the owner change is seen. */
+  assert_int_equal(READ(w, 12, &ev, worker), 0);
+  assert_int_equal(READ(w, 12, &ev, worker), 1);
+  expect(&ev, 0, PO_EVENT_OWNER_CHANGED, NULL);
+  po_events_free(&ev);
+  po_watch_free(w);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_proc_read_identity),
@@ -776,6 +813,7 @@ int main(void) {
       cmocka_unit_test(test_unowned_socket_judged_by_uid),
       cmocka_unit_test(test_message_summary),
       cmocka_unit_test(test_proc_read_known_and_nonblocking),
+      cmocka_unit_test(test_pending_owners_wait),
   };
 
   fx_set_failure(fx_fail_cmocka);

@@ -892,6 +892,11 @@ static void test_new_socket_walks_limited(void **state) {
     assert_int_equal(owners_of(&f->out, 2), 1);
     assert_non_null(owner_of(&f->out, 801, 2));
     assert_int_equal(owners_of(&f->out, 3), 0);
+    /* Both are pending: their owners are not all known (the snapshot marks
+     * them, so that owner conditions wait); the old socket is not. */
+    assert_int_equal(po_resolver_pending(f->r, 13002), 1);
+    assert_int_equal(po_resolver_pending(f->r, 13003), 1);
+    assert_int_equal(po_resolver_pending(f->r, 13001), 0);
   }
 
   /* A listener that comes and goes costs no walk now, nor does a call
@@ -906,6 +911,7 @@ static void test_new_socket_walks_limited(void **state) {
   assert_int_equal(f->st.kind, PO_WALK_FULL);
   assert_int_equal(f->st.reason, PO_REASON_NEW_INODE);
   assert_true(f->st.deferred == 0);
+  assert_int_equal(po_resolver_pending(f->r, 13002), 0);
   assert_int_equal(owners_of(&f->out, 2), 2);
   assert_non_null(owner_of(&f->out, 800, 2));
   assert_non_null(owner_of(&f->out, 800, 3));

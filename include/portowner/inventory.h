@@ -20,6 +20,10 @@
  *   - a known endpoint missing for Hits reads in a row (NotifyGone, on by
  *     default): WARNING "... is no longer listening", OKAY "... is
  *     listening again" when it is back.
+ * A socket whose owners are not all known yet (po_socket.owner_pending: its
+ * full walk was put off) is neither a new endpoint nor the end of one: the
+ * endpoints of its protocol, address and port stay as they were until its
+ * owners are known (it counts in values.listeners meanwhile).
  * UDP sockets bound to a port of the kernel's ephemeral range are left out
  * when IgnoreEphemeral is on (the default): resolvers and clients bind there
  * all the time. At most PO_INV_ENDPOINTS_MAX endpoints are tracked; more are

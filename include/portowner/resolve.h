@@ -264,6 +264,11 @@ int po_resolver_resolve(struct po_resolver *r, const char *proc_root,
                         enum po_walk_reason full_reason, struct po_owners *out,
                         struct po_walk_stats *st);
 
+/* 1 when the last po_resolver_resolve() left the socket of inode pending
+ * (new since the last full walk, which was put off: owners in processes
+ * read before may be missing), else 0. Never with the BPF walk. */
+int po_resolver_pending(const struct po_resolver *r, uint64_t inode);
+
 /* Forgets what po_resolver_resolve() remembers: the next call is a full
  * walk (PO_REASON_FIRST), and every socket is due for a look. */
 void po_resolver_forget(struct po_resolver *r);

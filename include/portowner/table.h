@@ -68,6 +68,10 @@ struct po_socket {
    * snapshot->owners[owner_first .. owner_first + owner_count). */
   size_t owner_first;
   size_t owner_count;
+  /* Set by po_snapshot_take(): 1 when the socket is new since the last
+   * full walk and that walk was put off (rate-limited, resolve.h): the
+   * owners found are those of new processes only, others may hold it. */
+  uint8_t owner_pending;
 };
 
 /* A growable array of sockets. Zero-initialise before first use. */

@@ -158,6 +158,9 @@ struct po_watch_values {
                           counts as 0 */
   uint64_t missing;    /* requirements that no socket serves now (not
                           debounced by Hits) */
+  uint64_t pending;    /* matching sockets whose owners are not all known
+                          yet (po_socket.owner_pending): the owner
+                          conditions wait for them */
 };
 
 /* ---- a watch ------------------------------------------------------------- */
