@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -23,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "portowner/cgroup.h"
 #include "portowner/config_value.h"
 #include "portowner/event.h"
 #include "portowner/message.h"
@@ -55,6 +57,8 @@ struct endpoint {
   unsigned char known;    /* learned, or allowed by explicit ports */
   unsigned char reported; /* UNDECLARED sent, no END yet */
   unsigned char gone;     /* GONE sent, no BACK yet */
+  unsigned char unit_ok;  /* this read: an owner's unit matches an AllowUnit
+                             (not part of the key, not kept) */
 };
 
 struct po_inventory {
@@ -65,6 +69,8 @@ struct po_inventory {
   size_t nports;
   struct allow *allows;
   size_t nallows;
+  char **units; /* AllowUnit globs */
+  size_t nunits;
   int learn, notify_gone, ignore_eph, finished, first_done;
   unsigned hits;
   uint16_t eph_lo, eph_hi;
@@ -104,6 +110,9 @@ void po_inventory_free(struct po_inventory *inv) {
     free(inv->allows[i].ports);
   }
   free(inv->allows);
+  for (size_t i = 0; i < inv->nunits; i++)
+    free(inv->units[i]);
+  free(inv->units);
   free(inv->ports);
   free(inv->eps);
   free(inv->name);
@@ -181,6 +190,23 @@ int po_inventory_allow_add(struct po_inventory *inv, const char *program,
   }
   inv->allows = v;
   inv->allows[inv->nallows++] = a;
+  return 0;
+}
+
+int po_inventory_allow_unit_add(struct po_inventory *inv, const char *glob) {
+  char **v, *c;
+
+  if (!inv || !glob || !glob[0] || strlen(glob) > PO_GLOB_MAX)
+    return -EINVAL;
+  if (!(c = strdup(glob)))
+    return -ENOMEM;
+  v = realloc(inv->units, (inv->nunits + 1) * sizeof(*v));
+  if (!v) {
+    free(c);
+    return -ENOMEM;
+  }
+  inv->units = v;
+  inv->units[inv->nunits++] = c;
   return 0;
 }
 
@@ -386,7 +412,31 @@ static size_t owner_procs(const struct po_snapshot *s,
   return n;
 }
 
-/* The endpoints of s, sorted, without duplicates: *out (malloc'd). */
+/* 1 when the cgroup (v2 path, name=systemd path; either NULL) shows a unit,
+ * user unit or label (cgroup.h) that an AllowUnit glob matches, as
+ * ExpectUnit does. */
+static int unit_allowed(const struct po_inventory *inv, const char *v2,
+                        const char *systemd) {
+  const struct po_cgroup_paths p = {(char *)v2, (char *)systemd};
+  struct po_cgroup_info info;
+  char label[2 * PO_UNIT_NAME_MAX];
+  int ok = 0;
+
+  if (!inv->nunits || (!v2 && !systemd))
+    return 0;
+  po_cgroup_classify_paths(&p, &info);
+  po_cgroup_label(&info, label, sizeof(label));
+  for (size_t i = 0; i < inv->nunits && !ok; i++)
+    ok =
+        (info.unit[0] && fnmatch(inv->units[i], info.unit, 0) == 0) ||
+        (info.user_unit[0] && fnmatch(inv->units[i], info.user_unit, 0) == 0) ||
+        (label[0] && fnmatch(inv->units[i], label, 0) == 0);
+  return ok;
+}
+
+/* The endpoints of s, sorted, without duplicates: *out (malloc'd). An
+ * endpoint's unit_ok is that of any of its owners (an owner whose cgroup is
+ * unknown is judged by its socket's, as ExpectUnit does). */
 static int endpoints_of(const struct po_inventory *inv,
                         const struct po_snapshot *s, uint64_t own_netns,
                         struct endpoint **out, size_t *nout, size_t *npending) {
@@ -429,10 +479,23 @@ static int endpoints_of(const struct po_inventory *inv,
       v = nv;
       cap = ncap;
     }
-    if (!np)
-      ep_key(&v[n++], sk, NULL);
-    for (size_t j = 0; j < np; j++)
-      ep_key(&v[n++], sk, &s->procs[procs[j]]);
+    {
+      const char *skcg = s->sock_cgroups ? s->sock_cgroups[i] : NULL;
+
+      if (!np) {
+        ep_key(&v[n], sk, NULL);
+        v[n++].unit_ok = (unsigned char)unit_allowed(inv, skcg, NULL);
+      }
+      for (size_t j = 0; j < np; j++) {
+        const struct po_proc *p = &s->procs[procs[j]];
+
+        ep_key(&v[n], sk, p);
+        v[n++].unit_ok = (unsigned char)(p->cgroup.v2 || p->cgroup.systemd
+                                             ? unit_allowed(inv, p->cgroup.v2,
+                                                            p->cgroup.systemd)
+                                             : unit_allowed(inv, skcg, NULL));
+      }
+    }
   }
   free(procs);
   if (n > 1) {
@@ -442,6 +505,8 @@ static int endpoints_of(const struct po_inventory *inv,
     for (size_t i = 1; i < n; i++)
       if (ep_cmp(&v[m - 1], &v[i]) != 0)
         v[m++] = v[i];
+      else
+        v[m - 1].unit_ok |= v[i].unit_ok;
     n = m;
   }
   *out = v;
@@ -458,9 +523,10 @@ static int allow_matches(const struct allow *a, const struct endpoint *e) {
   return po_ranges_match(a->ports, a->nports, e->port);
 }
 
-/* 1 when an Allow matches e; 2 when one with explicit ports does. */
+/* 1 when an Allow (or an AllowUnit, this read) matches e; 2 when an Allow
+ * with explicit ports does. */
 static int allowed(const struct po_inventory *inv, const struct endpoint *e) {
-  int r = 0;
+  int r = e->unit_ok ? 1 : 0;
 
   for (size_t i = 0; i < inv->nallows && r < 2; i++)
     if (allow_matches(&inv->allows[i], e))
@@ -718,7 +784,7 @@ int po_inventory_eval(struct po_inventory *inv, const struct po_snapshot *s,
     }
     if (c == 0) { /* listens on */
       e = inv->eps[i++];
-      j++;
+      e.unit_ok = cur[j++].unit_ok;
       if (e.present < inv->hits)
         e.present++;
       e.absent = 0;

@@ -748,6 +748,38 @@ static int inv_read_allow(const char *block, const oconfig_item_t *ci,
   return err || errors ? -1 : 0;
 }
 
+/* AllowUnit GLOB [GLOB ...]: unit names (the unit, the user unit, the
+ * container's label), as ExpectUnit. */
+static int inv_read_allow_unit(const char *block, const oconfig_item_t *ci,
+                               struct po_inventory *inv) {
+  int errors = 0;
+
+  if (ci->values_num < 1) {
+    ERROR(PFX "<Inventory \"%s\"> AllowUnit: needs at least one glob of unit "
+              "names, e.g. AllowUnit \"postgresql@*.service\"",
+          block);
+    return -1;
+  }
+  for (int i = 0; i < ci->values_num; i++) {
+    const oconfig_value_t *v = &ci->values[i];
+    char text[128];
+    int err = v->type == OCONFIG_TYPE_STRING
+                  ? po_inventory_allow_unit_add(inv, v->value.string)
+                  : -EINVAL;
+
+    if (err == 0)
+      continue;
+    if (err == -ENOMEM)
+      ERROR(PFX "<Inventory \"%s\"> AllowUnit: out of memory", block);
+    else
+      ERROR(PFX "<Inventory \"%s\"> AllowUnit %.100s: needs a glob of unit "
+                "names (a string of 1 to %d bytes)",
+            block, value_text(v, text, sizeof(text)), PO_GLOB_MAX);
+    errors++;
+  }
+  return errors ? -1 : 0;
+}
+
 static int inv_read_hits(const char *block, const oconfig_item_t *ci,
                          struct po_inventory *inv) {
   double v;
@@ -798,6 +830,7 @@ static const struct inventory_option {
     {"Protocol", inv_read_protocols},
     {"Port", inv_read_ports},
     {"Allow", inv_read_allow},
+    {"AllowUnit", inv_read_allow_unit},
     {"Learn", inv_read_learn},
     {"Hits", inv_read_hits},
     {"NotifyGone", inv_read_notify_gone},

@@ -4,8 +4,9 @@
  * comm; user by name or uid; ports), short-lived listeners, Learn and a
  * known listener that stops, restarts (no pid in the key), a changed
  * program, ephemeral UDP ports, sockets with no owner, the endpoint cap,
- * and the ephemeral range file. Snapshots are built by hand (fx_snap_*,
- * fixture.h).
+ * the ephemeral range file, and AllowUnit (the owners' unit, user unit,
+ * container label, or the socket's cgroup). Snapshots are built by hand
+ * (fx_snap_*, fixture.h).
  */
 #include <errno.h>
 #include <limits.h>
@@ -582,6 +583,106 @@ static void test_pending_socket_is_held(void **state) {
   po_inventory_free(inv);
 }
 
+/* One read of tcp/4444 held by nc as nobody: one owner per cgroup of cg
+ * (NULL: that owner's cgroup unreadable; none: a socket with no owner), the
+ * socket made in sock_cg (NULL: unknown); cg NULL: no socket at all.
+ * Returns the number of events. */
+static size_t unit_read(struct po_inventory *inv, const char *const *cg,
+                        size_t nowners, const char *sock_cg,
+                        struct po_inventory_values *v,
+                        struct po_inv_events *ev) {
+  struct po_snapshot s;
+  size_t k;
+
+  memset(&s, 0, sizeof(s));
+  s.netns = OWN_NS;
+  k = cg ? fx_snap_sock(&s, IPPROTO_TCP, "0.0.0.0", 4444) : 0;
+  for (size_t i = 0; cg && i < nowners; i++)
+    fx_snap_own(&s, k, (pid_t)(2345 + i), "nc", "/usr/bin/nc", 65534, "nobody");
+  fx_snap_finish(&s);
+  for (size_t i = 0; cg && i < nowners; i++)
+    if (cg[i]) {
+      assert_true(i < s.nprocs);
+      s.procs[i].cgroup.v2 = strdup(cg[i]);
+      assert_non_null(s.procs[i].cgroup.v2);
+    }
+  if (cg && sock_cg) {
+    s.sock_cgroups = calloc(s.socks.len, sizeof(*s.sock_cgroups));
+    assert_non_null(s.sock_cgroups);
+    s.sock_cgroups[k] = strdup(sock_cg);
+    assert_non_null(s.sock_cgroups[k]);
+  }
+  po_inv_events_clear(ev);
+  assert_int_equal(po_inventory_eval(inv, &s, OWN_NS, v, ev), 0);
+  po_snapshot_free(&s);
+  return ev->len;
+}
+
+static void test_allow_unit(void **state) {
+  static const char pg[] = "/system.slice/system-postgresql.slice/"
+                           "postgresql@15-main.service";
+  static const char other[] = "/system.slice/other.service";
+  static const char app[] = "/user.slice/user-1000.slice/user@1000.service/"
+                            "app.slice/app.service";
+  static const char docker[] =
+      "/system.slice/docker-"
+      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope";
+  struct po_inventory *inv = mkinv(1);
+  struct po_inventory_values v;
+  struct po_inv_events ev = {0};
+  char big[PO_GLOB_MAX + 2];
+
+  (void)state;
+  memset(big, 'a', sizeof(big) - 1);
+  big[sizeof(big) - 1] = '\0';
+  assert_int_equal(po_inventory_allow_unit_add(inv, ""), -EINVAL);
+  assert_int_equal(po_inventory_allow_unit_add(inv, big), -EINVAL);
+  assert_int_equal(po_inventory_allow_unit_add(inv, "postgresql@*.service"), 0);
+  assert_int_equal(po_inventory_allow_unit_add(inv, "app.service"), 0);
+  assert_int_equal(po_inventory_allow_unit_add(inv, "docker:0123456789ab"), 0);
+  assert_int_equal(po_inventory_finish(inv), 0);
+
+  /* The unit (a glob), the user unit, the container's label: declared. */
+  assert_int_equal(unit_read(inv, (const char *[]){pg}, 1, NULL, &v, &ev), 0);
+  assert_int_equal(v.listeners, 1);
+  assert_int_equal(v.undeclared, 0);
+  assert_int_equal(unit_read(inv, (const char *[]){app}, 1, NULL, &v, &ev), 0);
+  assert_int_equal(unit_read(inv, (const char *[]){docker}, 1, NULL, &v, &ev),
+                   0);
+  /* Two owners of the same program and user: one in the unit is enough. */
+  assert_int_equal(
+      unit_read(inv, (const char *[]){other, pg}, 2, NULL, &v, &ev), 0);
+  assert_int_equal(v.undeclared, 0);
+  /* The owner's cgroup unreadable: judged by the socket's. */
+  assert_int_equal(unit_read(inv, (const char *[]){NULL}, 1, pg, &v, &ev), 0);
+  /* Its own cgroup wins over the socket's. */
+  assert_int_equal(unit_read(inv, (const char *[]){other}, 1, pg, &v, &ev), 1);
+  assert_int_equal(ev.v[0].type, PO_INV_UNDECLARED);
+  assert_int_equal(v.undeclared, 1);
+  /* Back in the unit: declared again, its WARNING ends. */
+  assert_int_equal(unit_read(inv, (const char *[]){pg}, 1, NULL, &v, &ev), 1);
+  assert_int_equal(ev.v[0].type, PO_INV_UNDECLARED_END);
+  assert_int_equal(v.undeclared, 0);
+  /* Nothing known of its cgroup: not declared by a unit. */
+  assert_int_equal(unit_read(inv, (const char *[]){NULL}, 1, NULL, &v, &ev), 1);
+  assert_int_equal(ev.v[0].type, PO_INV_UNDECLARED);
+  /* A unit never makes an endpoint known: it stops, no GONE. */
+  assert_int_equal(unit_read(inv, NULL, 0, NULL, &v, &ev), 1);
+  assert_int_equal(ev.v[0].type, PO_INV_UNDECLARED_END);
+  assert_int_equal(unit_read(inv, (const char *[]){pg}, 1, NULL, &v, &ev), 0);
+  assert_int_equal(unit_read(inv, NULL, 0, NULL, &v, &ev), 0);
+  assert_int_equal(unit_read(inv, NULL, 0, NULL, &v, &ev), 0);
+  /* A socket with no owner: by its own cgroup. */
+  assert_int_equal(unit_read(inv, (const char *[]){NULL}, 0, pg, &v, &ev), 0);
+  assert_int_equal(v.listeners, 1);
+  assert_int_equal(v.undeclared, 0);
+  assert_int_equal(unit_read(inv, (const char *[]){NULL}, 0, other, &v, &ev),
+                   1);
+  assert_int_equal(ev.v[0].type, PO_INV_UNDECLARED);
+  po_inv_events_free(&ev);
+  po_inventory_free(inv);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_undeclared_after_hits_and_its_end),
@@ -598,6 +699,7 @@ int main(void) {
       cmocka_unit_test(test_state_across_restart),
       cmocka_unit_test(test_restore_refuses_bad_entries),
       cmocka_unit_test(test_pending_socket_is_held),
+      cmocka_unit_test(test_allow_unit),
   };
 
   fx_set_failure(fx_fail_cmocka);

@@ -11,7 +11,10 @@
  * found is the endpoint (protocol, address, port, "", the socket's uid).
  *
  * An endpoint is declared when an Allow item matches it (program, user,
- * ports; any may be "*") or when it is known: learned (Learn: the endpoints
+ * ports; any may be "*"), when an AllowUnit glob matches the unit of one of
+ * its owners now (as ExpectUnit: the unit, the user unit or the label of
+ * cgroup.h; an owner whose cgroup is unknown is judged by its socket's), or
+ * when it is known: learned (Learn: the endpoints
  * of the first read) or seen while an Allow with explicit ports matched it.
  * Conditions, each reported once when it begins and once when it ends:
  *   - an undeclared endpoint that listens for Hits reads in a row: WARNING
@@ -80,6 +83,14 @@ int po_inventory_port_add_string(struct po_inventory *inv, const char *s,
 int po_inventory_allow_add(struct po_inventory *inv, const char *program,
                            const char *user, const char *ports,
                            const char **bad);
+
+/*
+ * Adds an AllowUnit glob (fnmatch(3), no flags), matched against the unit,
+ * the user unit and the label (po_cgroup_label()) of an endpoint's owners.
+ * It declares an endpoint while it matches; it never makes it known.
+ * Returns 0, -EINVAL (empty or longer than PO_GLOB_MAX), -ENOMEM.
+ */
+int po_inventory_allow_unit_add(struct po_inventory *inv, const char *glob);
 
 void po_inventory_set_learn(struct po_inventory *inv, int on);
 /* Returns 0, -EINVAL when hits is 0 or above PO_HITS_MAX. */

@@ -13,6 +13,7 @@ import socket
 import pytest
 
 from lib import collectd, env, listeners, waits
+from lib.cgroups import cgroups, token  # noqa: F401 (a fixture)
 from lib.collectd import block, ident, portowner_conf
 from lib.servers import serve  # noqa: F401 (a fixture)
 
@@ -27,11 +28,11 @@ INV_VALUES = ["count-listeners", "count-undeclared"]
 
 
 def inventory(name, **keys):
-    """An <Inventory "name"> block: keys as block() takes them; Allow is a
-    list of lines, each a list of values."""
+    """An <Inventory "name"> block: keys as block() takes them; Allow and
+    AllowUnit are lists of lines, each a value or a list of values."""
     lines = ["  <Inventory %s>" % collectd.q(name)]
     for k, v in keys.items():
-        rows = v if k == "Allow" else [v]
+        rows = v if k in ("Allow", "AllowUnit") else [v]
         for row in rows:
             lines.append("    %s %s" % (k, collectd._value(row)))
     lines.append("  </Inventory>")
@@ -232,6 +233,10 @@ BAD = {
                    ["inv-path", r"\bAllow\b", "executable's name"]),
     "allow-one-value": (inventory("inv-one", Allow=[["sshd"]]),
                         ["inv-one", r"\bAllow\b"]),
+    "allow-unit-empty": (inventory("inv-u", AllowUnit=[""]),
+                         ["inv-u", r"\bAllowUnit\b", "glob"]),
+    "allow-unit-number": (inventory("inv-un", AllowUnit=[5]),
+                          ["inv-un", r"\bAllowUnit\b", r"\b5\b"]),
     "hits-0": (inventory("inv-h", Hits=0), ["inv-h", r"\bHits\b"]),
     "learn-not-boolean": (inventory("inv-l", Learn="maybe"),
                           ["inv-l", r"\bLearn\b"]),
@@ -262,9 +267,47 @@ def test_good_inventory_config_loads(work):
         inventory("host", Protocol=["tcp", "udp"], Port=["1-1023", P],
                   Allow=[["sshd", "root", 22], ["nginx", "*", 80, 443],
                          ["*", 0]],
+                  AllowUnit=[["sshd.service", "docker:*"], "app@*.service"],
                   Learn=True, Hits=3, NotifyGone=False,
                   IgnoreEphemeral=True))
     rc, lines = collectd.collectd_test_config(work, body)
     assert rc == 0, "\n".join(lines)
     assert collectd.unexpected_log_lines(
         lines, collectd.TEST_MODE_EXPECTED) == [], "\n".join(lines)
+
+
+def test_allow_unit_declares_by_the_owners_unit(daemon, serve, cgroups):
+    """AllowUnit (globs, several values and lines): nobody's listener in a
+    real cgroup named like a matching unit says nothing; another one in a
+    unit that matches no glob is one WARNING; moved into a matching unit,
+    its OKAY. FullScanInterval 0: every read reads the owners' cgroups
+    again, so a move shows at the next read."""
+    t = token()
+    inside, outside = listeners.free_ports(2)
+    a = serve(tcp4(inside), user=env.NOBODY)
+    b = serve(tcp4(outside), user=env.NOBODY)
+    cgroups.move(a.pid, f"/po{t}.slice/postgresql@{t}-main.service")
+    cgroups.move(b.pid, f"/po{t}.slice/other{t}.service")
+    d = daemon(portowner_conf(inventory(
+        "units", Port=[inside, outside],
+        AllowUnit=[["nginx.service", "postgresql@*.service"],
+                   f"web{t}.service"]), FullScanInterval=0)).start()
+    w = waits.wait_notification(d, plugin="portowner",
+                                plugin_instance="units", severity="WARNING")
+    assert w["type_instance"] == endpoint_instance(
+        "undeclared", outside, "po-listen", "nobody"), summary([w])
+    inv_read(d, "units", {"count-listeners": 2, "count-undeclared": 1},
+             after=w["time"])
+    quiet_for(d, "units")
+    assert len(own(d, "units")) == 1, summary(own(d, "units"))
+
+    cgroups.move(b.pid, f"/po{t}.slice/web{t}.service")
+    ok = waits.wait_notification(d, plugin="portowner",
+                                 plugin_instance="units", severity="OKAY")
+    assert ok["type_instance"] == w["type_instance"], summary([ok])
+    inv_read(d, "units", {"count-listeners": 2, "count-undeclared": 0},
+             after=ok["time"])
+    quiet_for(d, "units")
+    assert [n["severity"] for n in own(d, "units")] == ["WARNING", "OKAY"], \
+        summary(own(d, "units"))
+    d.stop()
