@@ -2,8 +2,12 @@
  * portowner-dump: prints what the portowner plugin sees: every listening
  * socket that matches the options, with all of its owners.
  *
+ * With --undeclared CONFIG: the listeners that the <Inventory> blocks of a
+ * collectd config would report now (confparse.h reads it).
+ *
  * Exit status: 0 when an answer was printed (an empty one included), 1 when
- * the listener table could not be read, 2 on bad arguments.
+ * the listener table could not be read, 2 on bad arguments (a config that
+ * cannot be read, or a bad <Inventory> block: the others are printed).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -13,10 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <yajl/yajl_gen.h>
 
 #include "config.h"
 #include "portowner/config_value.h"
+#include "portowner/confparse.h"
+#include "portowner/inventory.h"
 #include "portowner/json.h"
 #include "portowner/portspec.h"
 #include "portowner/printable.h"
@@ -27,7 +35,9 @@ static const char usage_line[] =
     "[--source auto|netlink|proc]\n"
     "                      [--proc-root DIR] "
     "[--all-namespaces[=trusted|all]] [--unit GLOB]\n"
-    "                      [--resolver auto|bpf|proc]\n";
+    "                      [--resolver auto|bpf|proc]\n"
+    "       portowner-dump --undeclared CONFIG [--json] [--source SOURCE] "
+    "[--proc-root DIR]\n";
 
 static void usage(FILE *f) {
   fputs(usage_line, f);
@@ -55,6 +65,13 @@ static void usage(FILE *f) {
           "  --unit GLOB        only sockets whose owners' (or own) unit, "
           "user unit or\n"
           "                     container matches GLOB (repeatable)\n"
+          "  --undeclared CONFIG\n"
+          "                     the listeners that the <Inventory> blocks of "
+          "the\n"
+          "                     <Plugin portowner> blocks of the collectd "
+          "config CONFIG\n"
+          "                     report now (Hits and Learn do not apply: one "
+          "read)\n"
           "  --help, --version\n",
           f);
 }
@@ -334,6 +351,263 @@ static void print_table(const struct po_snapshot *s, int all_ns,
   }
 }
 
+/* ---- --undeclared CONFIG ------------------------------------------------- */
+
+/* The text of file path (at most PO_CONF_TEXT_MAX bytes), malloc'd. */
+static int read_config(const char *path, char **out, size_t *len) {
+  FILE *f = fopen(path, "r");
+  char *b;
+  size_t n;
+
+  if (!f)
+    return -errno;
+  if (!(b = malloc(PO_CONF_TEXT_MAX + 1))) {
+    fclose(f);
+    return -ENOMEM;
+  }
+  n = fread(b, 1, PO_CONF_TEXT_MAX + 1, f);
+  if (ferror(f)) {
+    int err = errno ? -errno : -EIO;
+
+    fclose(f);
+    free(b);
+    return err;
+  }
+  fclose(f);
+  if (n > PO_CONF_TEXT_MAX) {
+    free(b);
+    return -E2BIG;
+  }
+  *out = b;
+  *len = n;
+  return 0;
+}
+
+struct invs {
+  struct po_inventory **v;
+  size_t n;
+  int errors, includes, notes;
+};
+
+/* Says an Include at item it is not followed, once per line. */
+static void say_include(const char *path, const struct po_conf_item *it,
+                        struct invs *iv) {
+  fprintf(stderr,
+          "portowner-dump: %s: line %u: Include is not followed (only this "
+          "file is read): put the <Inventory> blocks in it\n",
+          path, it->line);
+  iv->includes++;
+}
+
+static void collect_plugin(const char *path, const struct po_conf_item *pl,
+                           struct invs *iv) {
+  for (size_t i = 0; i < pl->nchildren; i++) {
+    const struct po_conf_item *it = &pl->children[i];
+    struct po_inventory *inv, **nv;
+    char err[PO_CONF_ERROR_MAX];
+    int note = 0, rc;
+
+    if (strcasecmp(it->key, "Include") == 0) {
+      say_include(path, it, iv);
+      continue;
+    }
+    if (!it->block || strcasecmp(it->key, "Inventory") != 0)
+      continue;
+    rc = po_conf_inventory(it, &inv, &note, err, sizeof(err));
+    for (size_t k = 0; !rc && k < iv->n; k++)
+      if (strcmp(po_inventory_name(iv->v[k]), po_inventory_name(inv)) == 0) {
+        snprintf(err, sizeof(err),
+                 "line %u: <Inventory \"%s\">: an <Inventory> block of that "
+                 "name comes earlier",
+                 it->line, po_inventory_name(inv));
+        po_inventory_free(inv);
+        rc = -EINVAL;
+      }
+    if (!rc && !(nv = realloc(iv->v, (iv->n + 1) * sizeof(*nv)))) {
+      po_inventory_free(inv);
+      rc = -ENOMEM;
+      snprintf(err, sizeof(err), "out of memory");
+    }
+    if (rc) {
+      fprintf(stderr, "portowner-dump: %s: %s (block skipped)\n", path, err);
+      iv->errors++;
+      continue;
+    }
+    iv->v = nv;
+    iv->v[iv->n++] = inv;
+    if (note) {
+      fprintf(stderr,
+              "portowner-dump: %s: line %u: <Inventory \"%s\">: Learn and "
+              "Hits do not apply to one read: every undeclared listener of "
+              "now is printed\n",
+              path, it->line, po_inventory_name(inv));
+      iv->notes++;
+    }
+  }
+}
+
+static void put_json_string(const char *s, FILE *f) {
+  yajl_gen g = yajl_gen_alloc(NULL);
+  const unsigned char *buf;
+  size_t len;
+
+  if (!g)
+    return;
+  if (po_json_string(g, s, strlen(s)) == yajl_gen_status_ok &&
+      yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok)
+    fwrite(buf, 1, len, f);
+  yajl_gen_free(g);
+}
+
+static int undeclared(const char *path, struct po_query *q,
+                      const char *proc_root, int json) {
+  struct po_conf_item root;
+  struct invs iv = {0};
+  struct po_range *ports = NULL;
+  size_t nports = 0, printed = 0;
+  int every_port = 0, status = 0, err;
+  char *text = NULL, msg[PO_CONF_ERROR_MAX];
+  size_t len = 0;
+  struct po_ctx *ctx = NULL;
+  struct po_snapshot snap;
+  struct po_inv_events ev = {0};
+  uint16_t lo, hi;
+
+  if ((err = read_config(path, &text, &len)) != 0) {
+    fprintf(stderr, "portowner-dump: --undeclared %s: %s\n", path,
+            err == -E2BIG ? "longer than 1 MiB" : strerror(-err));
+    return 2;
+  }
+  err = po_conf_parse(text, len, &root, msg, sizeof(msg));
+  free(text);
+  if (err) {
+    fprintf(stderr, "portowner-dump: %s: %s\n", path, msg);
+    return 2;
+  }
+  for (size_t i = 0; i < root.nchildren; i++) {
+    const struct po_conf_item *it = &root.children[i];
+
+    if (strcasecmp(it->key, "Include") == 0)
+      say_include(path, it, &iv);
+    else if (it->block && strcasecmp(it->key, "Plugin") == 0 &&
+             it->nvalues >= 1 && it->values[0].type == PO_CONF_STRING &&
+             strcasecmp(it->values[0].string, "portowner") == 0)
+      collect_plugin(path, it, &iv);
+  }
+  po_conf_release(&root);
+  if (!iv.n) {
+    if (!iv.errors)
+      fprintf(stderr,
+              "portowner-dump: %s: no <Inventory> block in a <Plugin "
+              "portowner> block%s\n",
+              path, iv.includes ? " (Include lines are not followed)" : "");
+    free(iv.v);
+    return 2;
+  }
+  q->mask = 0;
+  for (size_t i = 0; i < iv.n; i++) {
+    size_t n;
+    const struct po_range *r = po_inventory_ports(iv.v[i], &n);
+    struct po_range *np;
+
+    q->mask |= po_inventory_mask(iv.v[i]);
+    if (!n) {
+      every_port = 1;
+      continue;
+    }
+    if (!(np = realloc(ports, (nports + n) * sizeof(*np)))) {
+      status = 1;
+      fputs("portowner-dump: out of memory\n", stderr);
+      goto out;
+    }
+    ports = np;
+    memcpy(ports + nports, r, n * sizeof(*r));
+    nports += n;
+  }
+  q->ports = every_port ? NULL : ports;
+  q->nports = every_port ? 0 : nports;
+  err = po_ephemeral_range_read(proc_root, &lo, &hi);
+  if (err)
+    fprintf(stderr,
+            "portowner-dump: %s/sys/net/ipv4/ip_local_port_range: %s (the "
+            "default ephemeral range 32768-60999 is used)\n",
+            proc_root, strerror(-err));
+  for (size_t i = 0; !err && i < iv.n; i++)
+    po_inventory_set_ephemeral_range(iv.v[i], lo, hi);
+  if (!(ctx = po_ctx_new(proc_root))) {
+    fprintf(stderr, "portowner-dump: %s\n", strerror(errno));
+    status = 1;
+    goto out;
+  }
+  if ((err = po_snapshot_take(ctx, q, &snap)) != 0) {
+    fprintf(stderr, "portowner-dump: cannot read the listening sockets: %s\n",
+            strerror(-err));
+    status = 1;
+    goto out;
+  }
+  if (json)
+    fputs("[", stdout);
+  for (size_t i = 0; i < iv.n && !status; i++) {
+    struct po_inventory_values v;
+
+    po_inv_events_clear(&ev);
+    err = po_inventory_eval(iv.v[i], &snap, snap.netns, &v, &ev);
+    if (err) {
+      fprintf(stderr, "portowner-dump: <Inventory \"%s\">: %s\n",
+              po_inventory_name(iv.v[i]), strerror(-err));
+      status = 1;
+      break;
+    }
+    for (size_t k = 0; k < ev.len; k++) {
+      const struct po_inv_event *e = &ev.v[k];
+
+      if (e->type != PO_INV_UNDECLARED)
+        continue;
+      if (!json) {
+        puts(e->message);
+      } else {
+        fputs(printed ? ",\n {\"inventory\":" : "\n {\"inventory\":", stdout);
+        put_json_string(po_inventory_name(iv.v[i]), stdout);
+        fputs(",\"endpoint\":", stdout);
+        put_json_string(e->endpoint, stdout);
+        fputs(",\"program\":", stdout);
+        put_json_string(e->program, stdout);
+        fputs(",\"user\":", stdout);
+        put_json_string(e->user, stdout);
+        fputs(",\"message\":", stdout);
+        put_json_string(e->message, stdout);
+        printf(",\"owners\":%s}", e->owners);
+      }
+      printed++;
+    }
+    if (v.untracked)
+      fprintf(stderr,
+              "portowner-dump: <Inventory \"%s\">: %llu endpoints beyond %d "
+              "not looked at\n",
+              po_inventory_name(iv.v[i]), (unsigned long long)v.untracked,
+              PO_INV_ENDPOINTS_MAX);
+  }
+  if (json)
+    fputs(printed ? "\n]\n" : "]\n", stdout);
+  if (!status && snap.stats.walk.denied)
+    fprintf(stderr,
+            "portowner-dump: the fds of %llu process(es) could not be read "
+            "(permission denied: run as root); sockets they hold show no "
+            "owner\n",
+            (unsigned long long)snap.stats.walk.denied);
+  po_snapshot_free(&snap);
+out:
+  po_inv_events_free(&ev);
+  po_ctx_free(ctx);
+  for (size_t i = 0; i < iv.n; i++)
+    po_inventory_free(iv.v[i]);
+  free(iv.v);
+  free(ports);
+  if (!status && iv.errors)
+    status = 2;
+  return status;
+}
+
 int main(int argc, char **argv) {
   static const struct option opts[] = {
       {"json", no_argument, NULL, 'j'},
@@ -344,6 +618,7 @@ int main(int argc, char **argv) {
       {"all-namespaces", optional_argument, NULL, 'a'},
       {"unit", required_argument, NULL, 'u'},
       {"resolver", required_argument, NULL, 'R'},
+      {"undeclared", required_argument, NULL, 'U'},
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
       {NULL, 0, NULL, 0},
@@ -359,6 +634,7 @@ int main(int argc, char **argv) {
   char **unit_globs = NULL; /* --unit: into argv */
   size_t nunits = 0;
   uint8_t *keep = NULL;
+  const char *config = NULL; /* --undeclared */
 
   opterr = 0;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -445,6 +721,9 @@ int main(int argc, char **argv) {
       unit_globs[nunits++] = optarg;
       break;
     }
+    case 'U':
+      config = optarg;
+      break;
     case 'h':
       usage(stdout);
       free(ports);
@@ -468,6 +747,21 @@ int main(int argc, char **argv) {
     free(ports);
     free(unit_globs);
     return bad_arg("argument", argv[optind], "takes no arguments");
+  }
+  if (config) {
+    if (nports || q.mask || nunits) {
+      free(ports);
+      free(unit_globs);
+      return bad_arg("option", "--undeclared",
+                     "takes its ports, protocols and units from the config: "
+                     "no --port, --proto or --unit");
+    }
+    status = undeclared(config, &q, proc_root, json);
+    if (fflush(stdout) != 0 && !status) {
+      fprintf(stderr, "portowner-dump: writing output: %s\n", strerror(errno));
+      status = 1;
+    }
+    return status;
   }
   q.ports = ports;
   q.nports = nports;

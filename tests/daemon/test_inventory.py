@@ -6,6 +6,7 @@ listeners (and other tests') cannot reach it. What a user sees is asserted:
 the notification's severity, plugin instance, type instance and message,
 and how many came; the values count-listeners and count-undeclared.
 """
+import json
 import os
 import re
 import socket
@@ -15,6 +16,7 @@ import pytest
 from lib import collectd, env, listeners, waits
 from lib.cgroups import cgroups, token  # noqa: F401 (a fixture)
 from lib.collectd import block, ident, portowner_conf
+from lib.dump import run_dump
 from lib.servers import serve  # noqa: F401 (a fixture)
 
 pytestmark = [
@@ -311,3 +313,56 @@ def test_allow_unit_declares_by_the_owners_unit(daemon, serve, cgroups):
     assert [n["severity"] for n in own(d, "units")] == ["WARNING", "OKAY"], \
         summary(own(d, "units"))
     d.stop()
+
+
+def test_dump_undeclared_agrees_with_the_daemon(daemon, serve):
+    """portowner-dump --undeclared on the very config file the daemon reads
+    prints one line per undeclared endpoint, the daemon's WARNING message
+    word for word; --json the same endpoint with its owner; Hits is said
+    not to apply."""
+    allowed, intruder = listeners.free_ports(2)
+    serve(tcp4(allowed))
+    bad = serve(tcp4(intruder), user=env.NOBODY)
+    d = daemon(portowner_conf(inventory(
+        "agree", Port=[allowed, intruder],
+        Allow=[["po-listen", "root", allowed]], Hits=2))).start()
+    w = waits.wait_notification(d, plugin="portowner",
+                                plugin_instance="agree", severity="WARNING")
+    r = run_dump("--undeclared", d.conf)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [w["message"]], (r.stdout, summary([w]))
+    assert re.search(r'line \d+: <Inventory "agree">: Learn and Hits do not '
+                     r'apply', r.stderr), r.stderr
+    r = run_dump("--undeclared", d.conf, "--json", check=True)
+    got = [(e["inventory"], e["endpoint"], e["program"], e["user"],
+            [o["pid"] for o in e["owners"]]) for e in json.loads(r.stdout)]
+    assert got == [("agree", "tcp 127.0.0.1:%d" % intruder, "po-listen",
+                    "nobody", [bad.pid])], r.stdout
+    d.stop()
+
+
+def test_dump_undeclared_bad_config(work):
+    """A config it cannot use: exit 2, the file and line named; Include is
+    said not to be followed; a bad <Inventory> block is skipped and the
+    others still printed."""
+    path = work.file("bad.conf")
+    with open(path, "w") as f:
+        f.write('Include "/etc/collectd.d"\n<Plugin portowner>\n'
+                '  <Inventory "x">\n    Port 20023\n  </Inventory>\n'
+                '  <Inventory "y">\n    Allow "sshd"\n  </Inventory>\n'
+                '</Plugin>\n')
+    r = run_dump("--undeclared", path)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "%s: line 1: Include is not followed" % path in r.stderr, r.stderr
+    assert re.search(r'%s: line 7: <Inventory "y"> Allow: needs a program.*'
+                     r'\(block skipped\)' % re.escape(path), r.stderr), r.stderr
+    assert r.stdout == ""  # nothing listens on 20023
+    with open(path, "w") as f:
+        f.write('<Plugin portowner>\n  <Inventory "x">\n    Port 1\n')
+    r = run_dump("--undeclared", path)
+    assert r.returncode == 2 and r.stdout == "", r
+    assert "%s: line 4: <Inventory> (line 2) is not closed" % path in \
+        r.stderr, r.stderr
+    r = run_dump("--undeclared", work.file("missing.conf"))
+    assert r.returncode == 2 and "missing.conf: No such file" in r.stderr, \
+        r.stderr

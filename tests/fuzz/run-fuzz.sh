@@ -59,6 +59,7 @@ set -uo pipefail
 # --smoke: target, -seed, -runs.
 smoke_plan=(
   fuzz_cgroup 9108 500000
+  fuzz_collectd_conf 9109 60000
   fuzz_config 9101 350000
   fuzz_json_string 9102 600000
   fuzz_netlink 9103 3200000
