@@ -2,12 +2,21 @@
 """Writes a collectd.conf that watches every port in `portowner-dump --json`.
 
 Usage: portowner-dump --json | config-from-dump.py [--interval S]
-           [--plugindir DIR] [--plugin-only] > collectd.conf
+           [--plugindir DIR] [--plugin-only] [--inventory NAME] > collectd.conf
 
 One <Port> block per (protocol, port), named like "tcp-22", with the programs
 and users that hold it now as ExpectProcess/ExpectUser. With --plugin-only
 only the LoadPlugin line and the <Plugin portowner> block are written, to
 paste into an existing collectd.conf.
+
+With --inventory NAME an <Inventory "NAME"> block is written instead of the
+<Port> blocks: what listens now is declared, one Allow line per (program,
+user) with its ports, the program its executable's basename (what Allow
+matches; never the process name, never a pattern). The rules for the path
+below hold for it too, and a basename of "*" (which Allow reads as any
+program) is left out as well. A socket with no owner found cannot be
+declared by an Allow: a comment names it. Sockets of other network
+namespaces are left out (an inventory sees its own only).
 
 A program is written as the path of its executable (ExpectProcess
 "/usr/sbin/sshd": that file, by device and inode), never as the process name,
@@ -51,12 +60,66 @@ def exe_path(exe):
     return exe, None
 
 
+def allow_program(exe):
+    """(the exe's basename for Allow, None) or (None, why not)."""
+    path, why = exe_path(exe)
+    if why and why != "its executable is not a file here":
+        return None, why
+    base = exe.rsplit("/", 1)[-1]
+    if base == "*":
+        return None, 'its executable is named "*", which Allow reads as any program'
+    return base, None
+
+
+def inventory_block(name, sockets):
+    """The lines of an <Inventory "name"> block that declares sockets."""
+    own = None
+    try:
+        own = os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        pass
+    allows, protos, notes = {}, set(), []
+    for s in sockets:
+        if own is not None and s.get("netns") not in (None, own):
+            continue
+        protos.add(s["protocol"])
+        where = f"{s['protocol']} {s.get('address', '?')}:{s['port']}"
+        if not s["owners"]:
+            notes.append(f"    # {where}: no owner found (uid {s.get('uid')}): "
+                         "not declared")
+        for o in s["owners"]:
+            prog, why = allow_program(o.get("exe"))
+            user = o.get("user") or (str(o["uid"]) if o.get("uid") is not None
+                                     else None)
+            if not prog or not user:
+                notes.append(f"    # {where}: pid {o['pid']} is not declared: "
+                             f"{why or 'its user is unknown'}")
+                continue
+            allows.setdefault((prog, user), set()).add(s["port"])
+    out = [f"  <Inventory {quote(name)}>"]
+    out.append("    Protocol " + " ".join(quote(p) for p in
+                                         sorted(protos or {"tcp"})))
+    out += sorted(set(notes))
+    for (prog, user), ports in sorted(allows.items()):
+        out.append(f"    Allow {quote(prog)} {quote(user)} "
+                   + " ".join(str(p) for p in sorted(ports)))
+    out.append("  </Inventory>")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--interval", type=float, default=10)
     ap.add_argument("--plugindir", default=None)
     ap.add_argument("--plugin-only", action="store_true")
+    ap.add_argument("--inventory", metavar="NAME", default=None)
     args = ap.parse_args()
+    if args.inventory is not None and (
+            not args.inventory or "/" in args.inventory
+            or not printable(args.inventory)
+            or len(args.inventory.encode()) > 127):
+        ap.error("--inventory: a block name of 1 to 127 bytes, printable, "
+                 "no '/'")
 
     sockets = json.load(sys.stdin)
     ports = {}
@@ -95,6 +158,9 @@ def main():
         out.append("</Plugin>")
     out.append("LoadPlugin portowner")
     out.append("<Plugin portowner>")
+    if args.inventory is not None:
+        out += inventory_block(args.inventory, sockets)
+        ports = {}
     for (proto, port) in sorted(ports):
         e = ports[(proto, port)]
         out.append(f"  <Port {quote(f'{proto}-{port}')}>")

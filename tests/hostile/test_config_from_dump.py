@@ -84,3 +84,39 @@ def test_process_named_like_a_regex_is_expected_by_its_exe_path(daemons,
     finally:
         other.cleanup()
     d.stop()
+
+
+def test_inventory_block_declares_what_listens_now(listen, tmp_path):
+    """--inventory NAME: one Allow per (program, user) with its ports, the
+    program the executable's basename (never the process name "/.*/");
+    portowner-dump --undeclared on the config written says nothing is
+    undeclared, and names a listener started after it."""
+    a, b, c, late = listeners.free_ports(4)
+    root = listen("tcp4:127.0.0.1:%d" % a, "tcp4:127.0.0.1:%d" % b, comm=NAME)
+    nobody = listen("tcp4:127.0.0.1:%d" % c, user=env.NOBODY)
+    socks = dump.dump_json("--port", "%d,%d,%d" % (a, b, c), "--proto", "tcp4")
+    r = subprocess.run([sys.executable, SCRIPT, "--plugin-only",
+                        "--inventory", "now"], input=json.dumps(socks),
+                       text=True, capture_output=True,
+                       timeout=waits.timeout(30))
+    assert r.returncode == 0, r.stderr
+    prog = os.path.basename(os.readlink("/proc/%d/exe" % root.pid))
+    allows = [ln.strip() for ln in r.stdout.splitlines()
+              if ln.strip().startswith("Allow ")]
+    assert allows == ['Allow "%s" "nobody" %d' % (prog, c),
+                      'Allow "%s" "root" %d %d' % (prog, min(a, b), max(a, b))
+                      ], r.stdout
+    # Only the test's ports (the host has other listeners).
+    conf = r.stdout.replace('<Inventory "now">',
+                            '<Inventory "now">\n    Port %d %d %d %d'
+                            % (a, b, c, late))
+    path = tmp_path / "inventory.conf"
+    path.write_text(conf)
+    u = dump.run_dump("--undeclared", path)
+    assert (u.returncode, u.stdout) == (0, ""), (u.stderr, conf)
+    extra = listen("tcp4:127.0.0.1:%d" % late, user=env.NOBODY)
+    u = dump.run_dump("--undeclared", path)
+    assert u.returncode == 0, u.stderr
+    assert u.stdout.splitlines() == [
+        "tcp 127.0.0.1:%d (now) is listening and was not declared; held by "
+        "%s[%d] nobody" % (late, extra.comm, extra.pid)], u.stdout
