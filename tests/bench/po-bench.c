@@ -10,6 +10,11 @@
  *       reads of PORT (TCP) through po_snapshot_take(). Prints the median
  *       time of those reads, how many were incremental, and what they read.
  *       noattr: with attribution off (no cgroup of owners or sockets read).
+ *   po-bench inventory READS
+ *       One po_ctx and one <Inventory> (every TCP port, nothing allowed,
+ *       Hits 1): a first read untimed, then READS steady-state reads, each
+ *       po_snapshot_take() of every port and po_inventory_eval(). Prints
+ *       the median time of a read and how many endpoints it judged.
  *   po-bench table READS
  *       The listener table by netlink (po_table_dump_netlink, TCP v4+v6)
  *       against reading /proc/net/tcp and /proc/net/tcp6 whole, alternated,
@@ -31,6 +36,7 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 
+#include "portowner/inventory.h"
 #include "portowner/snapshot.h"
 #include "portowner/table.h"
 
@@ -145,6 +151,41 @@ static int incr(int port, int reads, int attribution) {
   return 0;
 }
 
+static int inventory(int reads) {
+  struct po_inventory *inv = po_inventory_new("bench");
+  struct po_query q = {.mask = PO_TCP};
+  struct po_ctx *ctx = po_ctx_new(NULL);
+  uint64_t *t = calloc((size_t)reads, sizeof(*t));
+  struct po_inv_events ev = {0};
+  struct po_inventory_values v = {0};
+  struct po_snapshot s;
+
+  if (!inv || !ctx || !t || po_inventory_finish(inv) != 0)
+    return 1;
+  po_ctx_set_full_scan_interval(ctx, 1e6);
+  for (int i = -1; i < reads; i++) {
+    uint64_t t0 = now_ns();
+    int err = po_snapshot_take(ctx, &q, &s);
+
+    if (!err)
+      err = po_inventory_eval(inv, &s, s.netns, &v, &ev);
+    if (i >= 0)
+      t[i] = now_ns() - t0;
+    po_snapshot_free(&s);
+    po_inv_events_clear(&ev);
+    if (err)
+      return 1;
+  }
+  printf("median_ns=%" PRIu64 " reads=%d listeners=%" PRIu64
+         " undeclared=%" PRIu64 "\n",
+         median(t, (size_t)reads), reads, v.listeners, v.undeclared);
+  po_inv_events_free(&ev);
+  po_inventory_free(inv);
+  po_ctx_free(ctx);
+  free(t);
+  return 0;
+}
+
 static uint64_t read_file(const char *path, char *buf, size_t size) {
   uint64_t total = 0;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -245,9 +286,12 @@ int main(int argc, char **argv) {
       (strcmp(argv[1], "bpf") == 0 || strcmp(argv[1], "full") == 0))
     return walks(atoi(argv[2]), atoi(argv[3]) > 0 ? atoi(argv[3]) : 1,
                  strcmp(argv[1], "bpf") == 0);
+  if (argc == 3 && strcmp(argv[1], "inventory") == 0)
+    return inventory(atoi(argv[2]) > 0 ? atoi(argv[2]) : 1);
   if (argc == 3 && strcmp(argv[1], "table") == 0)
     return table(atoi(argv[2]) > 0 ? atoi(argv[2]) : 1);
   fprintf(stderr, "usage: po-bench lower | incr PORT READS [noattr] | bpf "
-                  "PORT READS | full PORT READS | table READS\n");
+                  "PORT READS | full PORT READS | inventory READS | table "
+                  "READS\n");
   return 2;
 }

@@ -19,13 +19,18 @@ same load:
   ss-port ss -tlnp sport = :PORT
   lsof    lsof -nP -iTCP -sTCP:LISTEN   (fewer runs on big loads)
   table   po-bench table 5       (netlink listener dump vs /proc/net/tcp{,6})
+  inv     po-bench inventory 5   (inventory scale only: median of 5 steady
+                                  reads of every TCP port, each judged by an
+                                  <Inventory> that allows nothing)
+  undecl  portowner-dump --undeclared CONF   (inventory scale only: the same
+                                  inventory, one full read)
 
 and prints medians, ratios, the issue's targets and the peak RSS of
 portowner-dump and ss (ru_maxrss of each run). The load generator stops by
 itself (timeout) and when this script ends.
 
 usage: run-bench.py BUILDDIR [SCALE...]    SCALE: small medium large wide
-                                              dupflood
+                                              dupflood inventory
 environment: BENCH_ROUNDS (default 5), BENCH_TIMEOUT (s, per scale, 900)
 """
 import os
@@ -45,7 +50,12 @@ SCALES = {
     # small, plus issue 11's dup flood: 10 processes that each dup() the
     # watched listener 19,000 times (DUPS below)
     "dupflood": (200, 50, 1000, 16),
+    # issue 13: an inventory read over 1,000 listeners
+    "inventory": (1000, 20, 0, 1000),
 }
+INVENTORY = {"inventory"}
+INV_CONF = ('<Plugin portowner>\n  <Inventory "bench">\n    Protocol "tcp"\n'
+            '  </Inventory>\n</Plugin>\n')
 DUPS = {"dupflood": "10:19000"}
 
 
@@ -100,18 +110,23 @@ def bench_scale(build, name, rounds, timeout):
             "ss-port": ["ss", "-tlnp", "sport", "=", ":" + port],
             "lsof": ["lsof", "-nP", "-iTCP", "-sTCP:LISTEN"],
         }
+        conf = "/tmp/po-bench-inv.%d.conf" % os.getpid()
+        if name in INVENTORY:
+            with open(conf, "w") as f:
+                f.write(INV_CONF)
+            cmds["undecl"] = [dump, "--undeclared", conf]
         total_fds = P * F
         lsof_runs = rounds if total_fds <= 150000 else 2
         times = {k: [] for k in list(cmds) + ["incr", "incr-noattr",
                                              "netlink", "procnet", "bpfwalk",
-                                             "pwalk"]}
+                                             "pwalk", "inv"]}
         rss = {k: 0 for k in cmds}
         extra = {}
         # Warm-up: the dentry caches as a daemon reading every 10 s sees them.
         for k in ("lower", "full"):
             run(cmds[k])
         order = list(cmds) + ["incr", "incr-noattr", "table", "bpfwalk",
-                              "pwalk"]
+                              "pwalk"] + (["inv"] if name in INVENTORY else [])
         for r in range(rounds):
             # Rotate the order each round: no command always runs first.
             o = order[r % len(order):] + order[:r % len(order)]
@@ -133,6 +148,11 @@ def bench_scale(build, name, rounds, timeout):
                     d = kv(out)
                     times[k].append(d["median_ns"] / 1e9)
                     extra[k] = d
+                elif k == "inv":
+                    _, _, out = run([pb, "inventory", "5"], subprocess.PIPE)
+                    d = kv(out)
+                    times["inv"].append(d["median_ns"] / 1e9)
+                    extra["inv"] = d
                 elif k == "table":
                     _, _, out = run([pb, "table", "5"], subprocess.PIPE)
                     d = kv(out)
@@ -164,6 +184,10 @@ def bench_scale(build, name, rounds, timeout):
             pass
         load.terminate()
         load.wait(timeout=120)
+        try:
+            os.unlink("/tmp/po-bench-inv.%d.conf" % os.getpid())
+        except OSError:
+            pass
 
 
 def ms(s):
@@ -192,7 +216,10 @@ def report(res):
             ("ss -tlnp sport = :P", "ss-port"),
             ("lsof -nP -iTCP -sTCP:LISTEN", "lsof"),
             ("listener table, netlink (TCP)", "netlink"),
-            ("reading /proc/net/tcp + tcp6", "procnet")]
+            ("reading /proc/net/tcp + tcp6", "procnet"),
+            ("inventory read, steady (po_snapshot_take + po_inventory_eval)",
+             "inv"),
+            ("portowner-dump --undeclared CONF (one full read)", "undecl")]
     for label, k in rows:
         if k not in m:
             continue
@@ -203,6 +230,10 @@ def report(res):
     print("BPF walk: %d tasks, %d files visited in the kernel; load %.1f ms" % (
         x["bpfwalk"]["procs"], x["bpfwalk"]["fds"],
         x["bpfwalk"]["load_ns"] / 1e6))
+    if "inv" in x:
+        print()
+        print("inventory read: %d listeners judged, %d undeclared" % (
+            x["inv"]["listeners"], x["inv"]["undeclared"]))
     i = x["incr"]
     print()
     print("incremental read: %d of %d reads incremental, %d owners, %d "
