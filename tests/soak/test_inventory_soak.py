@@ -16,6 +16,12 @@ OKAY; "steady" and "eph" give none; "brief" gives one WARNING and one OKAY
 for exactly the listeners that the reads saw Hits times in a row (counted
 in the csv: nothing here rests on timing), which is normally none. The
 figures (events, notifications expected and received) are printed.
+
+FullScanInterval 0: every read walks every process, so a listener that a
+restart opens has its owner at the first read that sees it (with the
+default, at Interval 0.2 a new socket may show no owner for up to 10 s, the
+limit on full walks for new sockets, and would be an undeclared endpoint
+("", uid): at a production Interval of 10 s every such read is a full walk).
 """
 import collections
 import os
@@ -42,6 +48,7 @@ INTERVAL = 0.2
 BRIEF_HITS, INTRUDER_HITS = 4, 2
 MIN_EACH = 2  # at least this many events of each kind, however slow
 NAMES = ["count-listeners", "count-undeclared"]
+WAIT = 60  # s: a guard against a hang only (reads slow down on a busy host)
 
 
 def inventory(name, **keys):
@@ -82,8 +89,8 @@ def test_inventory_noise_soak(daemons, tmp_path):
         inventory("intruders", Port=intruder_ports, Hits=INTRUDER_HITS),
         inventory("steady", Port=steady_ports,
                   Allow=[["po-listen", "*"]]),
-        inventory("eph", Protocol="udp", Port="%d-%d" % (lo, hi))),
-        interval=INTERVAL)
+        inventory("eph", Protocol="udp", Port="%d-%d" % (lo, hi)),
+        FullScanInterval=0), interval=INTERVAL)
     counts = collections.Counter()
     brief_expected = collections.Counter()  # ports the reads saw BRIEF_HITS
     # times in a row, and how often
@@ -92,7 +99,7 @@ def test_inventory_noise_soak(daemons, tmp_path):
         steady = [server("prefork:2:tcp4:127.0.0.1:%d" % p,
                          child_user=env.NOBODY) for p in steady_ports]
         d.start()
-        last = {n: waits.wait_read(d, n, {}, names=NAMES)
+        last = {n: waits.wait_read(d, n, {}, names=NAMES, timeout_s=WAIT)
                 for n in ("brief", "intruders", "steady", "eph")}
         bid = ident("brief", "count-undeclared")
         deadline = started + SECONDS
@@ -111,11 +118,13 @@ def test_inventory_noise_soak(daemons, tmp_path):
                 p = intruder_ports[counts["intruders"]]
                 s = server("tcp4:127.0.0.1:%d" % p, user=env.NOBODY)
                 w = waits.wait_notification(
-                    d, plugin_instance="intruders", severity="WARNING",
+                    d, timeout_s=WAIT, plugin_instance="intruders",
+                    severity="WARNING",
                     type_instance=_inst("undeclared", p, "nobody"))
                 s.stop()
                 waits.wait_notification(
-                    d, plugin_instance="intruders", severity="OKAY",
+                    d, timeout_s=WAIT, plugin_instance="intruders",
+                    severity="OKAY",
                     type_instance=w["type_instance"])
                 counts["intruders"] += 1
             kind = step % 3
@@ -124,10 +133,12 @@ def test_inventory_noise_soak(daemons, tmp_path):
                 p = brief_ports[counts["brief"] % len(brief_ports)]
                 s = server("tcp4:127.0.0.1:%d" % p, user=env.NOBODY)
                 up = waits.wait_read(d, "brief", {"count-undeclared": 1},
-                                     after=last["brief"].time, names=NAMES)
+                                     after=last["brief"].time, names=NAMES,
+                                     timeout_s=WAIT)
                 s.stop()
                 down = waits.wait_read(d, "brief", {"count-listeners": 0},
-                                       after=up.time, names=NAMES)
+                                       after=up.time, names=NAMES,
+                                       timeout_s=WAIT)
                 seen = [t for t, v in d.csv_rows(bid)
                         if up.time <= t < down.time and v["value"] == 1]
                 if len(seen) >= BRIEF_HITS:
@@ -142,7 +153,7 @@ def test_inventory_noise_soak(daemons, tmp_path):
                     udp.append(u)
                 last["eph"] = waits.wait_read(
                     d, "eph", {"count-listeners": 0}, after=last["eph"].time,
-                    names=NAMES)
+                    names=NAMES, timeout_s=WAIT)
                 for u in udp:
                     u.close()
                 udp.clear()
@@ -159,10 +170,12 @@ def test_inventory_noise_soak(daemons, tmp_path):
                                        child_user=env.NOBODY)
                 last["steady"] = waits.wait_read(
                     d, "steady", {"count-undeclared": 0},
-                    after=last["steady"].time, names=NAMES)
+                    after=last["steady"].time, names=NAMES,
+                    timeout_s=WAIT)
                 counts["restarts"] += 1
         waits.sync_notifications(d, reads_of=ident("intruders",
-                                                   "count-listeners"))
+                                                   "count-listeners"),
+                                 timeout_s=WAIT)
         got = collections.Counter(
             (n["plugin_instance"], n["severity"], port_of(n["type_instance"]))
             for n in d.notifications(plugin="portowner"))
