@@ -219,6 +219,7 @@ def test_write_prometheus_exports_the_documented_names(scrape):
         ("collectd_portowner_count", "self", "fds_scanned"),
         ("collectd_portowner_count", "self", "fds_verified"),
         ("collectd_portowner_count", "self", "processes_scanned"),
+        ("collectd_portowner_count", "self", "resolver_bpf"),
         ("collectd_portowner_operations_total", "self", "full_scan"),
         ("collectd_portowner_operations_total", "self", "incremental_scan")}, \
         sorted(got)
