@@ -60,13 +60,13 @@ set -uo pipefail
 smoke_plan=(
   fuzz_cgroup 9108 500000
   fuzz_collectd_conf 9109 60000
-  fuzz_config 9101 350000
-  fuzz_json_string 9102 600000
-  fuzz_netlink 9103 3200000
-  fuzz_owners_json 9104 30000
-  fuzz_portspec 9105 1100000
-  fuzz_proc_net 9106 150000
-  fuzz_statefile 9107 90000
+  fuzz_config 9101 220000
+  fuzz_json_string 9102 350000
+  fuzz_netlink 9103 2000000
+  fuzz_owners_json 9104 18000
+  fuzz_portspec 9105 650000
+  fuzz_proc_net 9106 90000
+  fuzz_statefile 9107 55000
 )
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
