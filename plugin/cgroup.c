@@ -26,6 +26,7 @@
 #include "portowner/cgroup.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -376,4 +377,19 @@ char *po_cgroup_label(const struct po_cgroup_info *info, char *buf,
   else
     snprintf(buf, size, "%s", info->unit);
   return buf;
+}
+
+int po_cgroup_units_match(const struct po_cgroup_paths *p, char *const *globs,
+                          size_t n) {
+  struct po_cgroup_info info;
+  char label[2 * PO_UNIT_NAME_MAX];
+  int ok = 0;
+
+  po_cgroup_classify_paths(p, &info);
+  po_cgroup_label(&info, label, sizeof(label));
+  for (size_t i = 0; i < n && !ok; i++)
+    ok = (info.unit[0] && fnmatch(globs[i], info.unit, 0) == 0) ||
+         (info.user_unit[0] && fnmatch(globs[i], info.user_unit, 0) == 0) ||
+         (label[0] && fnmatch(globs[i], label, 0) == 0);
+  return ok;
 }

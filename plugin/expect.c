@@ -350,23 +350,12 @@ static int expect_cgroup_matches(const struct po_watch *w,
                                  const struct ident *o) {
   const struct po_cgroup_paths p = {(char *)o->cgroup,
                                     (char *)o->cgroup_systemd};
-  struct po_cgroup_info info;
-  char label[2 * PO_UNIT_NAME_MAX];
-  int ok = 0;
+  int ok;
 
   if ((!w->nunits && !w->ncgpats) || (!p.v2 && !p.systemd))
     return -1;
-  if (w->nunits) {
-    po_cgroup_classify_paths(&p, &info);
-    po_cgroup_label(&info, label, sizeof(label));
-    for (size_t i = 0; i < w->nunits && !ok; i++)
-      ok =
-          (info.unit[0] && fnmatch(w->units[i], info.unit, 0) == 0) ||
-          (info.user_unit[0] && fnmatch(w->units[i], info.user_unit, 0) == 0) ||
-          (label[0] && fnmatch(w->units[i], label, 0) == 0);
-    if (!ok)
-      return 0;
-  }
+  if (w->nunits && !po_cgroup_units_match(&p, w->units, w->nunits))
+    return 0;
   ok = !w->ncgpats;
   for (size_t i = 0; i < w->ncgpats && !ok; i++)
     ok = (p.v2 && fnmatch(w->cgpats[i], p.v2, 0) == 0) ||

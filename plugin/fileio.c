@@ -110,9 +110,9 @@ int po_trusted(const struct stat *sb, int is_dir, struct po_untrusted *why) {
   return -EPERM;
 }
 
-int po_dir_open_trusted(const char *path, const char **base,
-                        struct po_untrusted *why) {
-  struct stat sb;
+/* po_dir_open() of the directory of path (po_path_dir()): an fd or -errno;
+ * *base is the file's name in it. */
+static int open_dir_of(const char *path, const char **base) {
   char *dir;
   int fd, err = po_path_dir(path, &dir, base);
 
@@ -120,6 +120,14 @@ int po_dir_open_trusted(const char *path, const char **base,
     return err;
   fd = po_dir_open(dir);
   free(dir);
+  return fd;
+}
+
+int po_dir_open_trusted(const char *path, const char **base,
+                        struct po_untrusted *why) {
+  struct stat sb;
+  int err, fd = open_dir_of(path, base);
+
   if (fd < 0)
     return fd;
   if (fstat(fd, &sb) != 0)
@@ -243,13 +251,8 @@ int po_fsync_fd_dir(int dirfd) {
 
 int po_fsync_dir(const char *path) {
   const char *base;
-  char *dir;
-  int fd, err = po_path_dir(path, &dir, &base);
+  int err, fd = open_dir_of(path, &base);
 
-  if (err)
-    return err;
-  fd = po_dir_open(dir);
-  free(dir);
   if (fd < 0)
     return fd;
   err = po_fsync_fd_dir(fd);

@@ -418,20 +418,10 @@ static size_t owner_procs(const struct po_snapshot *s,
 static int unit_allowed(const struct po_inventory *inv, const char *v2,
                         const char *systemd) {
   const struct po_cgroup_paths p = {(char *)v2, (char *)systemd};
-  struct po_cgroup_info info;
-  char label[2 * PO_UNIT_NAME_MAX];
-  int ok = 0;
 
   if (!inv->nunits || (!v2 && !systemd))
     return 0;
-  po_cgroup_classify_paths(&p, &info);
-  po_cgroup_label(&info, label, sizeof(label));
-  for (size_t i = 0; i < inv->nunits && !ok; i++)
-    ok =
-        (info.unit[0] && fnmatch(inv->units[i], info.unit, 0) == 0) ||
-        (info.user_unit[0] && fnmatch(inv->units[i], info.user_unit, 0) == 0) ||
-        (label[0] && fnmatch(inv->units[i], label, 0) == 0);
-  return ok;
+  return po_cgroup_units_match(&p, inv->units, inv->nunits);
 }
 
 /* The endpoints of s, sorted, without duplicates: *out (malloc'd). An

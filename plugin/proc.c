@@ -162,10 +162,7 @@ static int read_uid(int dfd, unsigned flags, uint32_t *uid) {
   return 0;
 }
 
-/* The start time from stat text: field 22. The name (field 2) is in
- * parentheses and may hold anything, ')' and spaces included: the fields
- * after it start after the last ')'. 0 when it does not parse. */
-static uint64_t stat_start(const char *buf) {
+uint64_t po_proc_stat_start(const char *buf) {
   const char *p = strrchr(buf, ')');
   uint64_t v = 0;
 
@@ -201,7 +198,7 @@ static void read_start(int dfd, unsigned flags, uint64_t *start) {
   buf[n] = '\0';
   if (strnlen(buf, (size_t)n) != (size_t)n)
     return; /* a NUL inside is not stat text */
-  *start = stat_start(buf);
+  *start = po_proc_stat_start(buf);
 }
 
 /* Longest <pid>/cgroup text read: a hybrid host has a dozen lines. */

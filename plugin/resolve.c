@@ -17,6 +17,7 @@
  * PO_LOOK_BUDGET of them are examined) and reads the tables that kcmp(2)
  * says are new.
  */
+#include "portowner/proc.h"
 #include "portowner/resolve.h"
 #include "portowner/resolve_bpf.h"
 
@@ -561,26 +562,8 @@ static uint64_t start_time(int pfd, const char *pid_name, size_t len) {
   if (n <= 0)
     return PO_IDENT_UNKNOWN;
   buf[n] = '\0';
-  char *p = strrchr(buf, ')');
-  if (!p)
-    return PO_IDENT_UNKNOWN;
-  p++;
-  /* Fields 3 (state) to 21, then 22. */
-  for (int field = 2; field < 22; field++) {
-    p = strchr(p, ' ');
-    if (!p)
-      return PO_IDENT_UNKNOWN;
-    p++;
-  }
-  uint64_t v = 0;
-  if (*p < '0' || *p > '9')
-    return PO_IDENT_UNKNOWN;
-  for (; *p >= '0' && *p <= '9'; p++) {
-    if (v > (UINT64_MAX - 10) / 10)
-      return PO_IDENT_UNKNOWN;
-    v = v * 10 + (uint64_t)(*p - '0');
-  }
-  return v;
+  uint64_t v = po_proc_stat_start(buf);
+  return v ? v : PO_IDENT_UNKNOWN;
 }
 
 static int is_procfs(int pfd) {

@@ -103,6 +103,14 @@ const char *po_runtime_name(enum po_runtime r);
 char *po_cgroup_label(const struct po_cgroup_info *info, char *buf,
                       size_t size);
 
+/*
+ * 1 when one of the n globs (fnmatch(3)) matches the unit, the user unit or
+ * the label (po_cgroup_label()) that the cgroup paths p show, else 0: what
+ * ExpectUnit and AllowUnit judge.
+ */
+int po_cgroup_units_match(const struct po_cgroup_paths *p, char *const *globs,
+                          size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -60,6 +60,14 @@ int po_proc_read_task(const char *proc_root, pid_t pid, pid_t tid,
                       struct po_proc *p);
 
 /*
+ * The start time from the NUL-terminated text of /proc/PID/stat: field 22
+ * (clock ticks after boot). The name (field 2) is in parentheses and may
+ * hold anything, ')' and spaces included: the fields after it start after
+ * the last ')'. 0 when it does not parse.
+ */
+uint64_t po_proc_stat_start(const char *buf);
+
+/*
  * 1 when proc_root (NULL: "/proc") is a procfs mount, 0 when it is another
  * file system (a fixture tree), or -errno of statfs().
  */
