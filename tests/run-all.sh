@@ -3,7 +3,9 @@
 #   installs what is missing (apt-get), builds, runs the unit tests, the churn
 #   test and the fuzz replays under valgrind (make check), the live tests
 #   against ss, the real collectd daemon, a two-daemon fleet, the Grafana
-#   dashboard against a real write_prometheus scrape, the Debian package
+#   dashboard against a real write_prometheus scrape, the Prometheus rules
+#   and scrape job against a real Prometheus (Debian's package, unpacked
+#   with dpkg -x: installing it would start a service), the Debian package
 #   (pytest), each fuzz target for a fixed seed and run count (make
 #   fuzz-smoke), clang-format and the C dialect (make check-format), and make
 #   distcheck (the tarball's own make check, which also imports every pytest
@@ -92,6 +94,15 @@ fi
 # Live tests: real listeners, ss, and the real collectd daemon.
 make -s tests/po-listen tests/soak/po-churn >/dev/null
 export PO_BUILDDIR=$top
+# Prometheus and promtool for tests/fleet/test_prometheus.py: Debian's
+# package unpacked, not installed. If it cannot be had, the tests fail (the
+# variable is set either way): CI runs them.
+export PO_PROMETHEUS_DIR="$log/prometheus/usr/bin"
+(cd "$log" && { apt-get download prometheus >/dev/null 2>&1 ||
+  { $([ "$(id -u)" -eq 0 ] || echo sudo) apt-get update -qq &&
+    apt-get download prometheus >/dev/null; }; } &&
+  dpkg -x prometheus_*.deb "$log/prometheus") ||
+  echo "== could not download Debian's prometheus package: its tests will fail"
 step "pytest (live tests)" /usr/bin/python3 -m pytest -p no:cacheprovider -rxs \
   tests/live tests/daemon tests/hostile tests/fleet tests/deb tests/privilege \
   tests/soak 2>&1 |
