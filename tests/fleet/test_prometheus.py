@@ -165,7 +165,7 @@ class Prometheus:
         return [(s["metric"], float(s["value"][1])) for s in data["result"]]
 
     def samples(self, expr):
-        """{alertstate or labels: [(t, value)]} of a range-vector query now."""
+        """[(labels, [(t, value)...])] of a range-vector query now."""
         data = self.api("query", query=expr)
         assert data["resultType"] == "matrix", (expr, data)
         return [(s["metric"], [(float(t), float(v)) for t, v in s["values"]])
