@@ -82,16 +82,29 @@ static int bad_arg(const char *what, const char *value, const char *why) {
   return 2;
 }
 
-static const char *port_error(int err) {
+/* A bad --port item, named alone (not the rest of the list). */
+static int bad_port(const char *item, int err) {
+  int len = (int)po_port_item_len(item);
+
   switch (err) {
   case -ERANGE:
-    return "ports are 1 to 65535";
+    fprintf(stderr, "portowner-dump: --port: '%.*s': ports are 1 to 65535\n",
+            len, item);
+    break;
   case -ENOENT:
-    return "unknown service name";
+    fprintf(stderr,
+            "portowner-dump: --port: unknown service \"%.*s\" (not in "
+            "/etc/services)\n",
+            len, item);
+    break;
   default:
-    return "expected a port, a range LOW-HIGH with LOW <= HIGH, or a "
-           "service name";
+    fprintf(stderr,
+            "portowner-dump: --port: '%.*s': expected a port, a range "
+            "LOW-HIGH with LOW <= HIGH, or a service name\n",
+            len, item);
   }
+  fputs(usage_line, stderr);
+  return 2;
 }
 
 static const char *proto_label(const struct po_socket *s) {
@@ -653,7 +666,7 @@ int main(int argc, char **argv) {
       if (err) {
         free(ports);
         free(unit_globs);
-        return bad_arg("--port", bad, port_error(err));
+        return bad_port(bad, err);
       }
       break;
     }

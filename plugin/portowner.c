@@ -239,9 +239,12 @@ static int read_ports(const char *block, const oconfig_item_t *ci,
             block, text);
       break;
     case -ENOENT:
-      ERROR(PFX "<Port \"%s\"> Port %s: unknown service name \"%s\" (not in "
-                "/etc/services)",
-            block, text, bad ? bad : v->value.string);
+      /* bad is the item in the rest of the list: name the item alone. */
+      if (!bad)
+        bad = v->value.string;
+      ERROR(PFX "<Port \"%s\"> Port %s: unknown service name \"%.*s\" (not "
+                "in /etc/services)",
+            block, text, (int)strcspn(bad, ","), bad);
       break;
     case -ENOMEM:
       ERROR(PFX "<Port \"%s\"> Port %s: out of memory", block, text);
@@ -621,9 +624,10 @@ static void inv_port_error(const char *block, const oconfig_item_t *ci,
               "1-65535)",
           block, ci->key, text);
   else if (err == -ENOENT)
-    ERROR(PFX "<Inventory \"%s\"> %s \"%s\": unknown service name \"%s\" "
+    ERROR(PFX "<Inventory \"%s\"> %s \"%s\": unknown service name \"%.*s\" "
               "(not in /etc/services)",
-          block, ci->key, text, bad ? bad : text);
+          block, ci->key, text, (int)strcspn(bad ? bad : text, ","),
+          bad ? bad : text);
   else if (err == -ENOMEM)
     ERROR(PFX "<Inventory \"%s\"> %s: out of memory", block, ci->key);
   else

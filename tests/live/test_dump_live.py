@@ -623,6 +623,27 @@ def test_bad_arguments_exit_2_naming_the_value(args, bad):
     assert re.search(rf"(?<![\w-]){re.escape(bad)}(?![\w-])", res.stderr), res.stderr
 
 
+@pytest.mark.parametrize(
+    "ports, message, rest",
+    [
+        ("22,po-no-such-svc,80", 'unknown service "po-no-such-svc"', "po-no-such-svc,80"),
+        ("po-no-such-svc,redis", 'unknown service "po-no-such-svc"', "po-no-such-svc,redis"),
+        ("80,90-70,443", "'90-70': expected a port", "90-70,443"),
+        ("80,70000,443", "'70000': ports are 1 to 65535", "70000,443"),
+    ],
+)
+def test_bad_port_item_in_a_list_is_named_alone(ports, message, rest):
+    """`--port 'memcache,redis'` with memcache unknown names memcache, not
+    the rest of the list from it."""
+    with pytest.raises(OSError):
+        socket.getservbyname("po-no-such-svc")
+    res = dump.run_dump("--json", "--port", ports)
+    assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
+    assert res.stdout == "", res.stdout
+    assert res.stderr.startswith("portowner-dump: --port: " + message), res.stderr
+    assert rest not in res.stderr, res.stderr
+
+
 @pytest.mark.parametrize("source", SOURCES)
 def test_port_without_listener_is_an_empty_answer(source):
     port = free_port()  # free, and reserved for this test process
