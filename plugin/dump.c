@@ -265,7 +265,7 @@ static int row_kept(const uint8_t *keep, size_t i, size_t j) {
 
 static void print_table(const struct po_snapshot *s, int all_ns,
                         const uint8_t *keep, FILE *f) {
-  int w = 5, uw = 4;
+  int w = 5, uw = 4, summed = 0;
   char units[1024];
 
   for (size_t i = 0, j; i < s->socks.len; i = j) {
@@ -309,10 +309,15 @@ static void print_table(const struct po_snapshot *s, int all_ns,
       continue;
     }
     if (first->proto == IPPROTO_TCP) {
+      /* A row of several sockets (an SO_REUSEPORT group) shows their sum,
+       * marked '*' and said under the table. */
+      const char *mark = j - i > 1 ? "*" : "";
+
+      summed |= j - i > 1;
       if (qmax_known)
-        snprintf(acc, sizeof(acc), "%llu/%llu", q, qmax);
+        snprintf(acc, sizeof(acc), "%llu/%llu%s", q, qmax, mark);
       else
-        snprintf(acc, sizeof(acc), "%llu/?", q);
+        snprintf(acc, sizeof(acc), "%llu/?%s", q, mark);
     }
     format_local(first, local, sizeof(local));
     if (all_ns) {
@@ -362,6 +367,10 @@ static void print_table(const struct po_snapshot *s, int all_ns,
     fputc('\n', f);
     i = j;
   }
+  if (summed)
+    fputs("* ACCEPTQ summed over the row's sockets (SO_REUSEPORT: each has "
+          "its own queue and limit; --json shows each)\n",
+          f);
 }
 
 /* ---- --undeclared CONFIG ------------------------------------------------- */

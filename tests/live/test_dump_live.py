@@ -605,6 +605,33 @@ def test_text_table(listen):
         assert re.search(owner, owners), res.stdout
 
 
+FOOTNOTE = ("* ACCEPTQ summed over the row's sockets (SO_REUSEPORT: each has "
+            "its own queue and limit; --json shows each)")
+
+
+def test_text_table_says_acceptq_sums_a_reuseport_group(listen):
+    """4 x backlog 100 in one SO_REUSEPORT group: one row whose ACCEPTQ is
+    0/400, marked '*' and said under the table; --json keeps each socket's
+    100. A single socket's row has no mark and no footnote."""
+    group = listen(f"reuseport:4:tcp4:127.0.0.1:{free_port()}", backlog=100)
+    single = listen(f"tcp4:127.0.0.1:{free_port()}", backlog=100)
+    gport, sport = group.ports[0], single.ports[0]
+    socks = dump.dump_json("--port", gport)
+    assert sorted(s["accept_queue_max"] for s in socks) == [100] * 4, socks
+    res = dump.run_dump("--port", f"{gport},{sport}")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    row = {m.group(1): m.group(2) for m in (
+        re.match(r"^tcp4?\s+127\.0\.0\.1:(\d+)\s+\d+\s+(\S+)\s", ln) for ln in lines)
+        if m}
+    assert row == {str(gport): "0/400*", str(sport): "0/100"}, res.stdout
+    assert lines[-1] == FOOTNOTE, res.stdout
+    assert lines.count(FOOTNOTE) == 1, res.stdout
+    res = dump.run_dump("--port", sport)
+    assert res.returncode == 0, res.stderr
+    assert FOOTNOTE not in res.stdout and "*" not in res.stdout, res.stdout
+
+
 @pytest.mark.parametrize(
     "args, bad",
     [
