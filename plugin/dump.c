@@ -28,6 +28,7 @@
 #include "portowner/json.h"
 #include "portowner/portspec.h"
 #include "portowner/printable.h"
+#include "portowner/proc.h"
 #include "portowner/snapshot.h"
 
 static const char usage_line[] =
@@ -373,6 +374,22 @@ static void print_table(const struct po_snapshot *s, int all_ns,
           f);
 }
 
+/* The processes whose fds were refused, named (pid and comm, at most
+ * PO_WALK_DENIED_PIDS): once per run, on stderr. */
+static void say_denied(const char *proc_root, const struct po_walk_stats *w) {
+  char names[512];
+  unsigned long long n = (unsigned long long)w->denied;
+
+  po_proc_name_list(proc_root, w->denied_pid, w->denied_pids, w->denied, names,
+                    sizeof(names));
+  fprintf(stderr,
+          "portowner-dump: the fds of %llu process%s could not be read: %s; "
+          "sockets %s may show no owner (reading them needs root, or "
+          "CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE; a process of another "
+          "user namespace, as a sandbox's init, is closed even to root)\n",
+          n, n == 1 ? "" : "es", names, n == 1 ? "it holds" : "they hold");
+}
+
 /* ---- --undeclared CONFIG ------------------------------------------------- */
 
 /* The text of file path (at most PO_CONF_TEXT_MAX bytes), malloc'd. */
@@ -612,11 +629,7 @@ static int undeclared(const char *path, struct po_query *q,
   if (json)
     fputs(printed ? "\n]\n" : "]\n", stdout);
   if (!status && snap.stats.walk.denied)
-    fprintf(stderr,
-            "portowner-dump: the fds of %llu process(es) could not be read "
-            "(permission denied: run as root); sockets they hold show no "
-            "owner\n",
-            (unsigned long long)snap.stats.walk.denied);
+    say_denied(proc_root, &snap.stats.walk);
   po_snapshot_free(&snap);
 out:
   po_inv_events_free(&ev);
@@ -834,11 +847,7 @@ int main(int argc, char **argv) {
     print_table(&snap, q.all_namespaces, keep, stdout);
   }
   if (!status && snap.stats.walk.denied)
-    fprintf(stderr,
-            "portowner-dump: the fds of %llu process(es) could not be read "
-            "(permission denied: run as root, or grant CAP_DAC_READ_SEARCH "
-            "and CAP_SYS_PTRACE); sockets they hold may show no owner\n",
-            (unsigned long long)snap.stats.walk.denied);
+    say_denied(proc_root, &snap.stats.walk);
   else if (!status && snap.stats.unowned_foreign && !po_proc_self_sees_all())
     fprintf(stderr,
             "portowner-dump: %llu socket(s) of other users show no owner: "
