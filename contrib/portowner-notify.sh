@@ -14,8 +14,10 @@
 # "portowner") for portowner's notifications and ignores the others; replace
 # the last line with your pager, chat hook or ticket system.
 # (exec refuses to run handlers as root: run it as an unprivileged user.
-# Run collectd under the systemd drop-in systemd/portowner.conf so that the
-# handler gets no capability; names in the message and the owners are
+# Run collectd under the systemd drop-in
+# /usr/share/doc/collectd-portowner/examples/systemd/portowner.conf
+# (contrib/systemd/portowner.conf in the source) so that the handler gets no
+# capability; names in the message and the owners are
 # already made printable by portowner: "?" and \uXXXX.)
 severity="" host="" plugin="" block="" event="" owners=""
 while IFS= read -r line; do

@@ -413,11 +413,16 @@ static int port_fail(const struct inv_ctx *x, const char *text, const char *bad,
     return -ENOMEM;
   if (err == -ERANGE)
     return inv_fail(x, " \"%.100s\": out of range (ports are 1-65535)", text);
-  if (err == -ENOENT)
+  if (err == -ENOENT) {
+    /* bad is the item in the rest of the list: name the item alone. */
+    const char *item = bad ? bad : text;
+    size_t len = po_port_item_len(item);
+
     return inv_fail(x,
-                    " \"%.100s\": unknown service name \"%.100s\" (not in "
+                    " \"%.100s\": unknown service name \"%.*s\" (not in "
                     "/etc/services)",
-                    text, bad ? bad : text);
+                    text, (int)(len < 100 ? len : 100), item);
+  }
   return inv_fail(x,
                   " \"%.100s\": not a port, a range LOW-HIGH with LOW <= "
                   "HIGH, or a service name",

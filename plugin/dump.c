@@ -28,6 +28,7 @@
 #include "portowner/json.h"
 #include "portowner/portspec.h"
 #include "portowner/printable.h"
+#include "portowner/proc.h"
 #include "portowner/snapshot.h"
 
 static const char usage_line[] =
@@ -82,16 +83,29 @@ static int bad_arg(const char *what, const char *value, const char *why) {
   return 2;
 }
 
-static const char *port_error(int err) {
+/* A bad --port item, named alone (not the rest of the list). */
+static int bad_port(const char *item, int err) {
+  int len = (int)po_port_item_len(item);
+
   switch (err) {
   case -ERANGE:
-    return "ports are 1 to 65535";
+    fprintf(stderr, "portowner-dump: --port: '%.*s': ports are 1 to 65535\n",
+            len, item);
+    break;
   case -ENOENT:
-    return "unknown service name";
+    fprintf(stderr,
+            "portowner-dump: --port: unknown service \"%.*s\" (not in "
+            "/etc/services)\n",
+            len, item);
+    break;
   default:
-    return "expected a port, a range LOW-HIGH with LOW <= HIGH, or a "
-           "service name";
+    fprintf(stderr,
+            "portowner-dump: --port: '%.*s': expected a port, a range "
+            "LOW-HIGH with LOW <= HIGH, or a service name\n",
+            len, item);
   }
+  fputs(usage_line, stderr);
+  return 2;
 }
 
 static const char *proto_label(const struct po_socket *s) {
@@ -252,7 +266,7 @@ static int row_kept(const uint8_t *keep, size_t i, size_t j) {
 
 static void print_table(const struct po_snapshot *s, int all_ns,
                         const uint8_t *keep, FILE *f) {
-  int w = 5, uw = 4;
+  int w = 5, uw = 4, summed = 0;
   char units[1024];
 
   for (size_t i = 0, j; i < s->socks.len; i = j) {
@@ -296,10 +310,15 @@ static void print_table(const struct po_snapshot *s, int all_ns,
       continue;
     }
     if (first->proto == IPPROTO_TCP) {
+      /* A row of several sockets (an SO_REUSEPORT group) shows their sum,
+       * marked '*' and said under the table. */
+      const char *mark = j - i > 1 ? "*" : "";
+
+      summed |= j - i > 1;
       if (qmax_known)
-        snprintf(acc, sizeof(acc), "%llu/%llu", q, qmax);
+        snprintf(acc, sizeof(acc), "%llu/%llu%s", q, qmax, mark);
       else
-        snprintf(acc, sizeof(acc), "%llu/?", q);
+        snprintf(acc, sizeof(acc), "%llu/?%s", q, mark);
     }
     format_local(first, local, sizeof(local));
     if (all_ns) {
@@ -349,6 +368,26 @@ static void print_table(const struct po_snapshot *s, int all_ns,
     fputc('\n', f);
     i = j;
   }
+  if (summed)
+    fputs("* ACCEPTQ summed over the row's sockets (SO_REUSEPORT: each has "
+          "its own queue and limit; --json shows each)\n",
+          f);
+}
+
+/* The processes whose fds were refused, named (pid and comm, at most
+ * PO_WALK_DENIED_PIDS): once per run, on stderr. */
+static void say_denied(const char *proc_root, const struct po_walk_stats *w) {
+  char names[512];
+  unsigned long long n = (unsigned long long)w->denied;
+
+  po_proc_name_list(proc_root, w->denied_pid, w->denied_pids, w->denied, names,
+                    sizeof(names));
+  fprintf(stderr,
+          "portowner-dump: the fds of %llu process%s could not be read: %s; "
+          "sockets %s may show no owner (reading them needs root, or "
+          "CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE; a process of another "
+          "user namespace, as a sandbox's init, is closed even to root)\n",
+          n, n == 1 ? "" : "es", names, n == 1 ? "it holds" : "they hold");
 }
 
 /* ---- --undeclared CONFIG ------------------------------------------------- */
@@ -590,11 +629,7 @@ static int undeclared(const char *path, struct po_query *q,
   if (json)
     fputs(printed ? "\n]\n" : "]\n", stdout);
   if (!status && snap.stats.walk.denied)
-    fprintf(stderr,
-            "portowner-dump: the fds of %llu process(es) could not be read "
-            "(permission denied: run as root); sockets they hold show no "
-            "owner\n",
-            (unsigned long long)snap.stats.walk.denied);
+    say_denied(proc_root, &snap.stats.walk);
   po_snapshot_free(&snap);
 out:
   po_inv_events_free(&ev);
@@ -653,7 +688,7 @@ int main(int argc, char **argv) {
       if (err) {
         free(ports);
         free(unit_globs);
-        return bad_arg("--port", bad, port_error(err));
+        return bad_port(bad, err);
       }
       break;
     }
@@ -812,11 +847,7 @@ int main(int argc, char **argv) {
     print_table(&snap, q.all_namespaces, keep, stdout);
   }
   if (!status && snap.stats.walk.denied)
-    fprintf(stderr,
-            "portowner-dump: the fds of %llu process(es) could not be read "
-            "(permission denied: run as root, or grant CAP_DAC_READ_SEARCH "
-            "and CAP_SYS_PTRACE); sockets they hold may show no owner\n",
-            (unsigned long long)snap.stats.walk.denied);
+    say_denied(proc_root, &snap.stats.walk);
   else if (!status && snap.stats.unowned_foreign && !po_proc_self_sees_all())
     fprintf(stderr,
             "portowner-dump: %llu socket(s) of other users show no owner: "

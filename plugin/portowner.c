@@ -47,6 +47,7 @@
 #include "portowner/config_value.h"
 #include "portowner/fileio.h"
 #include "portowner/inventory.h"
+#include "portowner/proc.h"
 #include "portowner/statefile.h"
 #include "portowner/watch.h"
 
@@ -239,9 +240,12 @@ static int read_ports(const char *block, const oconfig_item_t *ci,
             block, text);
       break;
     case -ENOENT:
-      ERROR(PFX "<Port \"%s\"> Port %s: unknown service name \"%s\" (not in "
-                "/etc/services)",
-            block, text, bad ? bad : v->value.string);
+      /* bad is the item in the rest of the list: name the item alone. */
+      if (!bad)
+        bad = v->value.string;
+      ERROR(PFX "<Port \"%s\"> Port %s: unknown service name \"%.*s\" (not "
+                "in /etc/services)",
+            block, text, (int)strcspn(bad, ","), bad);
       break;
     case -ENOMEM:
       ERROR(PFX "<Port \"%s\"> Port %s: out of memory", block, text);
@@ -621,9 +625,10 @@ static void inv_port_error(const char *block, const oconfig_item_t *ci,
               "1-65535)",
           block, ci->key, text);
   else if (err == -ENOENT)
-    ERROR(PFX "<Inventory \"%s\"> %s \"%s\": unknown service name \"%s\" "
+    ERROR(PFX "<Inventory \"%s\"> %s \"%s\": unknown service name \"%.*s\" "
               "(not in /etc/services)",
-          block, ci->key, text, bad ? bad : text);
+          block, ci->key, text, (int)strcspn(bad ? bad : text, ","),
+          bad ? bad : text);
   else if (err == -ENOMEM)
     ERROR(PFX "<Inventory \"%s\"> %s: out of memory", block, ci->key);
   else
@@ -1274,15 +1279,20 @@ static void tell_once(const struct po_stats *st) {
             (unsigned long long)st->unowned_foreign,
             st->unowned_foreign == 1 ? "" : "s");
   } else if (run.denied_reads >= DENIED_READS && !run.told_denied) {
+    char names[512];
+
     run.told_denied = 1;
+    po_proc_name_list(conf.proc_root, st->walk.denied_pid, st->walk.denied_pids,
+                      st->walk.denied, names, sizeof(names));
     WARNING(PFX "could not read the open files (/proc/PID/fd) of %llu "
-                "process%s for lack of privilege: the sockets they hold count "
-                "as unowned and their owners are not named. Run collectd as "
-                "root, or grant it CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE "
-                "(systemd: AmbientCapabilities=CAP_DAC_READ_SEARCH "
-                "CAP_SYS_PTRACE). Said once.",
+                "process%s: %s. The sockets they hold count as unowned and "
+                "their owners are not named. Reading them needs root, or "
+                "CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE (systemd: "
+                "AmbientCapabilities=CAP_DAC_READ_SEARCH CAP_SYS_PTRACE); a "
+                "process of another user namespace (a sandbox's init) is "
+                "closed even to root. Said once.",
             (unsigned long long)st->walk.denied,
-            st->walk.denied == 1 ? "" : "es");
+            st->walk.denied == 1 ? "" : "es", names);
   }
   if (conf.source == PO_SOURCE_AUTO && st->source_used == PO_SOURCE_PROC &&
       !run.told_proc_fallback) {

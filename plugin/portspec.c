@@ -112,6 +112,10 @@ int po_ports_parse(const char *s, struct po_range **v, size_t *n,
   }
 }
 
+size_t po_port_item_len(const char *item) {
+  return item ? strcspn(item, ",") : 0;
+}
+
 int po_proto_parse(const char *s, unsigned *mask) {
   static const struct {
     const char *name;

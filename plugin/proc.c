@@ -7,6 +7,7 @@
  * directory even if the pid is reused meanwhile.
  */
 #include "portowner/proc.h"
+#include "portowner/printable.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -389,4 +390,61 @@ int po_proc_self_sees_all(void) {
     found = sscanf(line, "CapEff: %llx", &cap) == 1;
   fclose(f);
   return found && (cap >> 19) & 1; /* CAP_SYS_PTRACE */
+}
+
+/* Appends s (n bytes) made printable to buf at *len (size bytes).
+ * Returns 0 when it did not all fit. */
+static int append_printable(char *buf, size_t size, size_t *len, const char *s,
+                            size_t n) {
+  for (size_t i = 0; i < n;) {
+    size_t span, ok = po_printable(s + i, n - i, &span);
+    size_t out = ok ? ok : 1;
+
+    if (*len + out >= size)
+      return 0;
+    if (ok)
+      memcpy(buf + *len, s + i, ok);
+    else
+      buf[*len] = '?';
+    *len += out;
+    buf[*len] = '\0';
+    i += span;
+  }
+  return 1;
+}
+
+void po_proc_name_list(const char *proc_root, const pid_t *pids, size_t n,
+                       uint64_t total, char *buf, size_t size) {
+  size_t len = 0;
+  char part[64];
+  int fits = 1;
+
+  if (!buf || size == 0)
+    return;
+  buf[0] = '\0';
+  for (size_t i = 0; i < n && fits; i++) {
+    struct po_proc p;
+    int err = po_proc_read_ex(proc_root, pids[i], 0,
+                              PO_PROC_NO_USER | PO_PROC_NO_CGROUP, NULL, &p);
+    const char *comm = !err && p.comm[0] ? p.comm : "?";
+
+    snprintf(part, sizeof(part), "%s%d (", i ? ", " : "", (int)pids[i]);
+    fits = append_printable(buf, size, &len, part, strlen(part)) &&
+           append_printable(buf, size, &len, comm, strlen(comm)) &&
+           append_printable(buf, size, &len, ")", 1);
+    po_proc_release(&p);
+  }
+  if (fits && total > n) {
+    snprintf(part, sizeof(part), "%sand %llu more", n ? ", " : "",
+             (unsigned long long)(total - n));
+    fits = append_printable(buf, size, &len, part, strlen(part));
+  }
+  if (!fits && size > 4) {
+    /* Cut at a character boundary. */
+    size_t k = len < size - 4 ? len : size - 4;
+
+    while (k > 0 && ((unsigned char)buf[k] & 0xc0) == 0x80)
+      k--;
+    memcpy(buf + k, "...", 4);
+  }
 }

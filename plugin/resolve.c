@@ -407,6 +407,16 @@ static int parse_num(const char *name, size_t max_digits, int *v, size_t *len) {
   return 1;
 }
 
+/* Counts process pid as denied, its pid kept while there is room. */
+static void count_denied(struct po_walk_stats *st, pid_t pid) {
+  st->denied++;
+  for (unsigned i = 0; i < st->denied_pids; i++)
+    if (st->denied_pid[i] == pid)
+      return;
+  if (st->denied_pids < PO_WALK_DENIED_PIDS)
+    st->denied_pid[st->denied_pids++] = pid;
+}
+
 /* Reads the fd directory at path (relative to pfd). */
 static int walk_fds(struct po_resolver *r, int pfd, const char *path,
                     const struct fd_dir *dir, struct po_owners *out,
@@ -420,7 +430,7 @@ static int walk_fds(struct po_resolver *r, int pfd, const char *path,
       return 0;
     case EACCES:
     case EPERM:
-      st->denied++;
+      count_denied(st, dir->pid);
       return 0;
     case EMFILE:
     case ENFILE:
@@ -465,7 +475,7 @@ static int walk_fds(struct po_resolver *r, int pfd, const char *path,
         /* The directory opened but the links are refused (ptrace access
          * check: a process of another user namespace, or not dumpable and
          * no CAP_SYS_PTRACE): they all will be. */
-        st->denied++;
+        count_denied(st, dir->pid);
         goto out;
       }
       st->fds++;
@@ -600,7 +610,7 @@ static int walk_proc(struct walk_ctx *w, const struct po_dirent *d, int pid,
     if (old && old->ident == ident && ident != PO_IDENT_UNKNOWN) {
       /* Read before, the same process: its fds are known. */
       if (old->flags & PO_PE_DENIED)
-        w->st->denied++;
+        count_denied(w->st, (pid_t)pid);
       return pmap_put(&r->procs[!r->cur], pid, old->flags & PO_PE_DENIED,
                       ident);
     }

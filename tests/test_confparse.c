@@ -174,6 +174,8 @@ static void test_inventory_errors(void **state) {
        "line 2: <Inventory \"i\"> Port 70000: not a port number"},
       {"<Inventory \"i\">\n Port \"1-2-3\"\n</Inventory>",
        "line 2: <Inventory \"i\"> Port \"1-2-3\": not a port"},
+      {"<Inventory \"i\">\n Port \"22,po-no-such-svc,80\"\n</Inventory>",
+       "unknown service name \"po-no-such-svc\" (not in /etc/services)"},
       {"<Inventory \"i\">\n\n Frob 1\n</Inventory>",
        "line 3: <Inventory \"i\">: unknown option \"Frob\""},
       {"<Inventory \"i\">\n <Port \"x\">\n </Port>\n</Inventory>",

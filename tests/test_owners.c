@@ -795,9 +795,38 @@ static void test_pending_owners_wait(void **state) {
   po_watch_free(w);
 }
 
+/* The names of the processes a warning lists: pid and printable comm, an
+ * unreadable one as "?", the ones beyond the list counted, a cut with
+ * "..." at a character boundary. */
+static void test_proc_name_list(void **state) {
+  char root[PATH_MAX], buf[256];
+  const pid_t pids[] = {1, 57, 99};
+
+  (void)state;
+  fx_root_make(root, sizeof(root), NULL, "names");
+  fx_proc(root, 1);
+  fx_proc_details(root, 1, "init", 0, 1);
+  fx_proc(root, 57);
+  fx_proc_details(root, 57, "a\x1b[2J\xc3\xa9", 0, 2); /* ESC: '?' */
+  /* 99: no such process. */
+  po_proc_name_list(root, pids, 3, 3, buf, sizeof(buf));
+  assert_string_equal(buf, "1 (init), 57 (a?[2J\xc3\xa9), 99 (?)");
+  po_proc_name_list(root, pids, 1, 12, buf, sizeof(buf));
+  assert_string_equal(buf, "1 (init), and 11 more");
+  po_proc_name_list(root, pids, 0, 4, buf, sizeof(buf));
+  assert_string_equal(buf, "and 4 more");
+  /* Cut: "1 (init), 57 (a?[2J" + the 2-byte e-acute does not fit in 22. */
+  po_proc_name_list(root, pids, 3, 3, buf, 22);
+  assert_true(strlen(buf) < 22);
+  assert_int_equal(strcmp(buf + strlen(buf) - 3, "..."), 0);
+  assert_int_equal(strncmp(buf, "1 (init), 57 (a?[2J", strlen(buf) - 3), 0);
+  assert_int_equal(fx_root_remove(root), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_proc_read_identity),
+      cmocka_unit_test(test_proc_name_list),
       cmocka_unit_test(test_comm_spoofing),
       cmocka_unit_test(test_name_and_comm_cut),
       cmocka_unit_test(test_path_through_symlink),

@@ -89,6 +89,21 @@ static void test_port_list_names_bad_item(void **state) {
   (void)state;
   assert_int_equal(po_ports_parse(s, &v, &n, &bad), -EINVAL);
   assert_ptr_equal(bad, s + 3);
+  assert_int_equal(po_port_item_len(bad), 5); /* "90-70", not the rest */
+  free(v);
+  v = NULL;
+  n = 0;
+  /* An unknown service among known ones: the item alone, first or last. */
+  s = "ssh,no-such-service-here,redis-nonesuch";
+  assert_int_equal(po_ports_parse(s, &v, &n, &bad), -ENOENT);
+  assert_ptr_equal(bad, s + 4);
+  assert_int_equal(po_port_item_len(bad), strlen("no-such-service-here"));
+  free(v);
+  v = NULL;
+  n = 0;
+  s = "22,no-such-service-here";
+  assert_int_equal(po_ports_parse(s, &v, &n, &bad), -ENOENT);
+  assert_int_equal(po_port_item_len(bad), strlen("no-such-service-here"));
   free(v);
   v = NULL;
   n = 0;

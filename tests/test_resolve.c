@@ -466,6 +466,10 @@ static void test_denied(void **state) {
   assert_int_equal(res.rc, 0);
   assert_true(res.st.procs == 3);
   assert_true(res.st.denied == 2);
+  /* The warning names them: their pids, in the walk's (directory) order. */
+  assert_int_equal(res.st.denied_pids, 2);
+  assert_int_equal(res.st.denied_pid[0] + res.st.denied_pid[1], 480 + 482);
+  assert_true(res.st.denied_pid[0] == 480 || res.st.denied_pid[0] == 482);
   assert_true(res.st.vanished == 0);
   assert_true(res.st.fds == 1); /* refused links are not counted read */
   assert_int_equal(res.nowners, 1);

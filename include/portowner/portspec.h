@@ -26,11 +26,16 @@ int po_port_parse(const char *s, struct po_range *r);
 /*
  * Parses a comma-separated list of port items ("22", "80,443",
  * "8000-8099,ssh") and appends them to *v (realloc'd, *n updated).
- * On failure *bad points at the start of the offending item inside s.
+ * On failure *bad points at the start of the offending item inside s: the
+ * rest of the list follows it, so name the item with
+ * po_port_item_len(*bad) bytes ("%.*s"), never *bad as a string.
  * Returns 0 or the error of po_port_parse(), -ENOMEM.
  */
 int po_ports_parse(const char *s, struct po_range **v, size_t *n,
                    const char **bad);
+
+/* The length of the port item at item: up to its ',' or the end. */
+size_t po_port_item_len(const char *item);
 
 /*
  * Parses a protocol name: tcp (v4 and v6), tcp4, tcp6, udp, udp4, udp6, or

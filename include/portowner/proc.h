@@ -114,6 +114,16 @@ int po_proc_self_sees_all(void);
  */
 void po_proc_user_name(uint32_t uid, char *user, size_t size);
 
+/*
+ * Names processes for a message into buf (size bytes, NUL-terminated, cut
+ * with "..." when it does not fit): "1 (systemd), 57 (app)", each pid with
+ * its comm from <proc_root>/PID/comm (proc_root NULL: "/proc") made
+ * printable ('?' for what printable.h refuses; "?" when it cannot be read),
+ * then ", and N more" when total is more than the n pids given.
+ */
+void po_proc_name_list(const char *proc_root, const pid_t *pids, size_t n,
+                       uint64_t total, char *buf, size_t size);
+
 /* Frees what po_proc_read() allocated. */
 void po_proc_release(struct po_proc *p);
 

@@ -77,6 +77,7 @@ enum po_walk_reason {
 };
 
 /* What one walk saw. */
+#define PO_WALK_DENIED_PIDS 8
 struct po_walk_stats {
   uint64_t procs;    /* process directories walked (fds read) */
   uint64_t fds;      /* fd entries read (one readlink each), a look's too */
@@ -84,6 +85,10 @@ struct po_walk_stats {
                         privilege (EACCES/EPERM opening the fd directory or
                         reading its links): their sockets may look unowned */
   uint64_t vanished; /* processes that exited during the walk */
+  /* The first PO_WALK_DENIED_PIDS distinct pids counted in denied (the
+   * walk's order), denied_pids of them: the warning names them. */
+  pid_t denied_pid[PO_WALK_DENIED_PIDS];
+  unsigned denied_pids;
   /* Set by po_resolver_resolve() only: */
   uint64_t listed;   /* processes listed in proc_root */
   uint64_t verified; /* remembered owner fds read again (incremental): one

@@ -43,6 +43,10 @@ BAD = {
                    ["bk-port70000", r"\bPort\b", "70000"]),
     "unknown-service": (portowner_conf(block("bk-svc", **good_base(Port="po-no-such-svc"))),
                         ["bk-svc", r"\bPort\b", "po-no-such-svc"]),
+    # A list: the bad item alone, not the rest of the list after it.
+    "unknown-service-in-list": (
+        portowner_conf(block("bk-svclist", **good_base(Port="22,po-no-such-svc,80"))),
+        ["bk-svclist", r"\bPort\b", r'unknown service name "po-no-such-svc"']),
     "inverted-range": (portowner_conf(block("bk-range", **good_base(Port="90-80"))),
                        ["bk-range", r"\bPort\b", "90-80"]),
     "bad-protocol": (portowner_conf(block("bk-proto", **good_base(Protocol="sctp"))),

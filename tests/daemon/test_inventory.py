@@ -231,6 +231,9 @@ BAD = {
                     ["inv-k", r"\bFrobnicate\b"]),
     "allow-bad-port": (inventory("inv-p", Allow=[["sshd", "root", 70000]]),
                        ["inv-p", r"\bAllow\b", "70000"]),
+    "allow-unknown-service-in-list": (
+        inventory("inv-sl", Allow=[["sshd", "root", "22,po-no-such-svc,80"]]),
+        ["inv-sl", r"\bAllow\b", r'unknown service name "po-no-such-svc"']),
     "allow-path": (inventory("inv-path", Allow=[["/usr/sbin/sshd", "root"]]),
                    ["inv-path", r"\bAllow\b", "executable's name"]),
     "allow-one-value": (inventory("inv-one", Allow=[["sshd"]]),

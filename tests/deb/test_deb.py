@@ -1,13 +1,15 @@
 """The Debian package: `make deb` builds collectd-portowner from the release
 tarball, it installs on this Debian with dpkg, puts its files where collectd
 and the user look for them, and the stock collectd loads the plugin from the
-package with the package's example configuration. The package is purged at
-the end.
+package's /etc/collectd/collectd.conf.d snippet (through Debian's own
+collectd.conf) and with the package's example configuration. The package is
+purged at the end.
 
 Needs root (dpkg -i into the real system) and debhelper + dpkg-dev.
 Run: /usr/bin/python3 -m pytest tests/deb
 """
 import fcntl
+import hashlib
 import glob
 import json
 import os
@@ -28,7 +30,18 @@ BUILDDIR = env.BUILDDIR
 PACKAGE = "collectd-portowner"
 COLLECTD = "/usr/sbin/collectd"
 EXAMPLES = "/usr/share/doc/%s/examples" % PACKAGE
+# The conf.d snippet: Debian's collectd.conf includes
+# /etc/collectd/collectd.conf.d/*.conf.
+SNIPPET = "/etc/collectd/collectd.conf.d/portowner.conf"
+SNIPPET_SRC = os.path.join(SRCDIR, "contrib", "debian", "conf.d", "portowner.conf")
+# Debian's /etc/collectd/collectd.conf (package collectd) is this file of
+# collectd-core, byte for byte (collectd_5.12.0-14: compared with dpkg-deb
+# -x); collectd-core is a dependency of ours, collectd is not.
+DEBIAN_CONF = "/usr/share/doc/collectd-core/examples/collectd.conf"
+NOTHING_TO_WATCH = (r'\[warning\] portowner plugin: no <Port "NAME"> or '
+                    r'<Inventory "NAME"> block is configured: nothing to watch')
 FILES = [
+    SNIPPET,
     "/usr/lib/collectd/portowner.so",
     "/usr/bin/portowner-dump",
     "/usr/share/man/man1/portowner-dump.1.gz",
@@ -215,6 +228,150 @@ def test_collectd_loads_the_packaged_plugin_with_the_example_config(package):
         bad = collectd.unexpected_log_lines(
             lines + (r.stdout + r.stderr).splitlines(),
             list(collectd.TEST_MODE_EXPECTED) + [NO_WRITER])
+        assert not bad, "errors or warnings from collectd -T:\n%s" % "\n".join(bad)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_the_package_says_its_license(package):
+    """debian/copyright (DEP-5) names MIT for everything and MIT or GPL-2.0
+    for the BPF program, whose source says the same."""
+    with open("/usr/share/doc/%s/copyright" % PACKAGE) as f:
+        text = f.read()
+    paragraphs = [p for p in text.split("\n\n") if p.strip()]
+    files = {}
+    for p in paragraphs:
+        m = re.search(r"^Files: (.+)$", p, re.M)
+        if m:
+            files[m.group(1)] = re.search(r"^License: (.+)$", p, re.M).group(1)
+    assert files == {"*": "MIT", "plugin/bpf/*": "MIT or GPL-2.0"}, files
+    assert re.search(r"^License: MIT\n Permission is hereby granted", text, re.M), text
+    assert "not-yet-chosen" not in text
+    with open(os.path.join(SRCDIR, "LICENSE")) as f:
+        assert f.read().startswith("MIT License\n\nCopyright (c) 2026 portowner developers\n")
+    with open(os.path.join(SRCDIR, "plugin", "bpf", "owners.bpf.c")) as f:
+        bpf = f.read()
+    assert bpf.startswith("// SPDX-License-Identifier: (MIT OR GPL-2.0)\n")
+    assert 'SEC("license") = "Dual MIT/GPL";' in bpf
+
+
+def debian_conf_copy(tmp, log, include=None):
+    """Debian's collectd.conf with its own LoadPlugin lines and their
+    <Plugin> blocks left out (syslog, rrdtool, cpu...: not this test's
+    business), a logfile in front, and everything else as Debian has it,
+    its <Include "/etc/collectd/collectd.conf.d"> block first (include:
+    another directory instead). Returns the path of the copy."""
+    with open(DEBIAN_CONF) as f:
+        lines = f.read().splitlines()
+    kept, skipping = [], False
+    for line in lines:
+        bare = line.strip()
+        if skipping:
+            skipping = not re.match(r"</Plugin>", bare)
+            continue
+        if re.match(r"LoadPlugin\s", bare):
+            continue
+        if re.match(r"<Plugin\s", bare):
+            skipping = True
+            continue
+        kept.append(line)
+    text = "\n".join(kept) + "\n"
+    block = '<Include "/etc/collectd/collectd.conf.d">\n\tFilter "*.conf"\n</Include>\n'
+    assert block in text, "%s has no conf.d Include block any more" % DEBIAN_CONF
+    assert "portowner" not in text.lower()
+    if include:
+        text = text.replace(block, block.replace("/etc/collectd/collectd.conf.d", include))
+    conf = os.path.join(tmp, "collectd.conf")
+    with open(conf, "w") as f:
+        f.write("\n".join([
+            'Hostname "po-pkg-test"',
+            'BaseDir "%s"' % tmp,
+            'PIDFile "%s/collectd.pid"' % tmp,
+            'Interval 1',
+            'LoadPlugin logfile',
+            '<Plugin logfile>',
+            '  LogLevel info',
+            '  File "%s"' % log,
+            '  PrintSeverity true',
+            '</Plugin>',
+            '']) + text)
+    return conf
+
+
+def collectd_test_mode(conf, log):
+    """collectd -T -C conf: (exit status, log lines, all the text)."""
+    r = run([COLLECTD, "-T", "-C", conf], timeout=120)
+    with open(log, errors="replace") as f:
+        lines = f.read().splitlines()
+    return r.returncode, lines, "\n".join(lines) + "\n" + r.stdout + r.stderr, \
+        (r.stdout + r.stderr).splitlines()
+
+
+def test_the_conf_d_snippet_is_a_conffile_that_collectd_loads(package):
+    """`apt install ./collectd-portowner_*.deb && systemctl restart collectd`
+    is the whole set-up: the package's /etc/collectd/collectd.conf.d/
+    portowner.conf is a conffile (kept on upgrade, purged with the package),
+    Debian's collectd.conf loads the plugin from it, and as installed it
+    watches nothing (its example block commented): the plugin's one warning,
+    no other warning or error, no read registered."""
+    r = run(["dpkg-query", "-W", "-f=${Conffiles}\n", PACKAGE])
+    assert r.returncode == 0, r.stderr
+    conffiles = dict(reversed(l.split()[:2]) for l in r.stdout.splitlines() if l.strip())
+    with open(SNIPPET, "rb") as f:
+        installed = f.read()
+    assert conffiles.get(hashlib.md5(installed).hexdigest()) == SNIPPET, r.stdout
+    with open(SNIPPET_SRC, "rb") as f:
+        assert f.read() == installed, "%s differs from %s" % (SNIPPET, SNIPPET_SRC)
+    r = run(["dpkg-deb", "-c", package["deb"]])
+    assert re.search(r"^-rw-r--r-- root/root .* \./etc/collectd/collectd\.conf\.d/"
+                     r"portowner\.conf$", r.stdout, re.M), r.stdout
+
+    tmp = tempfile.mkdtemp(prefix="po-pkg-")
+    try:
+        log = os.path.join(tmp, "collectd.log")
+        conf = debian_conf_copy(tmp, log)
+        rc, lines, text, out = collectd_test_mode(conf, log)
+        assert rc == 0, "collectd -T exited %d:\n%s" % (rc, text)
+        assert any('plugin_load: plugin "portowner" successfully loaded' in l
+                   for l in lines), text
+        said = [l for l in lines if re.search(NOTHING_TO_WATCH, l)]
+        assert len(said) == 1, text
+        # Nothing watched: no read callback, no value.
+        assert not any(re.search(r"portowner plugin: version ", l) for l in lines), text
+        assert not any(re.search(NO_WRITER, l) for l in lines), text
+        bad = collectd.unexpected_log_lines(
+            lines + out, list(collectd.TEST_MODE_EXPECTED) + [NOTHING_TO_WATCH])
+        assert not bad, "errors or warnings from collectd -T:\n%s" % "\n".join(bad)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_the_snippets_commented_block_works_once_uncommented(package):
+    """What the snippet tells the user to do (remove the '#' of its block)
+    gives a plugin watching that block, with no error: the same Debian
+    collectd.conf, its Include pointed at a directory holding the edited
+    snippet."""
+    with open(SNIPPET) as f:
+        text = f.read()
+    start = text.index("<Plugin portowner>\n")
+    end = text.index("</Plugin>", start)
+    body = text[start:end]
+    assert "\n#  <Port " in body, body
+    edited = text[:start] + re.sub(r"(?m)^#", "", body) + text[end:]
+    tmp = tempfile.mkdtemp(prefix="po-pkg-")
+    try:
+        confd = os.path.join(tmp, "conf.d")
+        os.mkdir(confd)
+        with open(os.path.join(confd, "portowner.conf"), "w") as f:
+            f.write(edited)
+        log = os.path.join(tmp, "collectd.log")
+        conf = debian_conf_copy(tmp, log, include=confd)
+        rc, lines, text, out = collectd_test_mode(conf, log)
+        assert rc == 0, "collectd -T exited %d:\n%s" % (rc, text)
+        assert any(re.search(r"portowner plugin: version %s watching 1 <Port> block "
+                             % re.escape(package["version"]), l) for l in lines), text
+        bad = collectd.unexpected_log_lines(
+            lines + out, list(collectd.TEST_MODE_EXPECTED) + [NO_WRITER])
         assert not bad, "errors or warnings from collectd -T:\n%s" % "\n".join(bad)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

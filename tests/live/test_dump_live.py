@@ -605,6 +605,33 @@ def test_text_table(listen):
         assert re.search(owner, owners), res.stdout
 
 
+FOOTNOTE = ("* ACCEPTQ summed over the row's sockets (SO_REUSEPORT: each has "
+            "its own queue and limit; --json shows each)")
+
+
+def test_text_table_says_acceptq_sums_a_reuseport_group(listen):
+    """4 x backlog 100 in one SO_REUSEPORT group: one row whose ACCEPTQ is
+    0/400, marked '*' and said under the table; --json keeps each socket's
+    100. A single socket's row has no mark and no footnote."""
+    group = listen(f"reuseport:4:tcp4:127.0.0.1:{free_port()}", backlog=100)
+    single = listen(f"tcp4:127.0.0.1:{free_port()}", backlog=100)
+    gport, sport = group.ports[0], single.ports[0]
+    socks = dump.dump_json("--port", gport)
+    assert sorted(s["accept_queue_max"] for s in socks) == [100] * 4, socks
+    res = dump.run_dump("--port", f"{gport},{sport}")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    row = {m.group(1): m.group(2) for m in (
+        re.match(r"^tcp4?\s+127\.0\.0\.1:(\d+)\s+\d+\s+(\S+)\s", ln) for ln in lines)
+        if m}
+    assert row == {str(gport): "0/400*", str(sport): "0/100"}, res.stdout
+    assert lines[-1] == FOOTNOTE, res.stdout
+    assert lines.count(FOOTNOTE) == 1, res.stdout
+    res = dump.run_dump("--port", sport)
+    assert res.returncode == 0, res.stderr
+    assert FOOTNOTE not in res.stdout and "*" not in res.stdout, res.stdout
+
+
 @pytest.mark.parametrize(
     "args, bad",
     [
@@ -621,6 +648,27 @@ def test_bad_arguments_exit_2_naming_the_value(args, bad):
     assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
     assert res.stdout == "", res.stdout
     assert re.search(rf"(?<![\w-]){re.escape(bad)}(?![\w-])", res.stderr), res.stderr
+
+
+@pytest.mark.parametrize(
+    "ports, message, rest",
+    [
+        ("22,po-no-such-svc,80", 'unknown service "po-no-such-svc"', "po-no-such-svc,80"),
+        ("po-no-such-svc,redis", 'unknown service "po-no-such-svc"', "po-no-such-svc,redis"),
+        ("80,90-70,443", "'90-70': expected a port", "90-70,443"),
+        ("80,70000,443", "'70000': ports are 1 to 65535", "70000,443"),
+    ],
+)
+def test_bad_port_item_in_a_list_is_named_alone(ports, message, rest):
+    """`--port 'memcache,redis'` with memcache unknown names memcache, not
+    the rest of the list from it."""
+    with pytest.raises(OSError):
+        socket.getservbyname("po-no-such-svc")
+    res = dump.run_dump("--json", "--port", ports)
+    assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
+    assert res.stdout == "", res.stdout
+    assert res.stderr.startswith("portowner-dump: --port: " + message), res.stderr
+    assert rest not in res.stderr, res.stderr
 
 
 @pytest.mark.parametrize("source", SOURCES)
