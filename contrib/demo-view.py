@@ -9,7 +9,8 @@ Usage: collectd -f -C demo.conf 2>&1 | demo-view.py --block NAME
   many blocks reported and how many of them miss a listener, and what the read
   cost (portowner-self/duration-scan, and which resolver ran).
 - Every notification on a line of its own, marked "!!" (in colour on a
-  terminal): severity, block, type instance, message.
+  terminal): severity, block, type instance, message; after the line of the
+  read that sent it.
 - Every error, warning and notice of collectd and every line of the
   portowner plugin, as collectd printed it; anything collectd wrote that is
   not a log line (stderr), as it came. Only write_log's values and collectd's
@@ -42,6 +43,7 @@ class View:
         self.tty = out.isatty()
         self.group = None      # the read being collected: {"time": t, ...}
         self.in_values = False  # inside a "write_log values:" entry
+        self.pending = []       # notifications, printed after their read's line
 
     def say(self, line):
         self.out.write(line + "\n")
@@ -73,6 +75,12 @@ class View:
 
     def flush(self):
         g, self.group = self.group, None
+        self.row(g)
+        for line in self.pending:
+            self.say(line)
+        self.pending = []
+
+    def row(self, g):
         if not g or not g["blocks"]:
             return
         d = g["demo"]
@@ -80,7 +88,7 @@ class View:
         def n(key):
             v = d.get(key)
             return "?" if v is None else "%d" % v
-        hms = (time.strftime("%H:%M:%S", time.localtime(g["time"]))
+        hms = (time.strftime("%H:%M:%S", time.localtime(round(g["time"])))
                if isinstance(g["time"], (int, float)) else "?")
         missing = sum(1 for b in g["blocks"].values() if b.get("count-missing", 0) > 0)
         cost = ""
@@ -120,7 +128,7 @@ class View:
         nm = NOTIF.match(msg)
         if nm:
             s = nm.group("sev")
-            self.say(self.mark(s, "!! %s %-7s %s %s: %s" % (
+            (self.pending.append if self.group else self.say)(self.mark(s, "!! %s %-7s %s %s: %s" % (
                 m.group("hms"), s, nm.group("pi") or nm.group("plugin"),
                 nm.group("ti") or "-", nm.group("text"))))
             return
