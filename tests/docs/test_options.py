@@ -5,14 +5,16 @@ top level of <Plugin portowner>, for <Port> blocks and for <Inventory>
 blocks. An option added to the glue only, documented only or shown only
 fails it, naming the option and where it is missing.
 
-The man page also renders without a warning (groff -ww) and has the sections
-a reader looks for.
+The man page also renders without a warning (groff -ww), has the sections
+a reader looks for, and every config of its EXAMPLES loads in collectd.
 """
 import os
 import re
 import subprocess
 
-from lib import env
+import pytest
+
+from lib import collectd, env
 
 GLUE = os.path.join(env.SRCDIR, "plugin", "portowner.c")
 MAN = os.path.join(env.SRCDIR, "contrib", "collectd-portowner.5")
@@ -183,3 +185,55 @@ def test_man_page_renders_without_warnings():
                   "NOTIFICATIONS", "EXAMPLES", "FILES", "SEE ALSO"):
         assert re.search(r"^%s$" % title, r.stdout, re.M), (
             "collectd-portowner(5) has no %s section" % title)
+
+
+def man_examples(text):
+    """The configs of the man page's EXAMPLES section (each .nf/.fi block
+    that has a <Plugin ...>), with groff's escapes undone."""
+    section = text.split("\n.SH EXAMPLES\n", 1)[1].split("\n.SH ", 1)[0]
+    blocks = re.findall(r"^\.nf\n(.*?)^\.fi$", section, re.M | re.S)
+    out = []
+    for b in blocks:
+        b = b.replace("\\-", "-").replace("\\e", "\\")
+        if "<Plugin" in b:
+            out.append(b)
+    return out
+
+
+# Paths of the examples that a test machine may lack, and what stands for
+# them here: no sshd installed, no /host/proc, the StateFile in the test's
+# directory rather than the machine's /var/lib/collectd.
+HOST_PATHS = {'"/usr/sbin/sshd"': lambda work: collectd.q(env.COLLECTD),
+              '"/host/proc"': lambda work: '"/proc"',
+              '"/var/lib/collectd/portowner.json"':
+                  lambda work: collectd.q(os.path.join(work.path, "portowner.json"))}
+
+
+@pytest.mark.requires_collectd("logfile", "csv", "exec", "threshold")
+@pytest.mark.requires_build("portowner.so")
+def test_man_page_examples_load():
+    """Every config of EXAMPLES loads in the real collectd (collectd -T:
+    config, init, one read; exit 0, no error or warning), with the plugin's
+    LoadPlugin added where an example leaves it out, an example without a
+    <Port> block (the exec handler and the threshold on "web") loaded with
+    the first one (which has "web"), and the host paths of HOST_PATHS mapped
+    to this machine's."""
+    examples = man_examples(read(MAN))
+    assert len(examples) >= 4, examples
+    work = collectd.Workdir()
+    try:
+        for ex in examples:
+            body = ex
+            if "<Port" not in body and "<Inventory" not in body:
+                body = examples[0] + body
+            for path, here in HOST_PATHS.items():
+                body = body.replace(path, here(work))
+            if not re.search(r"^LoadPlugin portowner$", body, re.M):
+                body = "LoadPlugin portowner\n" + body
+            rc, lines = collectd.collectd_test_config(work, body)
+            log = "\n".join(lines)
+            assert rc == 0, "EXAMPLES config fails (rc %d):\n%s\n%s" % (rc, ex, log)
+            bad = collectd.unexpected_log_lines(lines, collectd.TEST_MODE_EXPECTED)
+            assert not bad, "EXAMPLES config logs:\n%s\n%s" % (ex, "\n".join(bad))
+    finally:
+        work.remove()
