@@ -3,7 +3,10 @@
 # missing, builds, and runs the real collectd in the foreground with portowner
 # watching every port that is listening when it starts, plus a demo listener
 # that it stops and starts again so that a FAILURE and an OKAY show up.
-# Values (write_log) and notifications (logfile) go to the terminal.
+# collectd's output (logfile, and write_log's values in JSON) goes through
+# contrib/demo-view.py: one line per read with the demo block's values, every
+# notification marked "!!", collectd's errors, warnings and notices as they
+# are. PORTOWNER_DEMO_RAW=1 shows collectd's output unfiltered.
 # Ctrl-C stops it. Run it as root to see the owners of every process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,10 +46,34 @@ for _ in $(seq 50); do
 done
 
 # One <Port> block per listening port, from what portowner-dump sees now.
-./portowner-dump --json 2>/dev/null | /usr/bin/python3 contrib/config-from-dump.py \
-  --interval 2 --plugindir "$dir/plugins" >"$dir/collectd.conf"
-echo "== collectd config: $dir/collectd.conf"
-grep -c '<Port ' "$dir/collectd.conf" | xargs echo "== watching ports:"
+{
+  echo "Interval 1"
+  echo "PluginDir \"$dir/plugins\""
+  echo 'TypesDB "/usr/share/collectd/types.db"'
+  echo 'LoadPlugin logfile'
+  echo '<Plugin logfile>'
+  echo '  LogLevel "info"'
+  echo '  File STDOUT'
+  echo '  Timestamp true'
+  echo '  PrintSeverity true'
+  echo '</Plugin>'
+  echo 'LoadPlugin write_log'
+  echo '<Plugin write_log>'
+  echo '  Format "JSON"'
+  echo '</Plugin>'
+  ./portowner-dump --json 2>/dev/null |
+    /usr/bin/python3 contrib/config-from-dump.py --plugin-only
+} >"$dir/collectd.conf"
+block="tcp-$demo_port"
+grep -q "<Port \"$block\">" "$dir/collectd.conf" || {
+  echo "demo: portowner-dump does not see the demo listener on port $demo_port" >&2
+  exit 1
+}
+echo "== collectd $(collectd -h | sed -n 's/^collectd \([0-9][0-9.]*[0-9]\).*/\1/p') with portowner," \
+  "Interval 1, watching $(grep -c '<Port ' "$dir/collectd.conf") ports" \
+  "(config: $dir/collectd.conf)"
+echo "== the demo block \"$block\": python3 -m http.server on 127.0.0.1:$demo_port" \
+  "(pid $demo_pid), stopped at 6 s and started again 6 s later"
 
 # Stop the demo listener after 6 s and start it again 6 s later.
 (
@@ -58,5 +85,14 @@ grep -c '<Port ' "$dir/collectd.conf" | xargs echo "== watching ports:"
   exec /usr/bin/python3 -m http.server "$demo_port" --bind 127.0.0.1 >/dev/null 2>&1
 ) &
 toggler=$!
-trap 'kill $toggler $demo_pid 2>/dev/null; pkill -P $toggler 2>/dev/null; rm -rf "$dir"' EXIT
-collectd -f -C "$dir/collectd.conf"
+# (set -e holds in the trap too: a kill of a process gone already must not
+# stop it before the rm.)
+trap 'kill $toggler $demo_pid 2>/dev/null || true
+pkill -P $toggler 2>/dev/null || true
+rm -rf "$dir"' EXIT
+if [ -n "${PORTOWNER_DEMO_RAW:-}" ]; then
+  collectd -f -C "$dir/collectd.conf"
+else
+  collectd -f -C "$dir/collectd.conf" 2>&1 |
+    /usr/bin/python3 -u contrib/demo-view.py --block "$block"
+fi

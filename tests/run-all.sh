@@ -20,7 +20,7 @@ packages=(build-essential autoconf automake libtool pkg-config
   collectd-core collectd-dev collectd-utils libyajl-dev libpcre2-dev libcmocka-dev
   valgrind iproute2 lsof netbase procps python3 python3-pytest clang-format
   clang libclang-rt-14-dev debhelper dpkg-dev libmicrohttpd12 libprotobuf-c1
-  libbpf-dev bpftool)
+  libbpf-dev bpftool groff-base man-db)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -105,7 +105,7 @@ export PO_PROMETHEUS_DIR="$log/prometheus/usr/bin"
   echo "== could not download Debian's prometheus package: its tests will fail"
 step "pytest (live tests)" /usr/bin/python3 -m pytest -p no:cacheprovider -rxs \
   tests/live tests/daemon tests/hostile tests/fleet tests/deb tests/privilege \
-  tests/soak 2>&1 |
+  tests/soak tests/docs 2>&1 |
   tee "$log/pytest.out"
 summary=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' \
   "$log/pytest.out" | tail -n 1)

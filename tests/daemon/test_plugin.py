@@ -704,14 +704,18 @@ def test_threshold_failure_when_listener_goes(daemon, listen):
     run_threshold(daemon, listen, THRESHOLD, "thr")
 
 
+THRESHOLD_DOC = os.path.join(env.SRCDIR, "docs", "configuration.md")
+
+
 def readme_threshold_example():
-    """The README's threshold example, verbatim: from `LoadPlugin threshold`
-    (when it precedes the block) through the matching </Plugin>."""
-    with open(env.README) as f:
+    """The threshold example of docs/configuration.md (the README's until
+    issue 15), verbatim: from `LoadPlugin threshold` (when it precedes the
+    block) through the matching </Plugin>."""
+    with open(THRESHOLD_DOC) as f:
         lines = f.read().splitlines()
     start = next((i for i, l in enumerate(lines)
                   if re.match(r"\s*<Plugin\s+\"?threshold\"?\s*>", l)), None)
-    assert start is not None, "README.md has no <Plugin threshold> example"
+    assert start is not None, "docs/configuration.md has no <Plugin threshold> example"
     depth, end = 0, None
     for i in range(start, len(lines)):
         depth += len(re.findall(r"<Plugin\b", lines[i]))
@@ -719,7 +723,7 @@ def readme_threshold_example():
         if depth == 0:
             end = i
             break
-    assert end is not None, "unbalanced <Plugin threshold> in README.md"
+    assert end is not None, "unbalanced <Plugin threshold> in docs/configuration.md"
     first = start
     for j in range(start - 1, max(start - 4, -1), -1):
         if re.match(r"\s*LoadPlugin\s+\"?threshold\"?", lines[j]):
@@ -735,7 +739,7 @@ def readme_threshold_example():
 
 
 def test_readme_threshold_example(daemon, listen):
-    """The README's threshold example, as printed, does the same."""
+    """The documented threshold example, as printed, does the same."""
     text, name = readme_threshold_example()
     run_threshold(daemon, listen, text, name)
 
