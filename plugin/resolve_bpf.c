@@ -38,6 +38,11 @@ int po_bpf_walk(struct po_bpf *b, const struct po_table *t,
   return -EOPNOTSUPP;
 }
 
+enum po_bpf_walk_kind po_bpf_last_walk(const struct po_bpf *b) {
+  (void)b;
+  return PO_BPF_WALK_NONE;
+}
+
 #else /* HAVE_BPF */
 
 #include <bpf/bpf.h>
@@ -63,15 +68,30 @@ struct want {
   size_t sock;
 };
 
+/* A wanted socket's struct file, as a walk of files saw it: sorted by
+ * inode. */
+struct learned {
+  uint64_t inode;
+  uint64_t file;
+};
+
 struct po_bpf {
   struct po_owners_bpf *skel;
-  struct bpf_link *link;
-  uint64_t *inmap; /* the inodes in the map, to take them out again */
+  struct bpf_link *link;        /* po_owners: a walk of files */
+  struct bpf_link *link_tables; /* po_tables: a walk of fd tables, or NULL */
+  uint64_t *inmap;              /* the inodes in "wanted", ascending */
   size_t ninmap, inmap_cap;
+  struct learned *fmap; /* the pairs in "wanted_files" (and filt) */
+  size_t nfmap, fmap_cap;
+  struct learned *learned; /* the files known of wanted inodes */
+  size_t nlearned, learned_cap;
+  struct learned *next; /* scratch: the next walk's pairs */
+  size_t next_cap;
   struct want *want;
   size_t want_cap;
   struct po_bpf_rec *recs;
   size_t nrecs, recs_cap;
+  enum po_bpf_walk_kind last;
 };
 
 int po_bpf_built(void) {
@@ -144,12 +164,31 @@ int po_bpf_open(const char *proc_root, struct po_bpf **out, const char **why) {
   b->skel->rodata->pidns_inum = inum;
   rc = po_owners_bpf__load(b->skel);
   if (rc) {
+    /* A kernel without bpf_loop (before 5.17) still walks files. */
+    po_owners_bpf__destroy(b->skel);
+    if (!(b->skel = po_owners_bpf__open())) {
+      rc = errno ? -errno : -ENOMEM;
+      *why = "opening the BPF object";
+      goto fail;
+    }
+    b->skel->rodata->pidns_inum = inum;
+    bpf_program__set_autoload(b->skel->progs.po_tables, false);
+    rc = po_owners_bpf__load(b->skel);
+  }
+  if (rc) {
     *why = "loading the BPF program (needs root or CAP_BPF and CAP_PERFMON, "
            "and a kernel with iter/task_file)";
     goto fail;
   }
   b->link = bpf_program__attach_iter(b->skel->progs.po_owners, NULL);
   if (!b->link) {
+    rc = errno ? -errno : -EINVAL;
+    *why = "attaching the BPF iterator";
+    goto fail;
+  }
+  if (bpf_program__autoload(b->skel->progs.po_tables) &&
+      !(b->link_tables =
+            bpf_program__attach_iter(b->skel->progs.po_tables, NULL))) {
     rc = errno ? -errno : -EINVAL;
     *why = "attaching the BPF iterator";
     goto fail;
@@ -166,8 +205,12 @@ void po_bpf_free(struct po_bpf *b) {
   if (!b)
     return;
   bpf_link__destroy(b->link);
+  bpf_link__destroy(b->link_tables);
   po_owners_bpf__destroy(b->skel);
   free(b->inmap);
+  free(b->fmap);
+  free(b->learned);
+  free(b->next);
   free(b->want);
   free(b->recs);
   free(b);
@@ -212,31 +255,171 @@ static int grow(void **v, size_t *cap, size_t need, size_t size) {
   return 0;
 }
 
-/* The map holds exactly the inodes of b->want[0..n). */
+/* "wanted" holds exactly the inodes of b->want[0..n) (sorted). Only what
+ * changed since the last walk is written: a plugin's wanted set is the same
+ * read after read. */
 static int map_set(struct po_bpf *b, size_t n) {
   int fd = bpf_map__fd(b->skel->maps.wanted);
   uint8_t one = 1;
+  size_t i = 0, j = 0, k = 0;
+  uint64_t *next;
   int rc;
 
-  for (size_t i = 0; i < b->ninmap; i++)
-    bpf_map_delete_elem(fd, &b->inmap[i]);
-  b->ninmap = 0;
-  rc = grow((void **)&b->inmap, &b->inmap_cap, n, sizeof(*b->inmap));
+  rc = grow((void **)&b->next, &b->next_cap, n ? n : 1, sizeof(*b->next));
   if (rc)
     return rc;
-  for (size_t i = 0; i < n; i++) {
-    if (i > 0 && b->want[i].inode == b->want[i - 1].inode)
-      continue;
-    if (bpf_map_update_elem(fd, &b->want[i].inode, &one, BPF_ANY) != 0)
-      return -errno;
-    b->inmap[b->ninmap++] = b->want[i].inode;
+  next = (uint64_t *)b->next; /* sizeof(struct learned) > sizeof(uint64_t) */
+  for (size_t w = 0; w < n; w++)
+    if (w == 0 || b->want[w].inode != b->want[w - 1].inode)
+      next[k++] = b->want[w].inode;
+  /* Merge the old list (i) with the new (j). */
+  while (i < b->ninmap || j < k) {
+    if (j == k || (i < b->ninmap && b->inmap[i] < next[j])) {
+      bpf_map_delete_elem(fd, &b->inmap[i++]);
+    } else if (i == b->ninmap || next[j] < b->inmap[i]) {
+      if (bpf_map_update_elem(fd, &next[j], &one, BPF_ANY) != 0) {
+        /* What the map holds is not known now: empty it. */
+        rc = -errno;
+        for (size_t d = 0; d < b->ninmap; d++)
+          bpf_map_delete_elem(fd, &b->inmap[d]);
+        for (size_t d = 0; d < j; d++)
+          bpf_map_delete_elem(fd, &next[d]);
+        b->ninmap = 0;
+        return rc;
+      }
+      j++;
+    } else {
+      i++;
+      j++;
+    }
   }
+  rc = grow((void **)&b->inmap, &b->inmap_cap, k ? k : 1, sizeof(*b->inmap));
+  if (rc) {
+    b->ninmap = 0;
+    return rc;
+  }
+  memcpy(b->inmap, next, k * sizeof(*next));
+  b->ninmap = k;
   return 0;
 }
 
-/* Reads the iterator's records into b->recs. */
-static int run_iter(struct po_bpf *b) {
-  int fd = bpf_iter_create(bpf_link__fd(b->link));
+/* "wanted_files" and the filter hold exactly the pairs of b->next[0..n)
+ * (sorted by inode). */
+static int fmap_set(struct po_bpf *b, size_t n) {
+  int fd = bpf_map__fd(b->skel->maps.wanted_files);
+  int rc;
+
+  if (n == b->nfmap && memcmp(b->fmap, b->next, n * sizeof(*b->next)) == 0)
+    return 0;
+  for (size_t i = 0; i < b->nfmap; i++)
+    bpf_map_delete_elem(fd, &b->fmap[i].file);
+  b->nfmap = 0;
+  memset(b->skel->bss->filt, 0, sizeof(b->skel->bss->filt));
+  rc = grow((void **)&b->fmap, &b->fmap_cap, n ? n : 1, sizeof(*b->fmap));
+  if (rc)
+    return rc;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t h = po_bpf_filt_bit(b->next[i].file);
+
+    if (bpf_map_update_elem(fd, &b->next[i].file, &b->next[i].inode, BPF_ANY) !=
+        0) {
+      rc = -errno;
+      /* Out again what went in: nothing half-set stays. */
+      for (size_t k = 0; k <= i; k++)
+        bpf_map_delete_elem(fd, &b->next[k].file);
+      memset(b->skel->bss->filt, 0, sizeof(b->skel->bss->filt));
+      return rc;
+    }
+    b->skel->bss->filt[h >> 6] |= 1ULL << (h & 63);
+  }
+  memcpy(b->fmap, b->next, n * sizeof(*b->next));
+  b->nfmap = n;
+  return 0;
+}
+
+/* The file learned for inode, or 0. */
+static uint64_t learned_file(const struct learned *v, size_t n,
+                             uint64_t inode) {
+  size_t lo = 0, hi = n;
+
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+
+    if (v[mid].inode < inode)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < n && v[lo].inode == inode ? v[lo].file : 0;
+}
+
+/* b->next[0..*n): the wanted inodes with the file each is known by, from
+ * b->learned; returns 1 when every wanted inode has one. */
+static int plan(struct po_bpf *b, size_t nwant, size_t *n) {
+  int all = 1;
+
+  *n = 0;
+  for (size_t w = 0; w < nwant; w++) {
+    uint64_t f;
+
+    if (w > 0 && b->want[w].inode == b->want[w - 1].inode)
+      continue;
+    f = learned_file(b->learned, b->nlearned, b->want[w].inode);
+    if (!f) {
+      all = 0;
+      continue;
+    }
+    b->next[(*n)++] = (struct learned){.inode = b->want[w].inode, .file = f};
+  }
+  return all;
+}
+
+/* b->learned: for each wanted inode, the file of a record of this walk, or
+ * the one known before (a walk of tables finds only files it knew). */
+static int learn(struct po_bpf *b, size_t nwant) {
+  size_t k = 0, m = 0;
+  int rc = grow((void **)&b->next, &b->next_cap, nwant ? nwant : 1,
+                sizeof(*b->next));
+
+  if (rc)
+    return rc;
+  for (size_t w = 0; w < nwant; w++)
+    if (w == 0 || b->want[w].inode != b->want[w - 1].inode)
+      b->next[k++] = (struct learned){.inode = b->want[w].inode};
+  for (size_t i = 0; i < b->nrecs; i++) {
+    size_t lo = 0, hi = k;
+
+    while (lo < hi) {
+      size_t mid = lo + (hi - lo) / 2;
+
+      if (b->next[mid].inode < b->recs[i].inode)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    if (lo < k && b->next[lo].inode == b->recs[i].inode)
+      b->next[lo].file = b->recs[i].file;
+  }
+  for (size_t i = 0; i < k; i++) {
+    if (!b->next[i].file)
+      b->next[i].file = learned_file(b->learned, b->nlearned, b->next[i].inode);
+    if (b->next[i].file)
+      b->next[m++] = b->next[i];
+  }
+  rc = grow((void **)&b->learned, &b->learned_cap, m ? m : 1,
+            sizeof(*b->learned));
+  if (rc) {
+    b->nlearned = 0;
+    return rc;
+  }
+  memcpy(b->learned, b->next, m * sizeof(*b->next));
+  b->nlearned = m;
+  return 0;
+}
+
+/* Reads the records of link's iterator into b->recs. */
+static int run_iter(struct po_bpf *b, struct bpf_link *link) {
+  int fd = bpf_iter_create(bpf_link__fd(link));
   int rc = 0;
 
   if (fd < 0)
@@ -318,18 +501,40 @@ int po_bpf_walk(struct po_bpf *b, const struct po_table *t,
     if (distinct > PO_BPF_WANTED_MAX)
       return -E2BIG;
   }
-  rc = map_set(b, n);
+  rc = grow((void **)&b->next, &b->next_cap, n, sizeof(*b->next));
   if (rc)
     return rc;
   b->skel->bss->nfiles = 0;
   b->skel->bss->ntasks = 0;
   b->skel->bss->last_task = NULL;
-  rc = run_iter(b);
+  {
+    size_t nf;
+
+    /* A walk of tables when the file of every wanted socket is known, else
+     * a walk of files (which learns them). */
+    if (b->link_tables && plan(b, n, &nf)) {
+      rc = fmap_set(b, nf);
+      if (rc)
+        return rc;
+      b->last = PO_BPF_WALK_TABLES;
+      rc = run_iter(b, b->link_tables);
+    } else {
+      rc = map_set(b, n);
+      if (rc)
+        return rc;
+      b->last = PO_BPF_WALK_FILES;
+      rc = run_iter(b, b->link);
+    }
+  }
+  if (rc)
+    return rc;
+  rc = learn(b, n);
   if (rc)
     return rc;
   st->procs += b->skel->bss->ntasks;
   st->listed += b->skel->bss->ntasks;
   st->fds += b->skel->bss->nfiles;
+  st->bpf_tables = b->last == PO_BPF_WALK_TABLES;
   if (b->nrecs > 1)
     qsort(b->recs, b->nrecs, sizeof(*b->recs), rec_cmp);
 
@@ -383,6 +588,10 @@ int po_bpf_walk(struct po_bpf *b, const struct po_table *t,
     i = j;
   }
   return 0;
+}
+
+enum po_bpf_walk_kind po_bpf_last_walk(const struct po_bpf *b) {
+  return b ? b->last : PO_BPF_WALK_NONE;
 }
 
 #endif /* HAVE_BPF */

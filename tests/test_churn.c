@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -157,6 +158,7 @@ static int has_owner(const struct po_snapshot *s, pid_t pid, int fd) {
 
 struct kinds {
   unsigned full, incremental;
+  unsigned bpf_tables; /* BPF walks of fd tables (the rest: of files) */
   unsigned reasons[PO_REASON_BPF + 1];
 };
 
@@ -166,6 +168,7 @@ static void count_kind(struct kinds *k, const struct po_snapshot *s) {
   else if (s->stats.walk.kind == PO_WALK_FULL) {
     k->full++;
     k->reasons[s->stats.walk.reason]++;
+    k->bpf_tables += s->stats.walk.bpf_tables != 0;
   }
 }
 
@@ -1111,9 +1114,14 @@ static void test_live_churn_bpf(void **state) {
     po_snapshot_free(&a);
     po_snapshot_free(&b);
   }
-  printf("# live churn (bpf): %u steps, %u full reads by BPF\n", steps,
-         k.reasons[PO_REASON_BPF]);
+  printf("# live churn (bpf): %u steps, %u full reads by BPF, %u of them "
+         "walks of fd tables\n",
+         steps, k.reasons[PO_REASON_BPF], k.bpf_tables);
   assert_int_equal(k.reasons[PO_REASON_BPF], k.full);
+  /* Both kinds ran: files for the first read and new sockets, tables for
+   * steps whose sockets were known (a step that adds none). */
+  assert_true(k.bpf_tables > 0);
+  assert_true(k.bpf_tables < k.full);
   live_stop(L);
   po_ctx_free(bpf);
   po_ctx_free(full);
@@ -1237,6 +1245,116 @@ static void test_live_scm_rights(void **state) {
   free(L);
 }
 
+/* The BPF walk of fd tables (resolve_bpf.h) against the readlink walk, on
+ * what it must not miss: a socket passed to a process walked already (no
+ * blind spot: every walk reads every table), its dups across fd chunks and
+ * a sparse fd far up the table, the socket handed on and closed by its
+ * sender, and a new socket (a walk of files, then of tables again). */
+static void test_live_bpf_tables(void **state) {
+  (void)state;
+  struct po_ctx *bpf = po_ctx_new(NULL), *full = po_ctx_new(NULL);
+  const char *why = "";
+  assert_non_null(bpf);
+  assert_non_null(full);
+  int rc = po_ctx_use_bpf(bpf, &why);
+  if (rc) {
+    printf("# bpf tables: skipped: %s: %s\n", why, strerror(-rc));
+    po_ctx_free(bpf);
+    po_ctx_free(full);
+    skip();
+  }
+  struct live *L = malloc(sizeof(*L));
+  assert_non_null(L);
+  live_init(L);
+  assert_int_equal(po_ctx_set_full_scan_interval(full, 0), 0);
+  struct po_query q = {.mask = PO_TCP4, .ports = L->watch, .nports = 1};
+  struct po_snapshot a, b;
+  struct reply r;
+  int A = live_spawn(L), B = live_spawn(L), lfd, got = -1, dups[70], far;
+
+  assert_int_equal(ask(&L->a[A], OP_LISTEN, L->ports[0], 1, -1, &r, NULL), 0);
+  lfd = r.val;
+  take_pair(bpf, full, &q, &a, &b); /* new: a walk of files */
+  assert_int_equal(a.stats.walk.bpf_tables, 0);
+  assert_same(&a, &b, "listen", 0);
+  assert_int_equal(a.nowners, 1);
+  po_snapshot_free(&a);
+  po_snapshot_free(&b);
+  take_pair(bpf, full, &q, &a, &b); /* known: a walk of tables */
+  assert_int_equal(a.stats.walk.bpf_tables, 1);
+  assert_same(&a, &b, "listen, again", 1);
+  po_snapshot_free(&a);
+  po_snapshot_free(&b);
+
+  /* 1. A sends a copy to us, walked already; we dup it 70 times (past the
+   * first 64 slots) and onto fd 5000 (a sparse table): all seen at once. */
+  assert_int_equal(ask(&L->a[A], OP_GIVE, lfd, 0, -1, &r, &got), 0);
+  assert_true(got >= 0);
+  for (int i = 0; i < 70; i++)
+    assert_true((dups[i] = dup(got)) >= 0);
+  /* Fd 5000: a table of two blocks of open_fds (4,096 slots each). */
+  {
+    struct rlimit rl;
+
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur <= 5000 && rl.rlim_max > 5000) {
+      rl.rlim_cur = 5001;
+      assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    far = rl.rlim_cur > 5000 ? 5000 : (int)rl.rlim_cur - 1;
+  }
+  assert_int_equal(dup2(got, far), far);
+  take_pair(bpf, full, &q, &a, &b);
+  assert_int_equal(a.stats.walk.bpf_tables, 1);
+  assert_true(has_owner(&a, getpid(), got));
+  assert_same(&a, &b, "SCM_RIGHTS to a walked process, dups", 2);
+  for (size_t i = 0; i < a.nowners; i++)
+    if (a.owners[i].pid == getpid())
+      assert_int_equal(a.owners[i].nfds, 72);
+  po_snapshot_free(&a);
+  po_snapshot_free(&b);
+
+  /* 2. We hand it to B and close ours; A closes its own too. */
+  assert_int_equal(ask(&L->a[B], OP_TAKE, 0, 0, got, &r, NULL), 0);
+  int bfd = r.val;
+  for (int i = 0; i < 70; i++)
+    close(dups[i]);
+  close(far);
+  close(got);
+  assert_int_equal(ask(&L->a[A], OP_CLOSE, lfd, 0, -1, &r, NULL), 0);
+  take_pair(bpf, full, &q, &a, &b);
+  assert_int_equal(a.stats.walk.bpf_tables, 1);
+  assert_false(has_owner(&a, getpid(), got));
+  assert_false(has_owner(&a, L->a[A].pid, lfd));
+  assert_true(has_owner(&a, L->a[B].pid, bfd));
+  assert_int_equal(a.nowners, 1);
+  assert_same(&a, &b, "handed on, sender closed", 3);
+  po_snapshot_free(&a);
+  po_snapshot_free(&b);
+
+  /* 3. B closes it (the listener is gone) and A listens again: a new
+   * socket, a walk of files, then of tables. */
+  assert_int_equal(ask(&L->a[B], OP_CLOSE, bfd, 0, -1, &r, NULL), 0);
+  assert_int_equal(ask(&L->a[A], OP_LISTEN, L->ports[0], 1, -1, &r, NULL), 0);
+  lfd = r.val;
+  take_pair(bpf, full, &q, &a, &b);
+  assert_int_equal(a.stats.walk.bpf_tables, 0);
+  assert_true(has_owner(&a, L->a[A].pid, lfd));
+  assert_same(&a, &b, "a new socket", 4);
+  po_snapshot_free(&a);
+  po_snapshot_free(&b);
+  take_pair(bpf, full, &q, &a, &b);
+  assert_int_equal(a.stats.walk.bpf_tables, 1);
+  assert_same(&a, &b, "a new socket, again", 5);
+  po_snapshot_free(&a);
+  po_snapshot_free(&b);
+
+  live_stop(L);
+  po_ctx_free(bpf);
+  po_ctx_free(full);
+  free(L);
+}
+
 int main(int argc, char **argv) {
   if (!realpath("/proc/self/exe", self_exe) && !realpath(argv[0], self_exe))
     return 99;
@@ -1273,6 +1391,7 @@ int main(int argc, char **argv) {
                                       fx_teardown),
       cmocka_unit_test(test_live_churn),
       cmocka_unit_test(test_live_churn_bpf),
+      cmocka_unit_test(test_live_bpf_tables),
       cmocka_unit_test(test_live_scm_rights),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

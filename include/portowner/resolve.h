@@ -104,6 +104,9 @@ struct po_walk_stats {
   uint64_t tasks_skipped; /* tasks of processes of more than one thread that
                              a look left out: its budget was spent, or the
                              kernel could not tell their tables apart */
+  /* The BPF resolver (resolve_bpf.h): */
+  uint64_t bpf_tables; /* 1 for a walk of fd tables (no file touched), 0
+                          for a walk of files */
   enum po_walk_kind kind;
   enum po_walk_reason reason; /* of a full walk */
 };

@@ -1,10 +1,21 @@
 /*
- * portowner: the owner walk in the kernel (issue 14), a BPF task_file
- * iterator (plugin/bpf/owners.bpf.c, built with clang -target bpf and
- * loaded through a libbpf skeleton).
+ * portowner: the owner walk in the kernel (issue 14), BPF iterators
+ * (plugin/bpf/owners.bpf.c, built with clang -target bpf and loaded through
+ * a libbpf skeleton).
  *
- * One walk visits every open file of every task of our pid namespace in the
- * kernel and keeps the fds whose inode is a wanted socket; it gives the
+ * One walk visits every fd table of every task of our pid namespace in the
+ * kernel and keeps the fds that hold a wanted socket. It is one of two
+ * kinds, both exact:
+ *   - a walk of files (iter/task_file) looks at every open file: is it a
+ *     socket, is its inode wanted. It also learns the struct file of each
+ *     wanted socket found (a socket has one);
+ *   - a walk of tables (iter/task, kernel 5.17+) reads the fd slots and
+ *     compares them with the struct files learned: no file is touched. It
+ *     is chosen when every wanted socket's file is known, so a plugin that
+ *     watches the same sockets read after read walks files once per new
+ *     socket (and every time while a wanted socket is held by no task of
+ *     our namespace: then nothing tells its file).
+ * It gives the
  * owners po_resolver_walk() gives, filled the same way (resolve.h: one
  * record per (pid, fd table, socket), nfds, the lowest PO_OWNER_FDS fds
  * ascending), with these differences:
@@ -61,6 +72,14 @@ void po_bpf_free(struct po_bpf *b);
 #define PO_BPF_WANTED_MAX 65536
 int po_bpf_walk(struct po_bpf *b, const struct po_table *t,
                 struct po_owners *out, struct po_walk_stats *st);
+
+/* The kind of b's last walk (NONE before the first, or without BPF). */
+enum po_bpf_walk_kind {
+  PO_BPF_WALK_NONE = 0,
+  PO_BPF_WALK_FILES,
+  PO_BPF_WALK_TABLES,
+};
+enum po_bpf_walk_kind po_bpf_last_walk(const struct po_bpf *b);
 
 #ifdef __cplusplus
 }

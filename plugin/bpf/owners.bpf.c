@@ -1,12 +1,23 @@
 // SPDX-License-Identifier: (MIT OR GPL-2.0)
 /*
- * portowner: the owner walk in the kernel (issue 14).
+ * portowner: the owner walk in the kernel (issue 14). Two iterators over
+ * every task of the reader's pid namespace, each visiting a task only when
+ * it is its group's leader or its fd table is not its leader's (one visit
+ * per table), each writing one struct po_bpf_rec to its seq file per fd that
+ * holds a wanted socket:
  *
- * An iter/task_file program: the kernel calls it for every open file of
- * every task of the reader's pid namespace (a task whose fd table is its
- * group leader's is skipped by the kernel: one visit per table). It keeps a
- * file only when its inode is a socket whose inode number is in the map
- * "wanted", and writes one struct po_bpf_rec to the iterator's seq file.
+ *   po_owners (iter/task_file): the kernel calls it for every open file; it
+ *     keeps a file whose inode is a socket whose number is in the map
+ *     "wanted". The record names the struct file too: a socket has exactly
+ *     one (sock_alloc_file(); dup, fork, SCM_RIGHTS and pidfd_getfd share
+ *     it, and a socket cannot be opened again through /proc), so
+ *   po_tables (iter/task): given the struct files of the wanted sockets
+ *     (the map "wanted_files", and the bit filter "filt" in front of it),
+ *     reads each task's fd table itself, 64 slots at a time and only where
+ *     the open-fd bitmap has bits, and compares the pointers: no file is
+ *     touched (the iterator above takes and drops a reference on each, two
+ *     cache misses per file), only a match is checked (its inode is the
+ *     wanted one, so a file freed and reused since is not taken).
  *
  * CO-RE: the few kernel types used are declared here with
  * preserve_access_index; libbpf relocates their fields against the running
@@ -61,7 +72,15 @@ struct pid {
   struct upid numbers[1];
 } __attribute__((preserve_access_index));
 
-struct files_struct;
+struct fdtable {
+  unsigned int max_fds;
+  struct file **fd;
+  unsigned long *open_fds;
+} __attribute__((preserve_access_index));
+
+struct files_struct {
+  struct fdtable *fdt;
+} __attribute__((preserve_access_index));
 
 struct task_struct {
   int pid;
@@ -69,6 +88,11 @@ struct task_struct {
   struct task_struct *group_leader;
   struct files_struct *files;
   struct pid *thread_pid;
+} __attribute__((preserve_access_index));
+
+struct bpf_iter__task {
+  struct bpf_iter_meta *meta;
+  struct task_struct *task;
 } __attribute__((preserve_access_index));
 
 struct bpf_iter__task_file {
@@ -107,6 +131,25 @@ struct {
   __type(value, __u8);
 } wanted SEC(".maps");
 
+/* po_tables: struct file address -> its socket's inode number. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, PO_BPF_MAX_WANTED);
+  __type(key, __u64);
+  __type(value, __u64);
+} wanted_files SEC(".maps");
+
+/* A bit per po_bpf_filt_bit() of each wanted file: most slots are told
+ * apart by one load from this (hot) array, without a map lookup. Written
+ * by the reader through the mmaped .bss. */
+__u64 filt[PO_BPF_FILT_WORDS] = {};
+
+/* One chunk of fd slots and one block of open_fds words, read from the
+ * kernel's table (one reader at a time: the po_bpf that owns this
+ * object). */
+__u64 slots[PO_BPF_CHUNK] = {};
+__u64 words[PO_BPF_CHUNK] = {};
+
 /* The number of pid p in the reader's pid namespace, or 0 when p is not
  * visible there. */
 static __always_inline int ns_nr(struct pid *p) {
@@ -129,15 +172,172 @@ static __always_inline int ns_nr(struct pid *p) {
   return 0;
 }
 
+/* The task's tgid in the reader's pid namespace (high 32 bits) and, when
+ * its fd table is its own (not its leader's), its tid (low 32 bits); 0 for
+ * a task not visible in the reader's namespace. */
+static __always_inline __u64 owner_ids(struct task_struct *task) {
+  struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+  __u32 tgid = ns_nr(BPF_CORE_READ(leader, thread_pid)), tid = 0;
+
+  if (!tgid)
+    return 0;
+  if (BPF_CORE_READ(task, files) != BPF_CORE_READ(leader, files))
+    tid = ns_nr(BPF_CORE_READ(task, thread_pid));
+  return (__u64)tgid << 32 | tid;
+}
+
+/* The same as a global function, which the verifier checks once, not at
+ * every call site (in po_tables's loops that would be too many states):
+ * task_addr is a struct task_struct *, as a number (all its reads are
+ * probe reads). */
+__noinline __u64 po_owner_ids(__u64 task_addr) {
+  return owner_ids((struct task_struct *)task_addr);
+}
+
+struct table_walk {
+  struct seq_file *seq;
+  __u64 task; /* the task's address, a number (po_owner_ids()) */
+  struct file **fd;
+  unsigned long *open_fds;
+  __u64 table;
+  __u32 max_fds;
+  __u32 word0; /* the first open_fds word of the block in words */
+  __u32 base;  /* the first slot of the chunk in slots */
+  __u32 files;
+  int tgid; /* -1 until a match needs it */
+  __u32 tid;
+};
+
+/* The slot base + k, of the chunk in slots (bpf_loop). */
+static long table_slot(__u32 k, void *arg) {
+  struct table_walk *w = arg;
+  __u64 f = slots[k & (PO_BPF_CHUNK - 1)], h, *ino;
+  struct file *file;
+  struct po_bpf_rec rec;
+
+  if (!f)
+    return 0;
+  w->files++;
+  h = po_bpf_filt_bit(f);
+  if (!(filt[(h >> 6) & (PO_BPF_FILT_WORDS - 1)] & (1ULL << (h & 63))))
+    return 0;
+  ino = bpf_map_lookup_elem(&wanted_files, &f);
+  if (!ino)
+    return 0;
+  file = (struct file *)f;
+  if (BPF_CORE_READ(file, f_inode, i_ino) != *ino)
+    return 0;
+  if (w->tgid < 0) {
+    __u64 ids = po_owner_ids(w->task);
+
+    w->tgid = (int)(ids >> 32);
+    w->tid = (__u32)ids;
+  }
+  if (!w->tgid)
+    return 1;
+  rec.tgid = w->tgid;
+  rec.tid = w->tid;
+  rec.fd = w->base + k;
+  rec.pad = 0;
+  rec.inode = *ino;
+  rec.table = w->table;
+  rec.file = f;
+  bpf_seq_write(w->seq, &rec, sizeof(rec));
+  return 0;
+}
+
+/* The slots of open_fds word j of the block in words (bpf_loop). */
+static long table_word(__u32 j, void *arg) {
+  struct table_walk *w = arg;
+  __u32 base = (w->word0 + j) * PO_BPF_CHUNK, n;
+  __u64 sz;
+
+  if (!words[j & (PO_BPF_CHUNK - 1)])
+    return 0;
+  if (base >= w->max_fds)
+    return 1;
+  n = w->max_fds - base;
+  if (n > PO_BPF_CHUNK)
+    n = PO_BPF_CHUNK;
+  sz = (__u64)n * sizeof(__u64);
+  barrier_var(sz); /* the verifier sees the bound checked next */
+  if (sz == 0 || sz > sizeof(slots))
+    return 1;
+  if (bpf_probe_read_kernel(slots, sz, w->fd + base) != 0)
+    return 1;
+  w->base = base;
+  bpf_loop(n, table_slot, w, 0);
+  return w->tgid == 0; /* the task is not visible to the reader: done */
+}
+
+/* Block i of the table: PO_BPF_CHUNK words of open_fds, each of which
+ * covers PO_BPF_CHUNK slots (bpf_loop). A sparse table (one fd far up) costs
+ * one read per 4,096 slots, not one per 64. */
+static long table_block(__u32 i, void *arg) {
+  struct table_walk *w = arg;
+  __u32 nwords = (w->max_fds + PO_BPF_CHUNK - 1) / PO_BPF_CHUNK, n;
+  __u64 sz;
+
+  w->word0 = i * PO_BPF_CHUNK;
+  if (w->word0 >= nwords)
+    return 1;
+  n = nwords - w->word0;
+  if (n > PO_BPF_CHUNK)
+    n = PO_BPF_CHUNK;
+  sz = (__u64)n * sizeof(__u64);
+  barrier_var(sz);
+  if (sz == 0 || sz > sizeof(words))
+    return 1;
+  if (bpf_probe_read_kernel(words, sz, w->open_fds + w->word0) != 0)
+    return 1;
+  bpf_loop(n, table_word, w, 0);
+  return w->tgid == 0;
+}
+
+SEC("iter/task")
+int po_tables(struct bpf_iter__task *ctx) {
+  struct task_struct *task = ctx->task;
+  struct task_struct *leader;
+  struct files_struct *files;
+  struct fdtable *fdt;
+  struct table_walk w = {0};
+  __u32 blocks;
+
+  if (!task)
+    return 0;
+  files = task->files;
+  if (!files)
+    return 0;
+  leader = task->group_leader;
+  if (leader != task && leader && leader->files == files)
+    return 0;
+  ntasks++;
+  fdt = files->fdt;
+  if (!fdt)
+    return 0;
+  w.seq = ctx->meta->seq;
+  /* Read as a number, not a pointer the verifier tracks. */
+  if (bpf_probe_read_kernel(&w.task, sizeof(w.task), &ctx->task) != 0)
+    return 0;
+  w.fd = fdt->fd;
+  w.open_fds = fdt->open_fds;
+  w.max_fds = fdt->max_fds;
+  w.table = (__u64)files;
+  w.tgid = -1;
+  blocks = (w.max_fds + PO_BPF_BLOCK - 1) / PO_BPF_BLOCK;
+  bpf_loop(blocks, table_block, &w, 0);
+  nfiles += w.files;
+  return 0;
+}
+
 SEC("iter/task_file")
 int po_owners(struct bpf_iter__task_file *ctx) {
   struct seq_file *seq = ctx->meta->seq;
   struct task_struct *task = ctx->task;
   struct file *file = ctx->file;
   struct po_bpf_rec rec;
-  struct task_struct *leader;
   struct inode *inode;
-  __u64 ino;
+  __u64 ino, ids;
 
   if (!task || !file)
     return 0;
@@ -163,19 +363,17 @@ int po_owners(struct bpf_iter__task_file *ctx) {
   ino = inode->i_ino;
   if (!bpf_map_lookup_elem(&wanted, &ino))
     return 0;
-  leader = BPF_CORE_READ(task, group_leader);
-  rec.tgid = ns_nr(BPF_CORE_READ(leader, thread_pid));
+  /* A table of the task's own (not its leader's): the task is named. */
+  ids = owner_ids(task);
+  rec.tgid = (__u32)(ids >> 32);
   if (!rec.tgid)
     return 0;
-  /* A table of the task's own (not its leader's): the task is named. */
-  if (BPF_CORE_READ(task, files) != BPF_CORE_READ(leader, files))
-    rec.tid = ns_nr(BPF_CORE_READ(task, thread_pid));
-  else
-    rec.tid = 0;
+  rec.tid = (__u32)ids;
   rec.fd = ctx->fd;
   rec.pad = 0;
   rec.inode = ino;
   rec.table = (__u64)BPF_CORE_READ(task, files);
+  rec.file = (__u64)file;
   bpf_seq_write(seq, &rec, sizeof(rec));
   return 0;
 }

@@ -16,6 +16,21 @@ struct po_bpf_rec {
   __u32 pad;   /* 0 */
   __u64 inode; /* the socket's inode number */
   __u64 table; /* the fd table's identity (opaque, for grouping) */
+  __u64 file;  /* the struct file's address (opaque: po_tables's key) */
 };
+
+/* po_tables reads fd slots in chunks of this many (one open_fds word),
+ * and open_fds in blocks of as many words: PO_BPF_BLOCK slots. */
+#define PO_BPF_CHUNK 64
+#define PO_BPF_BLOCK (PO_BPF_CHUNK * PO_BPF_CHUNK)
+/* The bit filter in front of wanted_files: 2^16 bits. */
+#define PO_BPF_FILT_BITS 16
+#define PO_BPF_FILT_WORDS (1U << (PO_BPF_FILT_BITS - 6))
+
+/* The filter bit of a struct file's address (Fibonacci hashing of the
+ * address without its low, alignment, bits). */
+static inline __u64 po_bpf_filt_bit(__u64 file) {
+  return ((file >> 6) * 0x9E3779B97F4A7C15ULL) >> (64 - PO_BPF_FILT_BITS);
+}
 
 #endif /* PORTOWNER_BPF_OWNERS_REC_H */

@@ -267,9 +267,9 @@ static int walks(int port, int reads, int bpf) {
     po_snapshot_free(&s);
   }
   printf("median_ns=%" PRIu64 " load_ns=%" PRIu64 " reads=%d owners=%zu "
-         "procs=%" PRIu64 " fds=%" PRIu64 "\n",
-         median(t, (size_t)reads), load_ns, reads, owners, last.procs,
-         last.fds);
+         "procs=%" PRIu64 " fds=%" PRIu64 " tables=%" PRIu64 "\n",
+         median(t, (size_t)reads), load_ns, reads, owners, last.procs, last.fds,
+         last.bpf_tables);
   free(t);
   po_ctx_free(ctx);
   return 0;
