@@ -180,6 +180,11 @@ int po_resolver_use_bpf(struct po_resolver *r, const char *proc_root,
   return 0;
 }
 
+void po_resolver_set_bpf_walks(struct po_resolver *r, unsigned mask) {
+  if (r)
+    po_bpf_set_walks(r->bpf, mask);
+}
+
 enum po_resolver_kind po_resolver_kind(const struct po_resolver *r) {
   return r && r->bpf ? PO_RESOLVER_BPF : PO_RESOLVER_PROC;
 }

@@ -43,12 +43,18 @@ enum po_bpf_walk_kind po_bpf_last_walk(const struct po_bpf *b) {
   return PO_BPF_WALK_NONE;
 }
 
+void po_bpf_set_walks(struct po_bpf *b, unsigned mask) {
+  (void)b;
+  (void)mask;
+}
+
 #else /* HAVE_BPF */
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <limits.h>
 #include <linux/types.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -79,6 +85,8 @@ struct po_bpf {
   struct po_owners_bpf *skel;
   struct bpf_link *link;        /* po_owners: a walk of files */
   struct bpf_link *link_tables; /* po_tables: a walk of fd tables, or NULL */
+  struct bpf_link *link_tcp;    /* po_learn_tcp, or NULL */
+  struct bpf_link *link_udp;    /* po_learn_udp, or NULL */
   uint64_t *inmap;              /* the inodes in "wanted", ascending */
   size_t ninmap, inmap_cap;
   struct learned *fmap; /* the pairs in "wanted_files" (and filt) */
@@ -92,6 +100,7 @@ struct po_bpf {
   struct po_bpf_rec *recs;
   size_t nrecs, recs_cap;
   enum po_bpf_walk_kind last;
+  unsigned walks; /* PO_BPF_TABLES | PO_BPF_LEARN_SOCKETS */
 };
 
 int po_bpf_built(void) {
@@ -173,6 +182,8 @@ int po_bpf_open(const char *proc_root, struct po_bpf **out, const char **why) {
     }
     b->skel->rodata->pidns_inum = inum;
     bpf_program__set_autoload(b->skel->progs.po_tables, false);
+    bpf_program__set_autoload(b->skel->progs.po_learn_tcp, false);
+    bpf_program__set_autoload(b->skel->progs.po_learn_udp, false);
     rc = po_owners_bpf__load(b->skel);
   }
   if (rc) {
@@ -187,12 +198,17 @@ int po_bpf_open(const char *proc_root, struct po_bpf **out, const char **why) {
     goto fail;
   }
   if (bpf_program__autoload(b->skel->progs.po_tables) &&
-      !(b->link_tables =
-            bpf_program__attach_iter(b->skel->progs.po_tables, NULL))) {
+      (!(b->link_tables =
+             bpf_program__attach_iter(b->skel->progs.po_tables, NULL)) ||
+       !(b->link_tcp =
+             bpf_program__attach_iter(b->skel->progs.po_learn_tcp, NULL)) ||
+       !(b->link_udp =
+             bpf_program__attach_iter(b->skel->progs.po_learn_udp, NULL)))) {
     rc = errno ? -errno : -EINVAL;
     *why = "attaching the BPF iterator";
     goto fail;
   }
+  b->walks = PO_BPF_ALL;
   *out = b;
   return 0;
 
@@ -206,6 +222,8 @@ void po_bpf_free(struct po_bpf *b) {
     return;
   bpf_link__destroy(b->link);
   bpf_link__destroy(b->link_tables);
+  bpf_link__destroy(b->link_tcp);
+  bpf_link__destroy(b->link_udp);
   po_owners_bpf__destroy(b->skel);
   free(b->inmap);
   free(b->fmap);
@@ -453,6 +471,30 @@ static int run_iter(struct po_bpf *b, struct bpf_link *link) {
   return rc;
 }
 
+/* Runs the learning iterators of the protocols whose wanted sockets have no
+ * file known, and learns from their records. */
+static int learn_from_sockets(struct po_bpf *b, const struct po_table *t,
+                              size_t nwant) {
+  int tcp = 0, udp = 0, rc;
+
+  for (size_t w = 0; w < nwant; w++)
+    if (!learned_file(b->learned, b->nlearned, b->want[w].inode)) {
+      if (t->v[b->want[w].sock].proto == IPPROTO_UDP)
+        udp = 1;
+      else
+        tcp = 1;
+    }
+  if (tcp) {
+    if ((rc = run_iter(b, b->link_tcp)) != 0 || (rc = learn(b, nwant)) != 0)
+      return rc;
+  }
+  if (udp) {
+    if ((rc = run_iter(b, b->link_udp)) != 0 || (rc = learn(b, nwant)) != 0)
+      return rc;
+  }
+  return 0;
+}
+
 static struct po_owner *push(struct po_owners *o, pid_t pid, pid_t tid,
                              size_t sock) {
   struct po_owner *w;
@@ -504,24 +546,34 @@ int po_bpf_walk(struct po_bpf *b, const struct po_table *t,
   rc = grow((void **)&b->next, &b->next_cap, n, sizeof(*b->next));
   if (rc)
     return rc;
+  rc = map_set(b, n);
+  if (rc)
+    return rc;
   b->skel->bss->nfiles = 0;
   b->skel->bss->ntasks = 0;
   b->skel->bss->last_task = NULL;
   {
     size_t nf;
+    int tables = b->link_tables && (b->walks & PO_BPF_TABLES);
+    int all = tables && plan(b, n, &nf);
 
-    /* A walk of tables when the file of every wanted socket is known, else
-     * a walk of files (which learns them). */
-    if (b->link_tables && plan(b, n, &nf)) {
+    /* Files not known yet are learned from the sockets' side (the TCP
+     * listeners and UDP sockets of our network namespace: a few
+     * microseconds per socket); what is still unknown after that (a socket
+     * of another namespace) makes this a walk of files, which learns it. */
+    if (tables && !all && (b->walks & PO_BPF_LEARN_SOCKETS)) {
+      rc = learn_from_sockets(b, t, n);
+      if (rc)
+        return rc;
+      all = plan(b, n, &nf);
+    }
+    if (all) {
       rc = fmap_set(b, nf);
       if (rc)
         return rc;
       b->last = PO_BPF_WALK_TABLES;
       rc = run_iter(b, b->link_tables);
     } else {
-      rc = map_set(b, n);
-      if (rc)
-        return rc;
       b->last = PO_BPF_WALK_FILES;
       rc = run_iter(b, b->link);
     }
@@ -592,6 +644,11 @@ int po_bpf_walk(struct po_bpf *b, const struct po_table *t,
 
 enum po_bpf_walk_kind po_bpf_last_walk(const struct po_bpf *b) {
   return b ? b->last : PO_BPF_WALK_NONE;
+}
+
+void po_bpf_set_walks(struct po_bpf *b, unsigned mask) {
+  if (b)
+    b->walks = mask & PO_BPF_ALL;
 }
 
 #endif /* HAVE_BPF */

@@ -123,6 +123,11 @@ int po_ctx_use_bpf(struct po_ctx *ctx, const char **why) {
   return po_resolver_use_bpf(ctx->resolver, ctx->proc_root, why);
 }
 
+void po_ctx_set_bpf_walks(struct po_ctx *ctx, unsigned mask) {
+  if (ctx)
+    po_resolver_set_bpf_walks(ctx->resolver, mask);
+}
+
 enum po_resolver_kind po_ctx_resolver(const struct po_ctx *ctx) {
   return ctx ? po_resolver_kind(ctx->resolver) : PO_RESOLVER_PROC;
 }

@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "portowner/resolve.h"
+#include "portowner/resolve_bpf.h"
 #include "portowner/snapshot.h"
 #include "portowner/table.h"
 #include "fixture.h"
@@ -1078,56 +1079,77 @@ static void test_live_churn(void **state) {
 }
 
 /* The same live churn, the BPF walk against the readlink walk (a full
- * walk every read): the same owners after every step. PO_CHURN_BPF_STEPS
- * (default 15) for a longer run. Skipped when the BPF walk cannot load
- * (built without it, not root). */
+ * walk every read): the same owners after every step, for each way a BPF
+ * walk can go (resolve_bpf.h): files learned from the sockets' side, then
+ * walks of tables only (the default); files learned by walks of files;
+ * walks of files only. PO_CHURN_BPF_STEPS (default 15) for a longer run.
+ * Skipped when the BPF walk cannot load (built without it, not root). */
 static void test_live_churn_bpf(void **state) {
   (void)state;
-  struct po_ctx *bpf = po_ctx_new(NULL), *full = po_ctx_new(NULL);
+  static const unsigned masks[3] = {PO_BPF_ALL, PO_BPF_TABLES, 0};
+  struct po_ctx *bpf[3], *full = po_ctx_new(NULL);
   const char *why = "";
   const char *s = getenv("PO_CHURN_BPF_STEPS");
   unsigned steps = s && atoi(s) > 0 ? (unsigned)atoi(s) : 15;
-  assert_non_null(bpf);
+  struct kinds k[3] = {{0}};
   assert_non_null(full);
-  int rc = po_ctx_use_bpf(bpf, &why);
-  if (rc) {
-    printf("# live churn (bpf): skipped: %s: %s\n", why, strerror(-rc));
-    po_ctx_free(bpf);
-    po_ctx_free(full);
-    skip();
+  for (int m = 0; m < 3; m++) {
+    assert_non_null(bpf[m] = po_ctx_new(NULL));
+    int rc = po_ctx_use_bpf(bpf[m], &why);
+    if (rc) {
+      printf("# live churn (bpf): skipped: %s: %s\n", why, strerror(-rc));
+      for (int i = 0; i <= m; i++)
+        po_ctx_free(bpf[i]);
+      po_ctx_free(full);
+      skip();
+    }
+    po_ctx_set_bpf_walks(bpf[m], masks[m]);
   }
   struct live *L = malloc(sizeof(*L));
   assert_non_null(L);
   live_init(L);
   assert_int_equal(po_ctx_set_full_scan_interval(full, 0), 0);
   struct po_query q = {.mask = PO_TCP4, .ports = L->watch, .nports = 3};
-  struct kinds k = {0};
 
   live_spawn(L);
   live_spawn(L);
   for (unsigned step = 0; step < steps; step++) {
     const char *what = live_step(L);
-    struct po_snapshot a, b;
-    take_pair(bpf, full, &q, &a, &b);
-    count_kind(&k, &a);
-    assert_same(&a, &b, what, step);
-    po_snapshot_free(&a);
-    po_snapshot_free(&b);
+    for (int m = 0; m < 3; m++) {
+      struct po_snapshot a, b;
+      take_pair(bpf[m], full, &q, &a, &b);
+      count_kind(&k[m], &a);
+      assert_same(&a, &b, what, step);
+      po_snapshot_free(&a);
+      po_snapshot_free(&b);
+    }
   }
-  printf("# live churn (bpf): %u steps, %u full reads by BPF, %u of them "
-         "walks of fd tables\n",
-         steps, k.reasons[PO_REASON_BPF], k.bpf_tables);
-  assert_int_equal(k.reasons[PO_REASON_BPF], k.full);
-  /* Both kinds ran: files for the first read and new sockets, tables for
-   * steps whose sockets were known (a step that adds none). */
-  assert_true(k.bpf_tables > 0);
-  assert_true(k.bpf_tables < k.full);
+  for (int m = 0; m < 3; m++) {
+    printf("# live churn (bpf, walks %u): %u steps, %u full reads by BPF, %u "
+           "of them walks of fd tables\n",
+           masks[m], steps, k[m].reasons[PO_REASON_BPF], k[m].bpf_tables);
+    assert_int_equal(k[m].reasons[PO_REASON_BPF], k[m].full);
+    assert_true(k[m].full > 0);
+  }
+  /* Our own namespace's sockets are all learned from the sockets' side;
+   * learned by walks of files, a step with new sockets walks files and one
+   * without walks tables; and no walk of tables when none is allowed. */
+  assert_int_equal(k[0].bpf_tables, k[0].full);
+  assert_true(k[1].bpf_tables > 0);
+  assert_true(k[1].bpf_tables < k[1].full);
+  assert_int_equal(k[2].bpf_tables, 0);
   live_stop(L);
-  po_ctx_free(bpf);
+  for (int m = 0; m < 3; m++)
+    po_ctx_free(bpf[m]);
   po_ctx_free(full);
   free(L);
 }
 
+/* The BPF walk of fd tables (resolve_bpf.h) against the readlink walk, on
+ * what it must not miss: a socket passed to a process walked already (no
+ * blind spot: every walk reads every table), its dups across fd chunks and
+ * a sparse fd far up the table, the socket handed on and closed by its
+ * sender, and a new socket (a walk of files, then of tables again). */
 /* The documented blind spot, on purpose: a listener's fd passed over
  * SCM_RIGHTS into processes that were already read. */
 static void test_live_scm_rights(void **state) {
@@ -1245,24 +1267,40 @@ static void test_live_scm_rights(void **state) {
   free(L);
 }
 
-/* The BPF walk of fd tables (resolve_bpf.h) against the readlink walk, on
- * what it must not miss: a socket passed to a process walked already (no
- * blind spot: every walk reads every table), its dups across fd chunks and
- * a sparse fd far up the table, the socket handed on and closed by its
- * sender, and a new socket (a walk of files, then of tables again). */
+/* A walk of learn's, which must be a walk of tables, gives the owners of
+ * the readlink walk b. */
+static void same_as_learned(struct po_ctx *learn, const struct po_query *q,
+                            const struct po_snapshot *b, const char *what,
+                            unsigned step) {
+  struct po_snapshot c;
+
+  assert_int_equal(po_snapshot_take(learn, q, &c), 0);
+  assert_int_equal(c.stats.walk.bpf_tables, 1);
+  assert_same(&c, b, what, step);
+  po_snapshot_free(&c);
+}
+
 static void test_live_bpf_tables(void **state) {
   (void)state;
   struct po_ctx *bpf = po_ctx_new(NULL), *full = po_ctx_new(NULL);
   const char *why = "";
   assert_non_null(bpf);
   assert_non_null(full);
+  struct po_ctx *learn = po_ctx_new(NULL);
+  assert_non_null(learn);
   int rc = po_ctx_use_bpf(bpf, &why);
+  if (!rc)
+    rc = po_ctx_use_bpf(learn, &why);
   if (rc) {
     printf("# bpf tables: skipped: %s: %s\n", why, strerror(-rc));
     po_ctx_free(bpf);
+    po_ctx_free(learn);
     po_ctx_free(full);
     skip();
   }
+  /* bpf learns files by walks of files; learn (the default) from the
+   * sockets' side, and so walks tables every time. */
+  po_ctx_set_bpf_walks(bpf, PO_BPF_TABLES);
   struct live *L = malloc(sizeof(*L));
   assert_non_null(L);
   live_init(L);
@@ -1277,12 +1315,14 @@ static void test_live_bpf_tables(void **state) {
   take_pair(bpf, full, &q, &a, &b); /* new: a walk of files */
   assert_int_equal(a.stats.walk.bpf_tables, 0);
   assert_same(&a, &b, "listen", 0);
+  same_as_learned(learn, &q, &b, "listen", 0);
   assert_int_equal(a.nowners, 1);
   po_snapshot_free(&a);
   po_snapshot_free(&b);
   take_pair(bpf, full, &q, &a, &b); /* known: a walk of tables */
   assert_int_equal(a.stats.walk.bpf_tables, 1);
   assert_same(&a, &b, "listen, again", 1);
+  same_as_learned(learn, &q, &b, "listen, again", 1);
   po_snapshot_free(&a);
   po_snapshot_free(&b);
 
@@ -1308,6 +1348,7 @@ static void test_live_bpf_tables(void **state) {
   assert_int_equal(a.stats.walk.bpf_tables, 1);
   assert_true(has_owner(&a, getpid(), got));
   assert_same(&a, &b, "SCM_RIGHTS to a walked process, dups", 2);
+  same_as_learned(learn, &q, &b, "SCM_RIGHTS to a walked process, dups", 2);
   for (size_t i = 0; i < a.nowners; i++)
     if (a.owners[i].pid == getpid())
       assert_int_equal(a.owners[i].nfds, 72);
@@ -1329,6 +1370,7 @@ static void test_live_bpf_tables(void **state) {
   assert_true(has_owner(&a, L->a[B].pid, bfd));
   assert_int_equal(a.nowners, 1);
   assert_same(&a, &b, "handed on, sender closed", 3);
+  same_as_learned(learn, &q, &b, "handed on, sender closed", 3);
   po_snapshot_free(&a);
   po_snapshot_free(&b);
 
@@ -1341,16 +1383,37 @@ static void test_live_bpf_tables(void **state) {
   assert_int_equal(a.stats.walk.bpf_tables, 0);
   assert_true(has_owner(&a, L->a[A].pid, lfd));
   assert_same(&a, &b, "a new socket", 4);
+  same_as_learned(learn, &q, &b, "a new socket", 4);
   po_snapshot_free(&a);
   po_snapshot_free(&b);
   take_pair(bpf, full, &q, &a, &b);
   assert_int_equal(a.stats.walk.bpf_tables, 1);
   assert_same(&a, &b, "a new socket, again", 5);
+  same_as_learned(learn, &q, &b, "a new socket, again", 5);
   po_snapshot_free(&a);
   po_snapshot_free(&b);
 
+  /* 4. A UDP socket (ours), learned from the sockets' side too: its first
+   * walk is one of tables. */
+  {
+    struct po_query uq = {.mask = PO_UDP4, .ports = L->watch, .nports = 1};
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port = htons(L->ports[0]),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+
+    assert_true(u >= 0);
+    assert_int_equal(bind(u, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(po_snapshot_take(full, &uq, &b), 0);
+    assert_true(has_owner(&b, getpid(), u));
+    same_as_learned(learn, &uq, &b, "UDP", 6);
+    po_snapshot_free(&b);
+    close(u);
+  }
+
   live_stop(L);
   po_ctx_free(bpf);
+  po_ctx_free(learn);
   po_ctx_free(full);
   free(L);
 }

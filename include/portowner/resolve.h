@@ -317,6 +317,8 @@ enum po_resolver_kind {
 int po_resolver_use_bpf(struct po_resolver *r, const char *proc_root,
                         const char **why);
 enum po_resolver_kind po_resolver_kind(const struct po_resolver *r);
+/* po_bpf_set_walks() of the BPF walk in use (none: nothing). */
+void po_resolver_set_bpf_walks(struct po_resolver *r, unsigned mask);
 /* "proc" or "bpf". */
 const char *po_resolver_kind_name(enum po_resolver_kind k);
 

@@ -81,6 +81,18 @@ enum po_bpf_walk_kind {
 };
 enum po_bpf_walk_kind po_bpf_last_walk(const struct po_bpf *b);
 
+/*
+ * What a walk may use (PO_BPF_ALL, the default, after po_bpf_open()): walks
+ * of tables (PO_BPF_TABLES), and the learning of files from the sockets'
+ * side (PO_BPF_LEARN_SOCKETS: the TCP listeners and UDP sockets of our
+ * network namespace, iter/tcp and iter/udp). 0: every walk is a walk of
+ * files. The benchmark and the tests compare them; nothing else needs to.
+ */
+#define PO_BPF_TABLES 1u
+#define PO_BPF_LEARN_SOCKETS 2u
+#define PO_BPF_ALL (PO_BPF_TABLES | PO_BPF_LEARN_SOCKETS)
+void po_bpf_set_walks(struct po_bpf *b, unsigned mask);
+
 #ifdef __cplusplus
 }
 #endif

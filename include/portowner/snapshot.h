@@ -177,6 +177,9 @@ void po_ctx_set_attribution(struct po_ctx *ctx, int on);
  * With BPF every read is a full walk: FullScanInterval does not apply. */
 int po_ctx_use_bpf(struct po_ctx *ctx, const char **why);
 enum po_resolver_kind po_ctx_resolver(const struct po_ctx *ctx);
+/* The kinds of BPF walk allowed (po_bpf_set_walks(), resolve_bpf.h), for
+ * the benchmark and the tests. */
+void po_ctx_set_bpf_walks(struct po_ctx *ctx, unsigned mask);
 
 /*
  * Takes a snapshot of the listening sockets that match q, with their owners

@@ -90,6 +90,30 @@ struct task_struct {
   struct pid *thread_pid;
 } __attribute__((preserve_access_index));
 
+struct sock_common {
+  unsigned char skc_state;
+} __attribute__((preserve_access_index));
+
+struct socket {
+  struct file *file;
+} __attribute__((preserve_access_index));
+
+struct sock {
+  struct socket *sk_socket;
+} __attribute__((preserve_access_index));
+
+struct udp_sock;
+
+struct bpf_iter__tcp {
+  struct bpf_iter_meta *meta;
+  struct sock_common *sk_common;
+} __attribute__((preserve_access_index));
+
+struct bpf_iter__udp {
+  struct bpf_iter_meta *meta;
+  struct udp_sock *udp_sk;
+} __attribute__((preserve_access_index));
+
 struct bpf_iter__task {
   struct bpf_iter_meta *meta;
   struct task_struct *task;
@@ -106,6 +130,7 @@ struct bpf_iter__task_file {
 #define PO_S_IFSOCK 0140000
 #define PO_MAX_LEVEL 32
 #define PO_SOCKFS_MAGIC 0x534F434B
+#define PO_TCP_LISTEN 10
 
 /* The reader's pid namespace (st_ino of /proc/self/ns/pid): pids are given
  * as that namespace numbers them. Set before load. */
@@ -292,6 +317,48 @@ static long table_block(__u32 i, void *arg) {
     return 1;
   bpf_loop(n, table_word, w, 0);
   return w->tgid == 0;
+}
+
+/* The learning of files from the sockets' side: one record (tgid 0, fd 0,
+ * table 0) for a wanted socket sk, naming its struct file. */
+static __always_inline void learn_sock(struct seq_file *seq, struct sock *sk) {
+  struct po_bpf_rec rec = {0};
+  struct file *file = BPF_CORE_READ(sk, sk_socket, file);
+  __u64 ino;
+
+  if (!file)
+    return;
+  ino = BPF_CORE_READ(file, f_inode, i_ino);
+  if (!bpf_map_lookup_elem(&wanted, &ino))
+    return;
+  rec.inode = ino;
+  rec.file = (__u64)file;
+  bpf_seq_write(seq, &rec, sizeof(rec));
+}
+
+/* TCP listeners of the reader's network namespace (the only TCP sockets
+ * the table holds): the rest of the hash (established, time-wait, request
+ * sockets, which have no file or are not wanted) is passed over on its
+ * state. */
+SEC("iter/tcp")
+int po_learn_tcp(struct bpf_iter__tcp *ctx) {
+  struct sock_common *skc = ctx->sk_common;
+
+  if (!skc || skc->skc_state != PO_TCP_LISTEN)
+    return 0;
+  learn_sock(ctx->meta->seq, (struct sock *)skc);
+  return 0;
+}
+
+/* UDP sockets of the reader's network namespace. */
+SEC("iter/udp")
+int po_learn_udp(struct bpf_iter__udp *ctx) {
+  struct udp_sock *udp = ctx->udp_sk;
+
+  if (!udp)
+    return 0;
+  learn_sock(ctx->meta->seq, (struct sock *)udp);
+  return 0;
 }
 
 SEC("iter/task")
