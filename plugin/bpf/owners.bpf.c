@@ -19,6 +19,10 @@
  *     cache misses per file), only a match is checked (its inode is the
  *     wanted one, so a file freed and reused since is not taken).
  *
+ * and two that learn the struct files from the sockets' side, one record
+ * (tgid 0) per wanted socket of the reader's network namespace:
+ *   po_learn_tcp (iter/tcp, TCP listeners) and po_learn_udp (iter/udp).
+ *
  * CO-RE: the few kernel types used are declared here with
  * preserve_access_index; libbpf relocates their fields against the running
  * kernel's BTF (/sys/kernel/btf/vmlinux) at load time.
