@@ -435,8 +435,12 @@ static int learn(struct po_bpf *b, size_t nwant) {
   return 0;
 }
 
-/* Reads the records of link's iterator into b->recs. */
-static int run_iter(struct po_bpf *b, struct bpf_link *link) {
+/* Reads the records of link's iterator into b->recs. With upto > 0, reads
+ * at most upto records at a time and stops at a marker (a record of inode
+ * 0, not kept): the kernel's seq read stops as soon as the bytes asked for
+ * are written, so the iteration ends there and what follows the marker is
+ * never walked. */
+static int run_iter(struct po_bpf *b, struct bpf_link *link, size_t upto) {
   int fd = bpf_iter_create(bpf_link__fd(link));
   int rc = 0;
 
@@ -450,8 +454,11 @@ static int run_iter(struct po_bpf *b, struct bpf_link *link) {
         grow((void **)&b->recs, &b->recs_cap, b->nrecs + 256, sizeof(*b->recs));
     if (rc)
       break;
-    n = read(fd, (char *)(b->recs + b->nrecs),
-             (b->recs_cap - b->nrecs) * sizeof(*b->recs));
+    size_t room = b->recs_cap - b->nrecs;
+
+    if (upto && room > upto)
+      room = upto;
+    n = read(fd, (char *)(b->recs + b->nrecs), room * sizeof(*b->recs));
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -465,6 +472,16 @@ static int run_iter(struct po_bpf *b, struct bpf_link *link) {
       rc = -EIO;
       break;
     }
+    if (upto) {
+      size_t got = (size_t)n / sizeof(*b->recs), k = 0;
+
+      while (k < got && b->recs[b->nrecs + k].inode != 0)
+        k++;
+      b->nrecs += k;
+      if (k < got)
+        break; /* the marker */
+      continue;
+    }
     b->nrecs += (size_t)n / sizeof(*b->recs);
   }
   close(fd);
@@ -475,21 +492,32 @@ static int run_iter(struct po_bpf *b, struct bpf_link *link) {
  * file known, and learns from their records. */
 static int learn_from_sockets(struct po_bpf *b, const struct po_table *t,
                               size_t nwant) {
+  size_t ntcp = 0;
   int tcp = 0, udp = 0, rc;
 
-  for (size_t w = 0; w < nwant; w++)
+  for (size_t w = 0; w < nwant; w++) {
+    int is_udp = t->v[b->want[w].sock].proto == IPPROTO_UDP;
+
+    ntcp += !is_udp && (w == 0 || b->want[w].inode != b->want[w - 1].inode);
     if (!learned_file(b->learned, b->nlearned, b->want[w].inode)) {
-      if (t->v[b->want[w].sock].proto == IPPROTO_UDP)
+      if (is_udp)
         udp = 1;
       else
         tcp = 1;
     }
+  }
+  /* TCP: the listeners come first, then the established hash (every
+   * bucket walked, hundreds of thousands on a big host): po_learn_tcp marks
+   * where that starts, and the read stops there. At most one record per
+   * wanted TCP inode comes before it. */
   if (tcp) {
-    if ((rc = run_iter(b, b->link_tcp)) != 0 || (rc = learn(b, nwant)) != 0)
+    b->skel->bss->tcp_marked = 0;
+    if ((rc = run_iter(b, b->link_tcp, ntcp + 1)) != 0 ||
+        (rc = learn(b, nwant)) != 0)
       return rc;
   }
   if (udp) {
-    if ((rc = run_iter(b, b->link_udp)) != 0 || (rc = learn(b, nwant)) != 0)
+    if ((rc = run_iter(b, b->link_udp, 0)) != 0 || (rc = learn(b, nwant)) != 0)
       return rc;
   }
   return 0;
@@ -572,10 +600,10 @@ int po_bpf_walk(struct po_bpf *b, const struct po_table *t,
       if (rc)
         return rc;
       b->last = PO_BPF_WALK_TABLES;
-      rc = run_iter(b, b->link_tables);
+      rc = run_iter(b, b->link_tables, 0);
     } else {
       b->last = PO_BPF_WALK_FILES;
-      rc = run_iter(b, b->link);
+      rc = run_iter(b, b->link, 0);
     }
   }
   if (rc)

@@ -341,15 +341,28 @@ static __always_inline void learn_sock(struct seq_file *seq, struct sock *sk) {
 }
 
 /* TCP listeners of the reader's network namespace (the only TCP sockets
- * the table holds): the rest of the hash (established, time-wait, request
- * sockets, which have no file or are not wanted) is passed over on its
- * state. */
+ * the table holds), which the kernel's iterator gives before the sockets of
+ * the established hash (which have no file or are not wanted). Set by the
+ * reader before a walk: */
+__u8 tcp_marked = 0;
+
 SEC("iter/tcp")
 int po_learn_tcp(struct bpf_iter__tcp *ctx) {
   struct sock_common *skc = ctx->sk_common;
 
-  if (!skc || skc->skc_state != PO_TCP_LISTEN)
+  if (!skc)
     return 0;
+  if (skc->skc_state != PO_TCP_LISTEN) {
+    /* The first socket past the listeners: a marker (inode 0), where the
+     * reader stops. */
+    if (!tcp_marked) {
+      struct po_bpf_rec m = {0};
+
+      tcp_marked = 1;
+      bpf_seq_write(ctx->meta->seq, &m, sizeof(m));
+    }
+    return 0;
+  }
   learn_sock(ctx->meta->seq, (struct sock *)skc);
   return 0;
 }

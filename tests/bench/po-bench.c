@@ -277,8 +277,7 @@ static int walks(int port, int reads, int bpf) {
          " reads=%d owners=%zu "
          "procs=%" PRIu64 " fds=%" PRIu64 " tables=%" PRIu64 "\n",
          median(t + (reads > 1), (size_t)reads - (reads > 1)), t[0], load_ns,
-         reads, owners, last.procs, last.fds,
-         last.bpf_tables);
+         reads, owners, last.procs, last.fds, last.bpf_tables);
   free(t);
   po_ctx_free(ctx);
   return 0;
@@ -291,9 +290,9 @@ int main(int argc, char **argv) {
       strcmp(argv[1], "incr") == 0)
     return incr(atoi(argv[2]), atoi(argv[3]) > 0 ? atoi(argv[3]) : 1,
                 argc == 4);
-  if (argc == 4 && (strcmp(argv[1], "bpf") == 0 ||
-                    strcmp(argv[1], "bpffiles") == 0 ||
-                    strcmp(argv[1], "full") == 0))
+  if (argc == 4 &&
+      (strcmp(argv[1], "bpf") == 0 || strcmp(argv[1], "bpffiles") == 0 ||
+       strcmp(argv[1], "full") == 0))
     return walks(atoi(argv[2]), atoi(argv[3]) > 0 ? atoi(argv[3]) : 1,
                  strcmp(argv[1], "bpf") == 0        ? (int)PO_BPF_ALL
                  : strcmp(argv[1], "bpffiles") == 0 ? 0
