@@ -19,7 +19,7 @@ import textwrap
 
 import pytest
 
-from lib import collectd, env, listeners, waits
+from lib import collectd, dump, env, listeners, waits
 from lib.collectd import block, portowner_conf, q
 
 from .test_privilege import status_of
@@ -35,7 +35,7 @@ DROPIN = os.path.join(env.SRCDIR, "contrib", "systemd", "portowner.conf")
 CAP_BITS = {"CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7,
             "CAP_DAC_READ_SEARCH": 2, "CAP_DAC_OVERRIDE": 1,
             "CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13, "CAP_SYS_PTRACE": 19,
-            "CAP_SYS_ADMIN": 21}
+            "CAP_SYS_ADMIN": 21, "CAP_PERFMON": 38, "CAP_BPF": 39}
 
 HANDLER = textwrap.dedent(r'''
     #!/usr/bin/python3
@@ -174,6 +174,15 @@ def test_handler_as_nobody_runs_without_capabilities(root_daemons, listen,
     # portowner names nobody's process (the capabilities are effective)...
     waits.wait_read(d, "web", {"count-sockets": 1, "count-processes": 1,
                                "count-unowned": 0}, timeout_s=20)
+    # ...through the BPF walk (Resolver "auto", the default: CAP_BPF and
+    # CAP_PERFMON are in the set), when this build and kernel have it.
+    r = dump.run_dump("--resolver", "bpf", "--port", "1")
+    if "built without BPF support" not in r.stderr:
+        assert r.returncode == 0, r.stderr
+        g = waits.read(d, "self", names=("count-resolver_bpf",)).values
+        assert g["count-resolver_bpf"] == 1, (g, d.log_text())
+        assert d.log_matches(r"owner walk: BPF"), d.log_text()
+        assert 'Resolver "auto"' not in d.log_text(), d.log_text()
     # ...and the notification that names it reaches both handlers.
     owner = "po-listen[%d] %s" % (l.pid, env.NOBODY)
     n = waits.wait_notification(d, severity="FAILURE", plugin="portowner",
