@@ -67,6 +67,10 @@ void po_bpf_set_walks(struct po_bpf *b, unsigned mask) {
 #include "owners.skel.h"
 
 _Static_assert(PO_BPF_MAX_WANTED == PO_BPF_WANTED_MAX, "map size");
+_Static_assert(PO_BPF_KEEP_FDS == PO_OWNER_FDS, "the fds an owner keeps");
+/* One table's records fit the seq file's buffer (8 pages of 4 KiB). */
+_Static_assert(PO_BPF_SHOW_MAX * sizeof(struct po_bpf_rec) <= 8 * 4096,
+               "records of one table");
 
 /* An inode of the table and its index: sorted by inode, then index. */
 struct want {
@@ -415,7 +419,7 @@ static int learn(struct po_bpf *b, size_t nwant) {
       else
         hi = mid;
     }
-    if (lo < k && b->next[lo].inode == b->recs[i].inode)
+    if (lo < k && b->next[lo].inode == b->recs[i].inode && b->recs[i].file)
       b->next[lo].file = b->recs[i].file;
   }
   for (size_t i = 0; i < k; i++) {
@@ -600,8 +604,17 @@ int po_bpf_walk(struct po_bpf *b, const struct po_table *t,
       if (rc)
         return rc;
       b->last = PO_BPF_WALK_TABLES;
+      b->skel->bss->truncated = 0;
       rc = run_iter(b, b->link_tables, 0);
-    } else {
+      /* A table with more records than one seq write holds (many sockets
+       * with many fds each): this walk is not whole, walk files. */
+      if (!rc && b->skel->bss->truncated)
+        all = 0;
+    }
+    if (!rc && !all) {
+      b->skel->bss->nfiles = 0;
+      b->skel->bss->ntasks = 0;
+      b->skel->bss->last_task = NULL;
       b->last = PO_BPF_WALK_FILES;
       rc = run_iter(b, b->link, 0);
     }
@@ -656,7 +669,13 @@ int po_bpf_walk(struct po_bpf *b, const struct po_table *t,
       o->fd = (int)r->fd;
       for (size_t k = i; k < j; k++) {
         /* Ascending already: keep the lowest PO_OWNER_FDS. Tasks that
-         * share a table of their own give its fds once each. */
+         * share a table of their own give its fds once each. A walk of
+         * tables gives the lowest PO_BPF_KEEP_FDS, then their number. */
+        if (b->recs[k].fd == PO_BPF_FD_COUNT) {
+          if (b->recs[k].count > o->nfds)
+            o->nfds = b->recs[k].count;
+          continue;
+        }
         if (k > i && b->recs[k].fd == b->recs[k - 1].fd)
           continue;
         if (o->nfds < PO_OWNER_FDS)

@@ -1411,6 +1411,64 @@ static void test_live_bpf_tables(void **state) {
     close(u);
   }
 
+  /* 5. Nine listeners of ours in one SO_REUSEPORT group on the port, the
+   * last dup()ed 800 times: a walk of tables keeps 16 fds and a count for
+   * each of the first 8 sockets of a table, every fd of the others, and at
+   * most 768 records for one table; past that it walks files instead. */
+  {
+    int g[9], more[800], one = 1;
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port = htons(L->ports[1]),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct po_query gq = {.mask = PO_TCP4, .ports = &L->watch[1], .nports = 1};
+    struct rlimit rl;
+
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur < 6000 && rl.rlim_max >= 6000) {
+      rl.rlim_cur = 6000;
+      assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    for (int i = 0; i < 9; i++) {
+      g[i] = socket(AF_INET, SOCK_STREAM, 0);
+      assert_true(g[i] >= 0);
+      assert_int_equal(
+          setsockopt(g[i], SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)), 0);
+      assert_int_equal(bind(g[i], (struct sockaddr *)&sin, sizeof(sin)), 0);
+      assert_int_equal(listen(g[i], 8), 0);
+    }
+    for (int i = 0; i < 800; i++)
+      assert_true((more[i] = dup(g[8])) >= 0);
+    assert_int_equal(po_snapshot_take(full, &gq, &b), 0);
+    assert_int_equal(b.socks.len, 9);
+    take_pair(learn, full, &gq, &a, &b);
+    assert_int_equal(a.stats.walk.bpf_tables, 0); /* truncated: files */
+    assert_same(&a, &b, "a table past 768 records", 7);
+    po_snapshot_free(&a);
+    po_snapshot_free(&b);
+    for (int i = 0; i < 800; i++)
+      close(more[i]);
+    /* 760 dups of the first socket instead: 16 records and a count. */
+    for (int i = 0; i < 760; i++)
+      assert_true((more[i] = dup(g[0])) >= 0);
+    take_pair(learn, full, &gq, &a, &b);
+    assert_int_equal(a.stats.walk.bpf_tables, 1);
+    assert_same(&a, &b, "a socket of 761 fds", 8);
+    {
+      int seen = 0;
+
+      for (size_t i = 0; i < a.nowners; i++)
+        if (a.owners[i].pid == getpid() && a.owners[i].nfds == 761)
+          seen++;
+      assert_int_equal(seen, 1);
+    }
+    po_snapshot_free(&a);
+    po_snapshot_free(&b);
+    for (int i = 0; i < 760; i++)
+      close(more[i]);
+    for (int i = 0; i < 9; i++)
+      close(g[i]);
+  }
+
   live_stop(L);
   po_ctx_free(bpf);
   po_ctx_free(learn);

@@ -153,8 +153,12 @@ const void *sock_fops = 0;
 /* The last task visited, to count tasks (one seq reader at a time). */
 void *last_task = 0;
 
+/* The hash maps allocate their entries as the reader adds them
+ * (BPF_F_NO_PREALLOC): a plugin wants a few sockets, not 65,536, and
+ * preallocating both maps would hold ~8 MiB of kernel memory. */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
   __uint(max_entries, PO_BPF_MAX_WANTED);
   __type(key, __u64);
   __type(value, __u8);
@@ -163,6 +167,7 @@ struct {
 /* po_tables: struct file address -> its socket's inode number. */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
   __uint(max_entries, PO_BPF_MAX_WANTED);
   __type(key, __u64);
   __type(value, __u64);
@@ -172,6 +177,14 @@ struct {
  * apart by one load from this (hot) array, without a map lookup. Written
  * by the reader through the mmaped .bss. */
 __u64 filt[PO_BPF_FILT_WORDS] = {};
+
+/* Set by po_tables when a table had more records than one seq write may
+ * hold: the reader then walks files (reset by the reader). */
+__u8 truncated = 0;
+/* Records written for the table being walked (in the map, not on the
+ * stack: a counter compared on the stack would make the verifier walk the
+ * loops once per value). */
+__u32 written = 0;
 
 /* One chunk of fd slots and one block of open_fds words, read from the
  * kernel's table (one reader at a time: the po_bpf that owns this
@@ -223,6 +236,14 @@ __noinline __u64 po_owner_ids(__u64 task_addr) {
   return owner_ids((struct task_struct *)task_addr);
 }
 
+/* The sockets a table holds and how many fds hold each (the first
+ * PO_BPF_TASK_INODES sockets found in it). */
+struct table_keep {
+  __u32 ninodes;
+  __u32 count[PO_BPF_TASK_INODES];
+  __u64 inode[PO_BPF_TASK_INODES];
+};
+
 struct table_walk {
   struct seq_file *seq;
   __u64 task; /* the task's address, a number (po_owner_ids()) */
@@ -235,14 +256,56 @@ struct table_walk {
   __u32 files;
   int tgid; /* -1 until a match needs it */
   __u32 tid;
+  struct table_keep keep;
 };
+
+/* One record for w's table, unless its budget is spent (then the walk is
+ * marked truncated). */
+static __always_inline void table_write(struct table_walk *w, __u32 fd,
+                                        __u32 count, __u64 ino, __u64 f) {
+  struct po_bpf_rec rec;
+
+  if (written >= PO_BPF_SHOW_MAX) {
+    truncated = 1;
+    return;
+  }
+  written++;
+  rec.tgid = w->tgid;
+  rec.tid = w->tid;
+  rec.fd = fd;
+  rec.count = count;
+  rec.inode = ino;
+  rec.table = w->table;
+  rec.file = f;
+  bpf_seq_write(w->seq, &rec, sizeof(rec));
+}
+
+/* 1 when this fd of ino gets a record: one of the socket's first
+ * PO_BPF_KEEP_FDS in the table, or a socket past the first
+ * PO_BPF_TASK_INODES (not counted). A global function: the verifier
+ * checks it once (inline in table_slot, its loop made too many states);
+ * it is given only the table_keep, which it may change. */
+__noinline int po_table_keep(struct table_keep *k, __u64 ino) {
+  if (!k)
+    return 0;
+  for (__u32 i = 0; i < PO_BPF_TASK_INODES; i++) {
+    if (i >= k->ninodes) {
+      k->inode[i] = ino;
+      k->count[i] = 1;
+      k->ninodes = i + 1;
+      return 1;
+    }
+    if (k->inode[i] == ino)
+      return ++k->count[i] <= PO_BPF_KEEP_FDS;
+  }
+  return 1;
+}
 
 /* The slot base + k, of the chunk in slots (bpf_loop). */
 static long table_slot(__u32 k, void *arg) {
   struct table_walk *w = arg;
   __u64 f = slots[k & (PO_BPF_CHUNK - 1)], h, *ino;
   struct file *file;
-  struct po_bpf_rec rec;
 
   if (!f)
     return 0;
@@ -264,14 +327,9 @@ static long table_slot(__u32 k, void *arg) {
   }
   if (!w->tgid)
     return 1;
-  rec.tgid = w->tgid;
-  rec.tid = w->tid;
-  rec.fd = w->base + k;
-  rec.pad = 0;
-  rec.inode = *ino;
-  rec.table = w->table;
-  rec.file = f;
-  bpf_seq_write(w->seq, &rec, sizeof(rec));
+  /* The lowest PO_BPF_KEEP_FDS fds of each socket, then a count. */
+  if (po_table_keep(&w->keep, *ino))
+    table_write(w, w->base + k, 0, *ino, f);
   return 0;
 }
 
@@ -378,6 +436,18 @@ int po_learn_udp(struct bpf_iter__udp *ctx) {
   return 0;
 }
 
+/* The count record of socket i of the table, when it has more fds than
+ * records (bpf_loop). */
+static long table_count(__u32 i, void *arg) {
+  struct table_walk *w = arg;
+  __u32 n = w->keep.count[i & (PO_BPF_TASK_INODES - 1)];
+
+  if (n > PO_BPF_KEEP_FDS)
+    table_write(w, PO_BPF_FD_COUNT, n,
+                w->keep.inode[i & (PO_BPF_TASK_INODES - 1)], 0);
+  return 0;
+}
+
 SEC("iter/task")
 int po_tables(struct bpf_iter__task *ctx) {
   struct task_struct *task = ctx->task;
@@ -408,9 +478,11 @@ int po_tables(struct bpf_iter__task *ctx) {
   w.max_fds = fdt->max_fds;
   w.table = (__u64)files;
   w.tgid = -1;
+  written = 0;
   blocks = (w.max_fds + PO_BPF_BLOCK - 1) / PO_BPF_BLOCK;
   bpf_loop(blocks, table_block, &w, 0);
   nfiles += w.files;
+  bpf_loop(w.keep.ninodes, table_count, &w, 0);
   return 0;
 }
 
@@ -454,7 +526,7 @@ int po_owners(struct bpf_iter__task_file *ctx) {
     return 0;
   rec.tid = (__u32)ids;
   rec.fd = ctx->fd;
-  rec.pad = 0;
+  rec.count = 0;
   rec.inode = ino;
   rec.table = (__u64)BPF_CORE_READ(task, files);
   rec.file = (__u64)file;

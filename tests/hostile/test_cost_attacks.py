@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from lib import env, listeners, waits
+from lib import dump, env, listeners, waits
 from lib.collectd import block, portowner_conf
 
 pytestmark = pytest.mark.requires_build("portowner.so", "portowner-dump")
@@ -184,6 +184,55 @@ def test_dup_flood_costs_one_fd_per_owner(daemons, holders):
     # Before: one owner record per fd, remembered between reads, ~+10 MiB.
     assert after - before < 3 * 1024, (before, after)
     d.stop()
+
+
+def bpf_loads():
+    r = dump.run_dump("--resolver", "bpf", "--port", "1")
+    if r.returncode != 0 and "built without BPF support" in r.stderr:
+        pytest.skip("built without BPF support")
+    if os.geteuid() != 0:
+        pytest.skip("loading the BPF walk needs root")
+    assert r.returncode == 0, r.stderr
+
+
+def test_dup_flood_bpf_every_read_exact(daemons, holders):
+    """The same flood against Resolver "bpf": a walk of fd tables writes 16
+    fds and a count per owner, not 19,001 records (which one read of the
+    kernel's iterator could not hold: the read used to fail), so every read
+    is whole: 11 owners, nothing unowned, no error, and the dump (one BPF
+    walk) and the readlink walk give each holder fd_count 19,001."""
+    bpf_loads()
+    port = listeners.free_port()
+    h = holders(port, HOLDER_COUNT)
+    h.say(f"dup {DUPS}", "DUPED")
+    flood = HOLDER_COUNT * DUPS
+    d = daemons(portowner_conf(block("web", Port=port), Resolver="bpf"),
+                interval=0.5).start()
+    want = {"count-sockets": 1, "count-processes": HOLDER_COUNT + 1,
+            "count-unowned": 0}
+    waits.wait_read(d, "web", want, timeout_s=30)
+    # Three more reads, each a full walk that saw the dups.
+    seen = []
+
+    def walked():
+        seen[:] = [v for t, v in self_reads(d)
+                   if v["count-fds_scanned"] >= flood]
+        return len(seen) >= 4
+
+    waits.wait_for(walked, 60, "4 BPF reads that saw the dups",
+                   lambda: self_reads(d)[-3:], step=0.1)
+    r = waits.wait_read(d, "web", want, after=self_reads(d)[-1][0])
+    assert r.values["count-processes"] == HOLDER_COUNT + 1, r
+    bad = [l for l in d.log_text().splitlines()
+           if "portowner plugin" in l and ("rror" in l or "failed" in l)]
+    assert not bad, bad
+    d.stop()
+    for resolver in ("bpf", "proc"):
+        (e,) = dump.dump_json("--resolver", resolver, "--port", str(port))
+        counts = sorted(o["fd_count"] for o in e["owners"])
+        assert counts == [1] + [DUPS + 1] * HOLDER_COUNT, (resolver, counts)
+        assert all(len(o["fds"]) == min(16, o["fd_count"])
+                   for o in e["owners"]), e
 
 
 def test_flapping_listener_full_walks_rate_limited(daemons, holders):
