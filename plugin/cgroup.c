@@ -1,7 +1,7 @@
 /*
  * portowner: /proc/PID/cgroup and what a cgroup path's naming shows.
  *
- * Sources of the patterns (README, "Which service, which container"):
+ * Sources of the patterns (docs/design.md, "Which service, which container"):
  * - units: systemd src/basic/cgroup-util.c, cg_path_get_unit() (skip the
  *   slices, the next component is the unit) and cg_path_get_user_unit()
  *   (the same inside user@UID.service); unit names as unit_name_is_valid()

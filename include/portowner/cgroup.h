@@ -77,8 +77,8 @@ struct po_cgroup_info {
  * removed); the user unit is cg_path_get_user_unit(): when that unit is
  * user@UID.service, the same rule on the rest of the path. The container
  * and the pod are the innermost components that follow a runtime's naming
- * (README, "Which service, which container"). Initialises *info; any path
- * is accepted (nothing found: every field empty).
+ * (docs/design.md, "Which service, which container"). Initialises *info; any
+ * path is accepted (nothing found: every field empty).
  */
 void po_cgroup_classify(const char *path, size_t len,
                         struct po_cgroup_info *info);

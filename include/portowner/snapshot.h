@@ -117,7 +117,7 @@ void po_ctx_free(struct po_ctx *ctx);
 const char *po_ctx_proc_root(const struct po_ctx *ctx);
 
 /* FullScanInterval's default, in seconds: see po_ctx_set_full_scan_interval
- * and the README ("Performance"). */
+ * and docs/performance.md. */
 #define PO_FULL_SCAN_INTERVAL_DEFAULT 60.0
 
 /*
