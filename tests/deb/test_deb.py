@@ -169,6 +169,11 @@ def test_the_package_puts_its_files_where_collectd_and_users_look(package):
     with open(os.path.join(SRCDIR, "contrib", "grafana", "portowner.json")) as a, \
             open(EXAMPLES + "/portowner.json") as b:
         assert json.load(a) == json.load(b)
+    # README.md's docs/ pages are there beside it (compressed as dh_compress
+    # does any doc over 4 KiB), one for each in the source tree.
+    doc = "/usr/share/doc/%s" % PACKAGE
+    for md in sorted(os.listdir(os.path.join(SRCDIR, "docs"))):
+        assert {doc + "/docs/" + md, doc + "/docs/" + md + ".gz"} & listed, md
     # The man pages are readable by man.
     for page in ("/usr/share/man/man5/collectd-portowner.5.gz",
                  "/usr/share/man/man1/portowner-dump.1.gz"):
