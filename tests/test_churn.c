@@ -1440,6 +1440,7 @@ static void test_live_bpf_tables(void **state) {
       assert_true((more[i] = dup(g[8])) >= 0);
     assert_int_equal(po_snapshot_take(full, &gq, &b), 0);
     assert_int_equal(b.socks.len, 9);
+    po_snapshot_free(&b);
     take_pair(learn, full, &gq, &a, &b);
     assert_int_equal(a.stats.walk.bpf_tables, 0); /* truncated: files */
     assert_same(&a, &b, "a table past 768 records", 7);
