@@ -50,21 +50,28 @@ void po_bpf_set_walks(struct po_bpf *b, unsigned mask) {
 
 #else /* HAVE_BPF */
 
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 #include <limits.h>
+#include <linux/bpf.h>
 #include <linux/types.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "owners_rec.h"
-#include "owners.skel.h"
+/* The light skeleton (bpftool gen skeleton -L): a loader program that the
+ * kernel runs creates the maps and loads the programs, relocating them
+ * against its own BTF (CO-RE in the kernel), so no BTF is read here, and
+ * nothing of libbpf's runs in this process. */
+/* Generated code: arithmetic on void * (a GNU extension) in it. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpointer-arith"
+#include "owners.lskel.h"
+#pragma GCC diagnostic pop
 
 _Static_assert(PO_BPF_MAX_WANTED == PO_BPF_WANTED_MAX, "map size");
 _Static_assert(PO_BPF_KEEP_FDS == PO_OWNER_FDS, "the fds an owner keeps");
@@ -86,12 +93,10 @@ struct learned {
 };
 
 struct po_bpf {
-  struct po_owners_bpf *skel;
-  struct bpf_link *link;        /* po_owners: a walk of files */
-  struct bpf_link *link_tables; /* po_tables: a walk of fd tables, or NULL */
-  struct bpf_link *link_tcp;    /* po_learn_tcp, or NULL */
-  struct bpf_link *link_udp;    /* po_learn_udp, or NULL */
-  uint64_t *inmap;              /* the inodes in "wanted", ascending */
+  struct po_owners_bpf *skel; /* its links: po_owners (a walk of files),
+                                 po_tables (of fd tables), po_learn_tcp and
+                                 po_learn_udp */
+  uint64_t *inmap;            /* the inodes in "wanted", ascending */
   size_t ninmap, inmap_cap;
   struct learned *fmap; /* the pairs in "wanted_files" (and filt) */
   size_t nfmap, fmap_cap;
@@ -111,11 +116,24 @@ int po_bpf_built(void) {
   return 1;
 }
 
-static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap) {
-  (void)level;
-  (void)fmt;
-  (void)ap;
-  return 0;
+/* bpf(2) without libbpf: skel_internal.h's wrapper. 0 or -errno. */
+static int map_update(int fd, const void *key, const void *value) {
+  return skel_map_update_elem(fd, key, value, BPF_ANY) < 0 ? -errno : 0;
+}
+
+static void map_delete(int fd, const void *key) {
+  skel_map_delete_elem(fd, key);
+}
+
+/* A new seq file of link's iterator, or -errno. */
+static int iter_create(int link_fd) {
+  union bpf_attr a;
+  int fd;
+
+  memset(&a, 0, sizeof(a));
+  a.iter_create.link_fd = (__u32)link_fd;
+  fd = skel_sys_bpf(BPF_ITER_CREATE, &a, sizeof(a));
+  return fd < 0 ? -errno : fd;
 }
 
 /* 0 when <proc_root>/self is our pid, -EXDEV when not, or -errno. */
@@ -164,52 +182,29 @@ int po_bpf_open(const char *proc_root, struct po_bpf **out, const char **why) {
     *why = "ProcRoot is not procfs of our own pid namespace";
     return rc;
   }
-  libbpf_set_print(quiet);
   if (!(b = calloc(1, sizeof(*b)))) {
     *why = "out of memory";
     return -ENOMEM;
   }
   if (!(b->skel = po_owners_bpf__open())) {
-    rc = errno ? -errno : -ENOMEM;
+    rc = -ENOMEM;
     *why = "opening the BPF object";
     goto fail;
   }
   b->skel->rodata->pidns_inum = inum;
+  errno = 0;
   rc = po_owners_bpf__load(b->skel);
   if (rc) {
-    /* A kernel without bpf_loop (before 5.17) still walks files. */
-    po_owners_bpf__destroy(b->skel);
-    if (!(b->skel = po_owners_bpf__open())) {
-      rc = errno ? -errno : -ENOMEM;
-      *why = "opening the BPF object";
-      goto fail;
-    }
-    b->skel->rodata->pidns_inum = inum;
-    bpf_program__set_autoload(b->skel->progs.po_tables, false);
-    bpf_program__set_autoload(b->skel->progs.po_learn_tcp, false);
-    bpf_program__set_autoload(b->skel->progs.po_learn_udp, false);
-    rc = po_owners_bpf__load(b->skel);
-  }
-  if (rc) {
-    *why = "loading the BPF program (needs root or CAP_BPF and CAP_PERFMON, "
-           "and a kernel with iter/task_file)";
+    rc = rc < 0 ? rc : errno ? -errno : -EINVAL;
+    *why = "loading the BPF programs (needs root or CAP_BPF and CAP_PERFMON, "
+           "and Linux 5.17 or later)";
     goto fail;
   }
-  b->link = bpf_program__attach_iter(b->skel->progs.po_owners, NULL);
-  if (!b->link) {
-    rc = errno ? -errno : -EINVAL;
-    *why = "attaching the BPF iterator";
-    goto fail;
-  }
-  if (bpf_program__autoload(b->skel->progs.po_tables) &&
-      (!(b->link_tables =
-             bpf_program__attach_iter(b->skel->progs.po_tables, NULL)) ||
-       !(b->link_tcp =
-             bpf_program__attach_iter(b->skel->progs.po_learn_tcp, NULL)) ||
-       !(b->link_udp =
-             bpf_program__attach_iter(b->skel->progs.po_learn_udp, NULL)))) {
-    rc = errno ? -errno : -EINVAL;
-    *why = "attaching the BPF iterator";
+  errno = 0;
+  rc = po_owners_bpf__attach(b->skel);
+  if (rc < 0) {
+    rc = errno ? -errno : rc;
+    *why = "attaching the BPF iterators";
     goto fail;
   }
   b->walks = PO_BPF_ALL;
@@ -224,10 +219,6 @@ fail:
 void po_bpf_free(struct po_bpf *b) {
   if (!b)
     return;
-  bpf_link__destroy(b->link);
-  bpf_link__destroy(b->link_tables);
-  bpf_link__destroy(b->link_tcp);
-  bpf_link__destroy(b->link_udp);
   po_owners_bpf__destroy(b->skel);
   free(b->inmap);
   free(b->fmap);
@@ -281,7 +272,7 @@ static int grow(void **v, size_t *cap, size_t need, size_t size) {
  * changed since the last walk is written: a plugin's wanted set is the same
  * read after read. */
 static int map_set(struct po_bpf *b, size_t n) {
-  int fd = bpf_map__fd(b->skel->maps.wanted);
+  int fd = b->skel->maps.wanted.map_fd;
   uint8_t one = 1;
   size_t i = 0, j = 0, k = 0;
   uint64_t *next;
@@ -297,15 +288,14 @@ static int map_set(struct po_bpf *b, size_t n) {
   /* Merge the old list (i) with the new (j). */
   while (i < b->ninmap || j < k) {
     if (j == k || (i < b->ninmap && b->inmap[i] < next[j])) {
-      bpf_map_delete_elem(fd, &b->inmap[i++]);
+      map_delete(fd, &b->inmap[i++]);
     } else if (i == b->ninmap || next[j] < b->inmap[i]) {
-      if (bpf_map_update_elem(fd, &next[j], &one, BPF_ANY) != 0) {
+      if ((rc = map_update(fd, &next[j], &one)) != 0) {
         /* What the map holds is not known now: empty it. */
-        rc = -errno;
         for (size_t d = 0; d < b->ninmap; d++)
-          bpf_map_delete_elem(fd, &b->inmap[d]);
+          map_delete(fd, &b->inmap[d]);
         for (size_t d = 0; d < j; d++)
-          bpf_map_delete_elem(fd, &next[d]);
+          map_delete(fd, &next[d]);
         b->ninmap = 0;
         return rc;
       }
@@ -328,13 +318,13 @@ static int map_set(struct po_bpf *b, size_t n) {
 /* "wanted_files" and the filter hold exactly the pairs of b->next[0..n)
  * (sorted by inode). */
 static int fmap_set(struct po_bpf *b, size_t n) {
-  int fd = bpf_map__fd(b->skel->maps.wanted_files);
+  int fd = b->skel->maps.wanted_files.map_fd;
   int rc;
 
   if (n == b->nfmap && memcmp(b->fmap, b->next, n * sizeof(*b->next)) == 0)
     return 0;
   for (size_t i = 0; i < b->nfmap; i++)
-    bpf_map_delete_elem(fd, &b->fmap[i].file);
+    map_delete(fd, &b->fmap[i].file);
   b->nfmap = 0;
   memset(b->skel->bss->filt, 0, sizeof(b->skel->bss->filt));
   rc = grow((void **)&b->fmap, &b->fmap_cap, n ? n : 1, sizeof(*b->fmap));
@@ -343,12 +333,10 @@ static int fmap_set(struct po_bpf *b, size_t n) {
   for (size_t i = 0; i < n; i++) {
     uint64_t h = po_bpf_filt_bit(b->next[i].file);
 
-    if (bpf_map_update_elem(fd, &b->next[i].file, &b->next[i].inode, BPF_ANY) !=
-        0) {
-      rc = -errno;
+    if ((rc = map_update(fd, &b->next[i].file, &b->next[i].inode)) != 0) {
       /* Out again what went in: nothing half-set stays. */
       for (size_t k = 0; k <= i; k++)
-        bpf_map_delete_elem(fd, &b->next[k].file);
+        map_delete(fd, &b->next[k].file);
       memset(b->skel->bss->filt, 0, sizeof(b->skel->bss->filt));
       return rc;
     }
@@ -444,12 +432,12 @@ static int learn(struct po_bpf *b, size_t nwant) {
  * 0, not kept): the kernel's seq read stops as soon as the bytes asked for
  * are written, so the iteration ends there and what follows the marker is
  * never walked. */
-static int run_iter(struct po_bpf *b, struct bpf_link *link, size_t upto) {
-  int fd = bpf_iter_create(bpf_link__fd(link));
+static int run_iter(struct po_bpf *b, int link, size_t upto) {
+  int fd = iter_create(link);
   int rc = 0;
 
   if (fd < 0)
-    return -errno;
+    return fd;
   b->nrecs = 0;
   for (;;) {
     ssize_t n;
@@ -516,12 +504,13 @@ static int learn_from_sockets(struct po_bpf *b, const struct po_table *t,
    * wanted TCP inode comes before it. */
   if (tcp) {
     b->skel->bss->tcp_marked = 0;
-    if ((rc = run_iter(b, b->link_tcp, ntcp + 1)) != 0 ||
+    if ((rc = run_iter(b, b->skel->links.po_learn_tcp_fd, ntcp + 1)) != 0 ||
         (rc = learn(b, nwant)) != 0)
       return rc;
   }
   if (udp) {
-    if ((rc = run_iter(b, b->link_udp, 0)) != 0 || (rc = learn(b, nwant)) != 0)
+    if ((rc = run_iter(b, b->skel->links.po_learn_udp_fd, 0)) != 0 ||
+        (rc = learn(b, nwant)) != 0)
       return rc;
   }
   return 0;
@@ -586,7 +575,7 @@ int po_bpf_walk(struct po_bpf *b, const struct po_table *t,
   b->skel->bss->last_task = NULL;
   {
     size_t nf;
-    int tables = b->link_tables && (b->walks & PO_BPF_TABLES);
+    int tables = (b->walks & PO_BPF_TABLES) != 0;
     int all = tables && plan(b, n, &nf);
 
     /* Files not known yet are learned from the sockets' side (the TCP
@@ -605,7 +594,7 @@ int po_bpf_walk(struct po_bpf *b, const struct po_table *t,
         return rc;
       b->last = PO_BPF_WALK_TABLES;
       b->skel->bss->truncated = 0;
-      rc = run_iter(b, b->link_tables, 0);
+      rc = run_iter(b, b->skel->links.po_tables_fd, 0);
       /* A table with more records than one seq write holds (many sockets
        * with many fds each): this walk is not whole, walk files. */
       if (!rc && b->skel->bss->truncated)
@@ -616,7 +605,7 @@ int po_bpf_walk(struct po_bpf *b, const struct po_table *t,
       b->skel->bss->ntasks = 0;
       b->skel->bss->last_task = NULL;
       b->last = PO_BPF_WALK_FILES;
-      rc = run_iter(b, b->link, 0);
+      rc = run_iter(b, b->skel->links.po_owners_fd, 0);
     }
   }
   if (rc)

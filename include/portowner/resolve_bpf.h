@@ -1,7 +1,10 @@
 /*
  * portowner: the owner walk in the kernel (issue 14), BPF iterators
  * (plugin/bpf/owners.bpf.c, built with clang -target bpf and loaded through
- * a libbpf skeleton).
+ * a light skeleton, bpftool gen skeleton -L: the kernel runs its loader
+ * program, which creates the maps and loads the programs relocated against
+ * the kernel's own BTF; no BTF is read in this process and no libbpf code
+ * runs here).
  *
  * One walk visits every fd table of every task of our pid namespace in the
  * kernel and keeps the fds that hold a wanted socket. It is one of two
@@ -9,7 +12,7 @@
  *   - a walk of files (iter/task_file) looks at every open file: is it a
  *     socket, is its inode wanted. It also learns the struct file of each
  *     wanted socket found (a socket has one);
- *   - a walk of tables (iter/task, kernel 5.17+) reads the fd slots and
+ *   - a walk of tables (iter/task) reads the fd slots and
  *     compares them with the struct files learned: no file is touched. It
  *     is chosen when every wanted socket's file is known, so a plugin that
  *     watches the same sockets read after read walks files once per new
@@ -28,12 +31,12 @@
  *   - pids are numbered in our pid namespace; a task not visible in it is
  *     not visited.
  * Loading needs root (or CAP_BPF and CAP_PERFMON), kernel BTF
- * (/sys/kernel/btf/vmlinux) and a kernel with iter/task_file (5.8+); built
+ * (/sys/kernel/btf/vmlinux) and Linux 5.17 or later (bpf_loop, the loader
+ * program and CO-RE in the kernel); built
  * without BPF support (./configure --disable-bpf, or libbpf, clang or
  * bpftool missing) po_bpf_open() returns -EOPNOTSUPP.
  *
- * Contract: 0 or a negative errno value. Nothing here logs; libbpf's own
- * messages are silenced (libbpf_set_print(), once per po_bpf_open()).
+ * Contract: 0 or a negative errno value. Nothing here logs.
  */
 #ifndef PORTOWNER_RESOLVE_BPF_H
 #define PORTOWNER_RESOLVE_BPF_H

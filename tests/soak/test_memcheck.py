@@ -68,17 +68,13 @@ def test_memcheck_churn(daemons, churn_bin, monkeypatch, tmp_path):
     xml = str(tmp_path / "memcheck.xml")
     text = str(tmp_path / "memcheck.log")
     wrapper = str(tmp_path / "collectd-under-valgrind")
-    # libbpf's bpf(2) attributes are zeroed only as far as each command
-    # uses them: the suppressions make check uses too (the BPF walk).
-    supp = os.path.join(env.SRCDIR, "tests", "valgrind-libbpf.supp")
     with open(wrapper, "w") as f:
         f.write("#!/bin/sh\nexec %s --tool=memcheck --leak-check=full "
                 "--show-leak-kinds=definite,indirect "
                 "--errors-for-leak-kinds=definite,indirect "
                 "--error-exitcode=%d --child-silent-after-fork=yes "
-                "--suppressions=%s "
                 "--num-callers=30 --xml=yes --xml-file=%s --log-file=%s "
-                "%s \"$@\"\n" % (VALGRIND, ERROR_EXIT, supp, xml, text,
+                "%s \"$@\"\n" % (VALGRIND, ERROR_EXIT, xml, text,
                                    env.COLLECTD))
     os.chmod(wrapper, 0o755)
     monkeypatch.setattr(env, "COLLECTD", wrapper)
