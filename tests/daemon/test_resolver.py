@@ -25,18 +25,11 @@ def tcp4(port):
     return f"prefork:2:tcp4:127.0.0.1:{port}"
 
 
-def require_bpf():
-    r = dump.run_dump("--resolver", "bpf", "--port", "1")
-    if r.returncode != 0 and "built without BPF support" in r.stderr:
-        pytest.skip("built without BPF support")
-    assert r.returncode == 0, r.stderr
-
-
 @pytest.mark.parametrize("resolver,bpf", [("bpf", 1), ("proc", 0)])
 def test_resolver_runs_and_says_so(daemon, listen, resolver, bpf):
     """Both give the dump's values; bpf makes every read a full walk."""
     if bpf:
-        require_bpf()
+        dump.require_bpf()
     p = listeners.free_port()
     listen(tcp4(p))
     d = daemon(portowner_conf(block("web", Port=p), Resolver=resolver)).start()
@@ -57,7 +50,7 @@ def test_auto_falls_back_once_and_bpf_fails_naming_why(daemon, listen,
                                                        tmp_path, work):
     """ProcRoot that is not procfs of our pid namespace: "auto" takes the
     readlink walk and says so once; "bpf" fails the init naming why."""
-    require_bpf()
+    dump.require_bpf()
     root = tmp_path / "proc"
     root.mkdir()
     p = listeners.free_port()

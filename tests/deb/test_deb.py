@@ -201,20 +201,8 @@ def test_collectd_loads_the_packaged_plugin_with_the_example_config(package):
         log = os.path.join(tmp, "collectd.log")
         conf = os.path.join(tmp, "collectd.conf")
         with open(conf, "w") as f:
-            f.write("\n".join([
-                'Hostname "po-pkg-test"',
-                'FQDNLookup false',
-                'BaseDir "%s"' % tmp,
-                'PIDFile "%s/collectd.pid"' % tmp,
-                'Interval 1',
-                'LoadPlugin logfile',
-                '<Plugin logfile>',
-                '  LogLevel info',
-                '  File "%s"' % log,
-                '  PrintSeverity true',
-                '</Plugin>',
-                'Include "%s/portowner.conf"' % EXAMPLES,
-                '']))
+            f.write(conf_head(tmp, log) + 'FQDNLookup false\n'
+                    'Include "%s/portowner.conf"\n' % EXAMPLES)
         r = run([COLLECTD, "-T", "-C", conf], timeout=120)
         with open(log, errors="replace") as f:
             lines = f.read().splitlines()
@@ -288,19 +276,25 @@ def debian_conf_copy(tmp, log, include=None):
         text = text.replace(block, block.replace("/etc/collectd/collectd.conf.d", include))
     conf = os.path.join(tmp, "collectd.conf")
     with open(conf, "w") as f:
-        f.write("\n".join([
-            'Hostname "po-pkg-test"',
-            'BaseDir "%s"' % tmp,
-            'PIDFile "%s/collectd.pid"' % tmp,
-            'Interval 1',
-            'LoadPlugin logfile',
-            '<Plugin logfile>',
-            '  LogLevel info',
-            '  File "%s"' % log,
-            '  PrintSeverity true',
-            '</Plugin>',
-            '']) + text)
+        f.write(conf_head(tmp, log) + text)
     return conf
+
+
+def conf_head(tmp, log):
+    """The first lines of the tests' collectd.conf: host, BaseDir and PIDFile
+    in tmp, Interval 1, logfile at info into log."""
+    return "\n".join([
+        'Hostname "po-pkg-test"',
+        'BaseDir "%s"' % tmp,
+        'PIDFile "%s/collectd.pid"' % tmp,
+        'Interval 1',
+        'LoadPlugin logfile',
+        '<Plugin logfile>',
+        '  LogLevel info',
+        '  File "%s"' % log,
+        '  PrintSeverity true',
+        '</Plugin>',
+        ''])
 
 
 def collectd_test_mode(conf, log):

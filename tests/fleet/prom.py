@@ -3,11 +3,27 @@ import re
 import urllib.error
 import urllib.request
 
-from lib import waits
+from lib import listeners, waits
+from lib.collectd import block, portowner_conf
 
 _SAMPLE = re.compile(
     r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+(-?\d+))?\s*$')
 _LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?')
+
+
+def web_and_down_conf(web_port, prom_port):
+    """collectd config of the dashboard tests: portowner with a block "web"
+    on web_port and a block "down" on a free port nothing listens on, and
+    write_prometheus on 127.0.0.1:prom_port."""
+    return portowner_conf(block("web", Port=web_port, Protocol="tcp4"),
+                          block("down", Port=listeners.free_port(),
+                                Protocol="tcp4")) + """
+LoadPlugin write_prometheus
+<Plugin write_prometheus>
+  Host "127.0.0.1"
+  Port "%d"
+</Plugin>
+""" % prom_port
 
 
 class Sample:

@@ -10,7 +10,6 @@ import re
 import pytest
 
 from lib import collectd, env, listeners
-from lib.collectd import block, portowner_conf
 
 from . import prom
 
@@ -164,16 +163,8 @@ def scrape():
     l = listeners.Listener("tcp4:127.0.0.1:%d" % listeners.free_port(),
                            backlog=64, logdir=work.path)
     prom_port = listeners.free_port()
-    body = portowner_conf(block("web", Port=l.port, Protocol="tcp4"),
-                          block("down", Port=listeners.free_port(),
-                                Protocol="tcp4")) + """
-LoadPlugin write_prometheus
-<Plugin write_prometheus>
-  Host "127.0.0.1"
-  Port "%d"
-</Plugin>
-""" % prom_port
-    d = collectd.Collectd(work, body, csv=False)
+    d = collectd.Collectd(work, prom.web_and_down_conf(l.port, prom_port),
+                          csv=False)
     d.expect_log(collectd.UNIXSOCK_RACE)
     d.expect_log(prom.MHD_LOGGER_NOISE)
     ok = False

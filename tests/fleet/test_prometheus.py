@@ -38,7 +38,6 @@ import urllib.request
 import pytest
 
 from lib import collectd, env, listeners, waits
-from lib.collectd import block, portowner_conf
 
 from . import prom
 from .test_dashboard import DASHBOARD, needs_daemon, targets
@@ -275,16 +274,8 @@ def stack(request):
     made.append(st.web)
     st.prom_port = listeners.free_port()
     st.target = "127.0.0.1:%d" % st.prom_port
-    body = portowner_conf(block("web", Port=st.web.port, Protocol="tcp4"),
-                          block("down", Port=listeners.free_port(),
-                                Protocol="tcp4")) + """
-LoadPlugin write_prometheus
-<Plugin write_prometheus>
-  Host "127.0.0.1"
-  Port "%d"
-</Plugin>
-""" % st.prom_port
-    st.collectd = collectd.Collectd(work, body, csv=False)
+    st.collectd = collectd.Collectd(
+        work, prom.web_and_down_conf(st.web.port, st.prom_port), csv=False)
     st.collectd.expect_log(collectd.UNIXSOCK_RACE, prom.MHD_LOGGER_NOISE)
     st.shipped = Prometheus("shipped", scrape_job(st.target), for_in_test(read(RULES)))
     st.flipped = Prometheus("flipped", scrape_job(st.target, flipped=True))

@@ -186,22 +186,13 @@ def test_dup_flood_costs_one_fd_per_owner(daemons, holders):
     d.stop()
 
 
-def bpf_loads():
-    r = dump.run_dump("--resolver", "bpf", "--port", "1")
-    if r.returncode != 0 and "built without BPF support" in r.stderr:
-        pytest.skip("built without BPF support")
-    if os.geteuid() != 0:
-        pytest.skip("loading the BPF walk needs root")
-    assert r.returncode == 0, r.stderr
-
-
 def test_dup_flood_bpf_every_read_exact(daemons, holders):
     """The same flood against Resolver "bpf": a walk of fd tables writes 16
     fds and a count per owner, not 19,001 records (which one read of the
     kernel's iterator could not hold: the read used to fail), so every read
     is whole: 11 owners, nothing unowned, no error, and the dump (one BPF
     walk) and the readlink walk give each holder fd_count 19,001."""
-    bpf_loads()
+    dump.require_bpf()
     port = listeners.free_port()
     h = holders(port, HOLDER_COUNT)
     h.say(f"dup {DUPS}", "DUPED")

@@ -1,7 +1,10 @@
 """portowner-dump, the command-line tool built from the plugin's core: run
 it, read its JSON, and what the plugin's values must be by its answer."""
 import json
+import os
 import subprocess
+
+import pytest
 
 from . import env, waits
 
@@ -19,6 +22,26 @@ def run_dump(*args, text=True, check=False):
         raise AssertionError("portowner-dump %s exited %d: %s"
                              % (" ".join(map(str, args)), r.returncode, err))
     return r
+
+
+def bpf_built():
+    """Whether this build has the BPF owner walk (./configure says why when
+    it has not): portowner-dump --resolver bpf says "built without BPF
+    support" otherwise."""
+    r = run_dump("--resolver", "bpf", "--port", "1")
+    return "built without BPF support" not in r.stderr
+
+
+def require_bpf():
+    """Skips the test unless the BPF walk can load here (a build with it,
+    root); fails when it should load and does not, naming why."""
+    r = run_dump("--resolver", "bpf", "--port", "1")
+    if r.returncode != 0 and "built without BPF support" in r.stderr:
+        pytest.skip("built without BPF support (./configure said why)")
+    if os.geteuid() != 0:
+        pytest.skip("loading the BPF walk needs root (or CAP_BPF and "
+                    "CAP_PERFMON)")
+    assert r.returncode == 0, r.stderr
 
 
 def dump_json(*args):

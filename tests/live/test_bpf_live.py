@@ -7,14 +7,13 @@ and one passed to another process over SCM_RIGHTS. Both walks must give the
 same owners (pid, tid, fds, fd_count) of every socket, and agree with ss
 where ss can see (ss reads /proc/PID/fd only).
 """
-import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from lib import dump, env, listeners, waits
+from lib import dump, env, waits
 from lib.listeners import free_port
 
 from .conftest import netns_inode, run_ss
@@ -49,15 +48,6 @@ PASSER = textwrap.dedent("""
 """)
 
 
-def bpf_available():
-    r = dump.run_dump("--resolver", "bpf", "--port", "1")
-    if r.returncode != 0 and "built without BPF support" in r.stderr:
-        pytest.skip("built without BPF support (./configure said why)")
-    if os.geteuid() != 0:
-        pytest.skip("loading the BPF walk needs root (or CAP_BPF and CAP_PERFMON)")
-    assert r.returncode == 0, r.stderr
-
-
 def owners_by_inode(resolver, ports, all_ns=False):
     args = ["--resolver", resolver, "--port", ports_arg(ports)]
     if all_ns:
@@ -71,7 +61,7 @@ def owner_rows(e):
 
 
 def test_bpf_walk_equals_readlink_walk_and_ss(listen, netns):
-    bpf_available()
+    dump.require_bpf()
     user = env.NOBODY
     ls = [
         listen(f"prefork:3:tcp4:127.0.0.1:{free_port()}"),
