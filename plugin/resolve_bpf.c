@@ -268,9 +268,11 @@ static int grow(void **v, size_t *cap, size_t need, size_t size) {
   return 0;
 }
 
-/* "wanted" holds exactly the inodes of b->want[0..n) (sorted). Only what
- * changed since the last walk is written: a plugin's wanted set is the same
- * read after read. */
+/* "wanted" holds exactly the inodes of b->want[0..n) (sorted), and
+ * b->inmap[0..ninmap) lists them, each once, ascending (what plan() and
+ * learn() go by). Only what changed since the last walk is written: a
+ * plugin's wanted set is the same read after read. More than
+ * PO_BPF_WANTED_MAX distinct inodes: -E2BIG, the map as it was. */
 static int map_set(struct po_bpf *b, size_t n) {
   int fd = b->skel->maps.wanted.map_fd;
   uint8_t one = 1;
@@ -285,6 +287,8 @@ static int map_set(struct po_bpf *b, size_t n) {
   for (size_t w = 0; w < n; w++)
     if (w == 0 || b->want[w].inode != b->want[w - 1].inode)
       next[k++] = b->want[w].inode;
+  if (k > PO_BPF_WANTED_MAX)
+    return -E2BIG;
   /* Merge the old list (i) with the new (j). */
   while (i < b->ninmap || j < k) {
     if (j == k || (i < b->ninmap && b->inmap[i] < next[j])) {
@@ -347,9 +351,9 @@ static int fmap_set(struct po_bpf *b, size_t n) {
   return 0;
 }
 
-/* The file learned for inode, or 0. */
-static uint64_t learned_file(const struct learned *v, size_t n,
-                             uint64_t inode) {
+/* The entry of v[0..n) (sorted by inode) for inode, or NULL. */
+static struct learned *learned_find(struct learned *v, size_t n,
+                                    uint64_t inode) {
   size_t lo = 0, hi = n;
 
   while (lo < hi) {
@@ -360,59 +364,53 @@ static uint64_t learned_file(const struct learned *v, size_t n,
     else
       hi = mid;
   }
-  return lo < n && v[lo].inode == inode ? v[lo].file : 0;
+  return lo < n && v[lo].inode == inode ? &v[lo] : NULL;
 }
 
-/* b->next[0..*n): the wanted inodes with the file each is known by, from
- * b->learned; returns 1 when every wanted inode has one. */
-static int plan(struct po_bpf *b, size_t nwant, size_t *n) {
+/* The file learned for inode, or 0. */
+static uint64_t learned_file(struct po_bpf *b, uint64_t inode) {
+  const struct learned *l = learned_find(b->learned, b->nlearned, inode);
+
+  return l ? l->file : 0;
+}
+
+/* b->next[0..*n): the wanted inodes (b->inmap) with the file each is known
+ * by, from b->learned; returns 1 when every wanted inode has one. */
+static int plan(struct po_bpf *b, size_t *n) {
   int all = 1;
 
   *n = 0;
-  for (size_t w = 0; w < nwant; w++) {
-    uint64_t f;
+  for (size_t i = 0; i < b->ninmap; i++) {
+    uint64_t f = learned_file(b, b->inmap[i]);
 
-    if (w > 0 && b->want[w].inode == b->want[w - 1].inode)
-      continue;
-    f = learned_file(b->learned, b->nlearned, b->want[w].inode);
     if (!f) {
       all = 0;
       continue;
     }
-    b->next[(*n)++] = (struct learned){.inode = b->want[w].inode, .file = f};
+    b->next[(*n)++] = (struct learned){.inode = b->inmap[i], .file = f};
   }
   return all;
 }
 
 /* b->learned: for each wanted inode, the file of a record of this walk, or
  * the one known before (a walk of tables finds only files it knew). */
-static int learn(struct po_bpf *b, size_t nwant) {
-  size_t k = 0, m = 0;
-  int rc = grow((void **)&b->next, &b->next_cap, nwant ? nwant : 1,
-                sizeof(*b->next));
+static int learn(struct po_bpf *b) {
+  size_t k = b->ninmap, m = 0;
+  int rc = grow((void **)&b->next, &b->next_cap, k ? k : 1, sizeof(*b->next));
 
   if (rc)
     return rc;
-  for (size_t w = 0; w < nwant; w++)
-    if (w == 0 || b->want[w].inode != b->want[w - 1].inode)
-      b->next[k++] = (struct learned){.inode = b->want[w].inode};
+  for (size_t i = 0; i < k; i++)
+    b->next[i] = (struct learned){.inode = b->inmap[i]};
   for (size_t i = 0; i < b->nrecs; i++) {
-    size_t lo = 0, hi = k;
+    struct learned *l = learned_find(b->next, k, b->recs[i].inode);
 
-    while (lo < hi) {
-      size_t mid = lo + (hi - lo) / 2;
-
-      if (b->next[mid].inode < b->recs[i].inode)
-        lo = mid + 1;
-      else
-        hi = mid;
-    }
-    if (lo < k && b->next[lo].inode == b->recs[i].inode && b->recs[i].file)
-      b->next[lo].file = b->recs[i].file;
+    if (l && b->recs[i].file)
+      l->file = b->recs[i].file;
   }
   for (size_t i = 0; i < k; i++) {
     if (!b->next[i].file)
-      b->next[i].file = learned_file(b->learned, b->nlearned, b->next[i].inode);
+      b->next[i].file = learned_file(b, b->next[i].inode);
     if (b->next[i].file)
       b->next[m++] = b->next[i];
   }
@@ -491,7 +489,7 @@ static int learn_from_sockets(struct po_bpf *b, const struct po_table *t,
     int is_udp = t->v[b->want[w].sock].proto == IPPROTO_UDP;
 
     ntcp += !is_udp && (w == 0 || b->want[w].inode != b->want[w - 1].inode);
-    if (!learned_file(b->learned, b->nlearned, b->want[w].inode)) {
+    if (!learned_file(b, b->want[w].inode)) {
       if (is_udp)
         udp = 1;
       else
@@ -505,12 +503,12 @@ static int learn_from_sockets(struct po_bpf *b, const struct po_table *t,
   if (tcp) {
     b->skel->bss->tcp_marked = 0;
     if ((rc = run_iter(b, b->skel->links.po_learn_tcp_fd, ntcp + 1)) != 0 ||
-        (rc = learn(b, nwant)) != 0)
+        (rc = learn(b)) != 0)
       return rc;
   }
   if (udp) {
     if ((rc = run_iter(b, b->skel->links.po_learn_udp_fd, 0)) != 0 ||
-        (rc = learn(b, nwant)) != 0)
+        (rc = learn(b)) != 0)
       return rc;
   }
   return 0;
@@ -555,15 +553,6 @@ int po_bpf_walk(struct po_bpf *b, const struct po_table *t,
   if (n == 0)
     return 0;
   qsort(b->want, n, sizeof(*b->want), want_cmp);
-  {
-    size_t distinct = 0;
-
-    for (size_t i = 0; i < n; i++)
-      if (i == 0 || b->want[i].inode != b->want[i - 1].inode)
-        distinct++;
-    if (distinct > PO_BPF_WANTED_MAX)
-      return -E2BIG;
-  }
   rc = grow((void **)&b->next, &b->next_cap, n, sizeof(*b->next));
   if (rc)
     return rc;
@@ -576,7 +565,7 @@ int po_bpf_walk(struct po_bpf *b, const struct po_table *t,
   {
     size_t nf;
     int tables = (b->walks & PO_BPF_TABLES) != 0;
-    int all = tables && plan(b, n, &nf);
+    int all = tables && plan(b, &nf);
 
     /* Files not known yet are learned from the sockets' side (the TCP
      * listeners and UDP sockets of our network namespace: a few
@@ -586,7 +575,7 @@ int po_bpf_walk(struct po_bpf *b, const struct po_table *t,
       rc = learn_from_sockets(b, t, n);
       if (rc)
         return rc;
-      all = plan(b, n, &nf);
+      all = plan(b, &nf);
     }
     if (all) {
       rc = fmap_set(b, nf);
@@ -610,7 +599,7 @@ int po_bpf_walk(struct po_bpf *b, const struct po_table *t,
   }
   if (rc)
     return rc;
-  rc = learn(b, n);
+  rc = learn(b);
   if (rc)
     return rc;
   st->procs += b->skel->bss->ntasks;
